@@ -1,0 +1,252 @@
+//! The command line: every face of amsplay is a library function called from here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::AccountsFile;
+use crate::localenv::{LocalEnv, LocalSession};
+use crate::script::{self, build_engine, runner::RunError, Host};
+
+const ABOUT: &str = "Failover playbooks for video-on-demand streaming.
+
+amsplay runs Rhai playbooks against Azure Blob Storage accounts (and, soon, Media Services).
+With no accounts file it brings up a local two-datacenter environment (Azurite with accounts
+dca and dcb, named dc-a and dc-b) so playbooks run on a fresh machine as they are.";
+
+const AFTER: &str = "Examples:
+  amsplay run scripts/replicate_storage.rhai      run a playbook on the local environment
+  amsplay --accounts prod.toml run my.rhai a b    run on real accounts, with ARGS = [\"a\", \"b\"]
+  amsplay repl                                    explore interactively; try help()
+  amsplay local up && amsplay local status        keep the local environment running
+
+Accounts file: --accounts FILE, or $AMSPLAY_ACCOUNTS, or ./amsplay.toml (see amsplay.example.toml).
+Logs go to stderr; set RUST_LOG=amsplay=debug for more.";
+
+#[derive(Debug, Parser)]
+#[command(name = "amsplay", version, about = ABOUT, after_help = AFTER)]
+pub struct Cli {
+    /// Accounts file naming the datacenters (default: $AMSPLAY_ACCOUNTS, then ./amsplay.toml,
+    /// then the local environment).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub accounts: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a playbook. Errors print as file:line:col with the source line, and exit 1.
+    Run {
+        /// The playbook (.rhai).
+        playbook: PathBuf,
+        /// Arguments the playbook sees as the array ARGS.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Compile playbooks without running them (syntax check).
+    Check {
+        #[arg(required = true)]
+        playbooks: Vec<PathBuf>,
+    },
+    /// Interactive shell on the same engine: history, multi-line input, Tab completion, help().
+    Repl,
+    /// The local two-datacenter environment (Azurite with accounts dca and dcb).
+    Local {
+        #[command(subcommand)]
+        action: LocalAction,
+    },
+    /// Print the playbook API reference (Markdown with --markdown).
+    Doc {
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LocalAction {
+    /// Start it in the background (data under .amsplay/local) and write its accounts file.
+    Up,
+    /// Stop it; the data stays.
+    Down,
+    /// Show endpoints, account names and keys, for pointing other tools at it.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Sets up logging to stderr, filtered by RUST_LOG (default: warnings, and amsplay's info).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,amsplay=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("amsplay-io")
+        .build()?)
+}
+
+/// Accounts for a command: the accounts file if there is one, else the local environment.
+fn accounts(
+    rt: &tokio::runtime::Runtime,
+    explicit: Option<&std::path::Path>,
+) -> anyhow::Result<(AccountsFile, String, Option<LocalSession>)> {
+    match AccountsFile::locate(explicit) {
+        Some(path) => {
+            let file = AccountsFile::load(&path)?;
+            Ok((file, path.display().to_string(), None))
+        }
+        None => {
+            let env = LocalEnv::default_location();
+            let session = rt.block_on(env.session())?;
+            Ok((
+                session.accounts.clone(),
+                format!("the local environment in {}", env.root().display()),
+                Some(session),
+            ))
+        }
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("amsplay: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    match cli.command {
+        Command::Run { playbook, args } => {
+            let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
+            let host = Host::new(rt.handle().clone(), file, origin);
+            let engine = build_engine(host);
+            let result = script::runner::run_file(&engine, &playbook, &args);
+            drop(session);
+            Ok(report(result))
+        }
+        Command::Check { playbooks } => {
+            let host = Host::new(rt.handle().clone(), AccountsFile::default(), "none");
+            let engine = build_engine(host);
+            let mut code = ExitCode::SUCCESS;
+            for p in playbooks {
+                match script::runner::check_file(&engine, &p) {
+                    Ok(()) => println!("{}: ok", p.display()),
+                    Err(e) => code = report(Err(e)),
+                }
+            }
+            Ok(code)
+        }
+        Command::Repl => {
+            let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
+            let names = file.known_names();
+            let host = Host::new(rt.handle().clone(), file, origin.clone());
+            let engine = build_engine(host);
+            let banner = format!("amsplay {} — accounts: {names} (from {origin})", env!("CARGO_PKG_VERSION"));
+            script::repl::run(&engine, &banner)?;
+            drop(session);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Local { action } => local(&rt, action),
+        Command::Doc { markdown } => {
+            let host = Host::new(rt.handle().clone(), AccountsFile::default(), "none");
+            let engine = build_engine(host);
+            if markdown {
+                print!("{}", script::help::markdown(&engine));
+            } else {
+                for d in script::help::index(&engine).values() {
+                    println!("{}\n  {}\n", d.signatures.join("\n"), d.doc.replace('\n', "\n  "));
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(result: Result<(), RunError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(RunError::Script(d)) => {
+            eprint!("{d}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("amsplay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<ExitCode> {
+    let env = LocalEnv::default_location();
+    match action {
+        LocalAction::Up => {
+            let state = rt.block_on(env.up())?;
+            println!(
+                "local environment up: Azurite pid {} on http://127.0.0.1:{}",
+                state.azurite_pid, state.blob_port
+            );
+            println!("accounts file: {}", env.accounts_path().display());
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalAction::Down => {
+            if rt.block_on(env.down())? {
+                println!("local environment stopped (data kept in {})", env.root().display());
+            } else {
+                println!("the local environment was not running");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalAction::Status { json } => {
+            let Some(state) = env.running()? else {
+                if json {
+                    println!("{{\"running\":false}}");
+                } else {
+                    println!("the local environment is not running; start it with `amsplay local up`");
+                }
+                return Ok(ExitCode::from(3));
+            };
+            let dcs = env.datacenters(&state)?;
+            if json {
+                let v = serde_json::json!({
+                    "running": true,
+                    "azurite_pid": state.azurite_pid,
+                    "blob_port": state.blob_port,
+                    "started": state.started,
+                    "accounts_file": env.accounts_path(),
+                    "datacenters": dcs,
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!(
+                    "running since {} (Azurite pid {}); accounts file {}",
+                    state.started,
+                    state.azurite_pid,
+                    env.accounts_path().display()
+                );
+                for dc in dcs {
+                    println!("\n{}:", dc.name);
+                    println!("  storage account    {}", dc.storage_account);
+                    println!("  blob endpoint      {}", dc.blob_endpoint);
+                    println!("  account key        {}", dc.account_key);
+                    println!("  connection string  {}", dc.connection_string);
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

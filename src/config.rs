@@ -1,0 +1,300 @@
+//! The accounts file: names for datacenters, and where their secrets live.
+//!
+//! A playbook says `account("dc-a")`; this module turns that name into a storage account name,
+//! a blob endpoint and a key. The file never holds a secret itself: each account names the
+//! environment variable (or, for generated local keys, the file) that holds its key or
+//! connection string. `amsplay.example.toml` at the repository root documents every field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Where the accounts file is looked for when `--accounts` is not given.
+pub const ACCOUNTS_ENV: &str = "AMSPLAY_ACCOUNTS";
+/// The accounts file in the current directory, used when neither `--accounts` nor the variable is set.
+pub const DEFAULT_ACCOUNTS_FILE: &str = "amsplay.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the accounts file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the accounts file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("no account named '{name}'; the accounts file knows: {known}")]
+    UnknownAccount { name: String, known: String },
+    #[error("account '{account}': {message}")]
+    Secret { account: String, message: String },
+    #[error("account '{account}': the connection string in ${var} is not valid: {message}")]
+    ConnectionString {
+        account: String,
+        var: String,
+        message: String,
+    },
+}
+
+/// The whole accounts file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsFile {
+    /// Datacenters by the name playbooks use (`dc-a`, `dc-b`, …).
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountEntry>,
+}
+
+/// One datacenter as the accounts file describes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountEntry {
+    /// Storage account name (3–24 lowercase letters and digits). Optional with a connection string.
+    pub storage_account: Option<String>,
+    /// Blob endpoint; defaults to `https://{storage_account}.blob.core.windows.net`.
+    /// For Azurite it is path-style: `http://127.0.0.1:10000/{storage_account}`.
+    pub blob_endpoint: Option<String>,
+    /// Environment variable holding the base64 account key.
+    pub key_env: Option<String>,
+    /// Environment variable holding a full connection string (`AccountName=…;AccountKey=…;BlobEndpoint=…`).
+    pub connection_string_env: Option<String>,
+    /// File holding the account key; meant for the generated keys of the local environment.
+    pub key_file: Option<PathBuf>,
+}
+
+/// A storage account with everything needed to talk to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StorageAccount {
+    pub account: String,
+    pub endpoint: Url,
+    pub key: String,
+}
+
+impl std::fmt::Debug for StorageAccount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageAccount")
+            .field("account", &self.account)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+impl AccountsFile {
+    /// Reads and validates an accounts file. Relative `key_file` paths are taken from the file's folder.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut file: AccountsFile = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for (name, entry) in &mut file.accounts {
+            let sources = [
+                entry.key_env.is_some(),
+                entry.connection_string_env.is_some(),
+                entry.key_file.is_some(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "account '{name}' needs exactly one of key_env, connection_string_env or key_file"
+                    ),
+                });
+            }
+            if entry.connection_string_env.is_none() && entry.storage_account.is_none() {
+                return Err(ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message: format!("account '{name}' needs storage_account"),
+                });
+            }
+            if let Some(kf) = &entry.key_file {
+                if kf.is_relative() {
+                    entry.key_file = Some(base.join(kf));
+                }
+            }
+        }
+        Ok(file)
+    }
+
+    /// Finds the accounts file: the explicit path, then `$AMSPLAY_ACCOUNTS`, then `./amsplay.toml`.
+    pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+        if let Some(p) = explicit {
+            return Some(p.to_path_buf());
+        }
+        if let Some(p) = std::env::var_os(ACCOUNTS_ENV).filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        let local = PathBuf::from(DEFAULT_ACCOUNTS_FILE);
+        local.exists().then_some(local)
+    }
+
+    /// The names playbooks can use, comma separated, for error messages.
+    pub fn known_names(&self) -> String {
+        if self.accounts.is_empty() {
+            "(none)".to_string()
+        } else {
+            self.accounts.keys().cloned().collect::<Vec<_>>().join(", ")
+        }
+    }
+
+    /// Resolves a datacenter name to its storage account, reading the secret it names.
+    pub fn storage(&self, name: &str) -> Result<StorageAccount, ConfigError> {
+        let entry = self
+            .accounts
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownAccount {
+                name: name.to_string(),
+                known: self.known_names(),
+            })?;
+        entry.resolve(name)
+    }
+
+    /// Writes the file (used by the local environment).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let body = toml::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let header = "# Written by `amsplay local up`: the local two-datacenter environment.\n\
+                      # Keys are generated for this machine only and kept in key files beside it.\n\n";
+        std::fs::write(path, format!("{header}{body}"))
+    }
+}
+
+impl AccountEntry {
+    fn resolve(&self, name: &str) -> Result<StorageAccount, ConfigError> {
+        let secret_err = |message: String| ConfigError::Secret {
+            account: name.to_string(),
+            message,
+        };
+        if let Some(var) = &self.connection_string_env {
+            let cs = std::env::var(var).map_err(|_| {
+                secret_err(format!(
+                    "the environment variable ${var} (connection_string_env) is not set; export it with the storage account's connection string"
+                ))
+            })?;
+            let mut parsed =
+                parse_connection_string(&cs).map_err(|message| ConfigError::ConnectionString {
+                    account: name.to_string(),
+                    var: var.clone(),
+                    message,
+                })?;
+            if let Some(ep) = &self.blob_endpoint {
+                parsed.endpoint = parse_endpoint(ep).map_err(secret_err)?;
+            }
+            return Ok(parsed);
+        }
+        let account = self.storage_account.clone().unwrap_or_default();
+        let key = if let Some(var) = &self.key_env {
+            std::env::var(var).map_err(|_| {
+                secret_err(format!(
+                    "the environment variable ${var} (key_env) is not set; export it with the storage account key"
+                ))
+            })?
+        } else if let Some(file) = &self.key_file {
+            std::fs::read_to_string(file)
+                .map_err(|e| secret_err(format!("cannot read key_file {}: {e}", file.display())))?
+                .trim()
+                .to_string()
+        } else {
+            return Err(secret_err("no key source configured".into()));
+        };
+        let endpoint = match &self.blob_endpoint {
+            Some(ep) => parse_endpoint(ep).map_err(secret_err)?,
+            None => parse_endpoint(&format!("https://{account}.blob.core.windows.net"))
+                .map_err(secret_err)?,
+        };
+        Ok(StorageAccount {
+            account,
+            endpoint,
+            key,
+        })
+    }
+}
+
+fn parse_endpoint(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim_end_matches('/'))
+        .map_err(|e| format!("blob endpoint '{s}' is not a URL: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!("blob endpoint '{s}' must be http or https"));
+    }
+    Ok(url)
+}
+
+/// Parses an Azure Storage connection string (`AccountName=…;AccountKey=…;…`).
+pub fn parse_connection_string(cs: &str) -> Result<StorageAccount, String> {
+    let mut fields = BTreeMap::new();
+    for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}' is not Key=Value"))?;
+        fields.insert(k.to_ascii_lowercase(), v.to_string());
+    }
+    let account = fields
+        .get("accountname")
+        .cloned()
+        .ok_or("AccountName is missing")?;
+    let key = fields
+        .get("accountkey")
+        .cloned()
+        .ok_or("AccountKey is missing")?;
+    let endpoint = match fields.get("blobendpoint") {
+        Some(ep) => parse_endpoint(ep)?,
+        None => {
+            let proto = fields
+                .get("defaultendpointsprotocol")
+                .map(String::as_str)
+                .unwrap_or("https");
+            let suffix = fields
+                .get("endpointsuffix")
+                .map(String::as_str)
+                .unwrap_or("core.windows.net");
+            parse_endpoint(&format!("{proto}://{account}.blob.{suffix}"))?
+        }
+    };
+    Ok(StorageAccount {
+        account,
+        endpoint,
+        key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_string_with_endpoint() {
+        let s = parse_connection_string(
+            "DefaultEndpointsProtocol=http;AccountName=dca;AccountKey=a2V5;BlobEndpoint=http://127.0.0.1:1/dca;",
+        )
+        .unwrap();
+        assert_eq!(s.account, "dca");
+        assert_eq!(s.key, "a2V5");
+        assert_eq!(s.endpoint.as_str(), "http://127.0.0.1:1/dca");
+    }
+
+    #[test]
+    fn connection_string_default_endpoint() {
+        let s = parse_connection_string("AccountName=acct;AccountKey=a2V5").unwrap();
+        assert_eq!(s.endpoint.as_str(), "https://acct.blob.core.windows.net/");
+        assert!(parse_connection_string("AccountName=acct").is_err());
+    }
+
+    #[test]
+    fn unknown_account_lists_known() {
+        let mut f = AccountsFile::default();
+        f.accounts.insert("dc-a".into(), AccountEntry::default());
+        let err = f.storage("dc-x").unwrap_err().to_string();
+        assert!(err.contains("dc-a"), "{err}");
+    }
+
+    #[test]
+    fn key_debug_is_redacted() {
+        let s = parse_connection_string("AccountName=acct;AccountKey=c2VjcmV0").unwrap();
+        assert!(!format!("{s:?}").contains("c2VjcmV0"));
+    }
+}

@@ -1,0 +1,21 @@
+//! amsplay: failover playbooks for video-on-demand streaming.
+//!
+//! # Layout
+//! - `cli`: the command line; every face (`run`, `check`, `repl`, `local`, `doc`) is a function
+//!   here over the library. `main.rs` only parses arguments and calls `cli::run`.
+//! - `config`: the accounts file (datacenter names → storage accounts; secrets only by reference).
+//! - `storage`: Blob Storage on the Azure SDK: listing, SAS, transfers (`transfer.rs` over the
+//!   block pipeline in `blocks.rs`), the copy engine (`copy.rs`), retries (`retry.rs`).
+//! - `script`: the Rhai host: one engine builder, one file per API area, help from metadata,
+//!   the playbook runner and the REPL.
+//! - `azurite`: Azurite as a supervised child process; `localenv`: the local two-datacenter
+//!   environment built on it (the embedded default).
+//! - `progress`: progress bars on a terminal, `tracing` events otherwise.
+
+pub mod azurite;
+pub mod cli;
+pub mod config;
+pub mod localenv;
+pub mod progress;
+pub mod script;
+pub mod storage;

@@ -1,0 +1,83 @@
+//! The one place that builds the Rhai `Engine`, and the `Host` its functions share.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use rhai::Engine;
+use tokio::runtime::Handle;
+
+use super::errors::{IntoScript, RhaiResult};
+use super::{account, help, storage, util, Account};
+use crate::config::AccountsFile;
+
+/// What host functions share: the async runtime, the accounts, and accounts already opened.
+pub struct Host {
+    rt: Handle,
+    accounts: AccountsFile,
+    /// Where the accounts came from, for messages ("amsplay.toml", "the local environment").
+    pub accounts_origin: String,
+    opened: Mutex<HashMap<String, Account>>,
+}
+
+impl Host {
+    pub fn new(rt: Handle, accounts: AccountsFile, accounts_origin: impl Into<String>) -> Arc<Self> {
+        Arc::new(Self {
+            rt,
+            accounts,
+            accounts_origin: accounts_origin.into(),
+            opened: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Runs async work to completion from the engine's thread: the single sync/async bridge.
+    /// The engine never runs on a runtime worker, so this cannot block one.
+    pub fn block_on<F: Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    pub fn accounts(&self) -> &AccountsFile {
+        &self.accounts
+    }
+
+    /// The account a playbook names, opened once and reused.
+    pub fn account(&self, name: &str) -> RhaiResult<Account> {
+        let mut opened = self.opened.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(a) = opened.get(name) {
+            return Ok(a.clone());
+        }
+        let storage_account = self.accounts.storage(name).script()?;
+        let a = Account::open(name, &storage_account).script()?;
+        opened.insert(name.to_string(), a.clone());
+        Ok(a)
+    }
+}
+
+/// Builds the engine with every amsplay function registered and documented.
+pub fn build_engine(host: Arc<Host>) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_call_levels(256);
+    engine.on_debug(|text, source, pos| {
+        let src = source.unwrap_or("script");
+        eprintln!("{src}:{}:{}: debug: {text}", pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+    });
+    account::register(&mut engine, &host);
+    storage::register(&mut engine, &host);
+    util::register(&mut engine, &host);
+    help::install(&mut engine);
+    engine
+}
+
+/// Starts a documented function registration. `params` are `"name: Type"` with the return type
+/// last; `doc` is what `help("name")` prints (an example included).
+pub(crate) fn func(name: &str, params: &[&str], doc: &str) -> rhai::FuncRegistration {
+    let comments = doc
+        .trim()
+        .lines()
+        .map(|l| format!("/// {}", l.trim()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    rhai::FuncRegistration::new(name)
+        .with_params_info(params)
+        .with_comments([comments])
+}

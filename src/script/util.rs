@@ -1,0 +1,127 @@
+//! Small helpers every playbook needs: durations, the environment, files, waiting.
+
+use std::sync::Arc;
+
+use rhai::{Dynamic, Engine};
+
+use super::engine::{func, Host};
+use super::errors::{host_error, invalid, RhaiResult};
+
+pub fn register(engine: &mut Engine, _host: &Arc<Host>) {
+    func(
+        "env",
+        &["name: String", "?"],
+        r#"The value of an environment variable, or () when it is not set.
+Example: let who = env("USER") ?? "nobody";"#,
+    )
+    .register_into_engine(engine, |name: &str| -> Dynamic {
+        std::env::var(name).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+    });
+
+    for (name, per_day, doc) in [
+        ("days", 1.0, "A duration in days (durations in amsplay are numbers of days).\nExample: let lifetime = days(30);"),
+        ("hours", 24.0, "A duration in hours, as days.\nExample: let lifetime = hours(12); // 0.5"),
+        ("minutes", 1440.0, "A duration in minutes, as days.\nExample: let lifetime = minutes(90);"),
+    ] {
+        func(name, &["n: f64", "f64"], doc)
+            .register_into_engine(engine, move |n: f64| n / per_day);
+        func(name, &["n: i64", "f64"], doc)
+            .register_into_engine(engine, move |n: i64| n as f64 / per_day);
+    }
+
+    func(
+        "sleep",
+        &["seconds: f64", "()"],
+        "Waits this many seconds.\nExample: sleep(0.5);",
+    )
+    .register_into_engine(engine, |s: f64| -> RhaiResult<()> {
+        if !(0.0..=86400.0).contains(&s) {
+            return Err(invalid(format!("sleep({s}): seconds must be between 0 and 86400")));
+        }
+        std::thread::sleep(std::time::Duration::from_secs_f64(s));
+        Ok(())
+    });
+    func("sleep", &["seconds: i64", "()"], "Waits this many seconds.\nExample: sleep(1);")
+        .register_into_engine(engine, |s: i64| -> RhaiResult<()> {
+            if !(0..=86400).contains(&s) {
+                return Err(invalid(format!("sleep({s}): seconds must be between 0 and 86400")));
+            }
+            std::thread::sleep(std::time::Duration::from_secs(s as u64));
+            Ok(())
+        });
+
+    func(
+        "make_sample_file",
+        &["path: String", "bytes: i64", "String"],
+        r#"Writes a file of `bytes` pseudo-random bytes (the same for the same path and size) and
+returns its MD5 as hex. Handy for trying storage and replication without media at hand.
+Example: make_sample_file("/tmp/sample.bin", 10 * 1024 * 1024);"#,
+    )
+    .register_into_engine(engine, |path: &str, bytes: i64| -> RhaiResult<String> {
+        if bytes < 0 {
+            return Err(invalid("make_sample_file: bytes must not be negative"));
+        }
+        write_sample(std::path::Path::new(path), bytes as u64).map_err(|e| {
+            host_error("local_file", format!("cannot write {path}: {e}"), None, None)
+        })
+    });
+
+    func(
+        "md5_file",
+        &["path: String", "String"],
+        r#"MD5 of a local file as lowercase hex, as md5sum prints it.
+Example: assert(md5_file("/tmp/a.bin") == blob.md5);"#,
+    )
+    .register_into_engine(engine, |path: &str| -> RhaiResult<String> {
+        md5_path(std::path::Path::new(path)).map_err(|e| {
+            host_error("local_file", format!("cannot read {path}: {e}"), None, None)
+        })
+    });
+}
+
+/// Deterministic pseudo-random content (xorshift seeded by path and size), written in 1 MiB steps.
+pub fn write_sample(path: &std::path::Path, bytes: u64) -> std::io::Result<String> {
+    use md5::{Digest, Md5};
+    use std::io::Write;
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15 ^ bytes;
+    for b in path.to_string_lossy().bytes() {
+        seed = seed.rotate_left(5) ^ b as u64;
+    }
+    let mut state = seed | 1;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut hasher = Md5::new();
+    let mut left = bytes;
+    let mut buf = vec![0u8; 1 << 20];
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        for chunk in buf[..n].chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let bytes = state.to_le_bytes();
+            chunk.copy_from_slice(&bytes[..chunk.len()]);
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])?;
+        left -= n as u64;
+    }
+    out.flush()?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// MD5 of a local file as hex.
+pub fn md5_path(path: &std::path::Path) -> std::io::Result<String> {
+    use md5::{Digest, Md5};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
