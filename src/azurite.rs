@@ -160,7 +160,12 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
     cmd.arg(&main)
         .args(["--blobHost", "127.0.0.1", "--blobPort"])
         .arg(spec.port.to_string())
-        .args(["--silent", "--disableTelemetry", "--skipApiVersionCheck", "--loose"])
+        .args([
+            "--silent",
+            "--disableTelemetry",
+            "--skipApiVersionCheck",
+            "--loose",
+        ])
         .env("AZURITE_ACCOUNTS", accounts)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)

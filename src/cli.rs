@@ -156,7 +156,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let names = file.known_names();
             let host = Host::new(rt.handle().clone(), file, origin.clone());
             let engine = build_engine(host);
-            let banner = format!("amsplay {} — accounts: {names} (from {origin})", env!("CARGO_PKG_VERSION"));
+            let banner = format!(
+                "amsplay {} — accounts: {names} (from {origin})",
+                env!("CARGO_PKG_VERSION")
+            );
             script::repl::run(&engine, &banner)?;
             drop(session);
             Ok(ExitCode::SUCCESS)
@@ -169,7 +172,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 print!("{}", script::help::markdown(&engine));
             } else {
                 for d in script::help::index(&engine).values() {
-                    println!("{}\n  {}\n", d.signatures.join("\n"), d.doc.replace('\n', "\n  "));
+                    println!(
+                        "{}\n  {}\n",
+                        d.signatures.join("\n"),
+                        d.doc.replace('\n', "\n  ")
+                    );
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -205,7 +212,10 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
         }
         LocalAction::Down => {
             if rt.block_on(env.down())? {
-                println!("local environment stopped (data kept in {})", env.root().display());
+                println!(
+                    "local environment stopped (data kept in {})",
+                    env.root().display()
+                );
             } else {
                 println!("the local environment was not running");
             }
@@ -216,7 +226,9 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 if json {
                     println!("{{\"running\":false}}");
                 } else {
-                    println!("the local environment is not running; start it with `amsplay local up`");
+                    println!(
+                        "the local environment is not running; start it with `amsplay local up`"
+                    );
                 }
                 return Ok(ExitCode::from(3));
             };

@@ -127,8 +127,7 @@ impl LocalEnv {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        let listening =
-            std::net::TcpStream::connect(("127.0.0.1", state.blob_port)).is_ok();
+        let listening = std::net::TcpStream::connect(("127.0.0.1", state.blob_port)).is_ok();
         Ok((azurite::alive(state.azurite_pid) && listening).then_some(state))
     }
 
@@ -212,7 +211,10 @@ impl LocalEnv {
     /// returned session (stopped when it drops).
     pub async fn session(&self) -> Result<LocalSession, LocalEnvError> {
         if let Some(state) = self.running()? {
-            tracing::info!(port = state.blob_port, "using the running local environment");
+            tracing::info!(
+                port = state.blob_port,
+                "using the running local environment"
+            );
             let accounts = self.write_accounts(state.blob_port)?;
             return Ok(LocalSession {
                 accounts,

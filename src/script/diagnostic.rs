@@ -18,7 +18,13 @@ pub struct Diagnostic {
 impl Diagnostic {
     /// From a syntax error.
     pub fn from_parse(err: &ParseError, file: &str, source: &str) -> Self {
-        Self::at(file, source, err.position(), err.err_type().to_string(), None)
+        Self::at(
+            file,
+            source,
+            err.position(),
+            err.err_type().to_string(),
+            None,
+        )
     }
 
     /// From a runtime error; nested function-call errors point at the innermost failing call.
@@ -107,7 +113,11 @@ fn strip_position(text: &str, pos: Position) -> String {
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            writeln!(f, "{}:{}:{}: {}", self.file, self.line, self.col, self.message)?;
+            writeln!(
+                f,
+                "{}:{}:{}: {}",
+                self.file, self.line, self.col, self.message
+            )?;
         } else {
             writeln!(f, "{}: {}", self.file, self.message)?;
         }

@@ -21,7 +21,11 @@ pub struct Host {
 }
 
 impl Host {
-    pub fn new(rt: Handle, accounts: AccountsFile, accounts_origin: impl Into<String>) -> Arc<Self> {
+    pub fn new(
+        rt: Handle,
+        accounts: AccountsFile,
+        accounts_origin: impl Into<String>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             rt,
             accounts,
@@ -59,7 +63,11 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
     engine.set_max_call_levels(256);
     engine.on_debug(|text, source, pos| {
         let src = source.unwrap_or("script");
-        eprintln!("{src}:{}:{}: debug: {text}", pos.line().unwrap_or(0), pos.position().unwrap_or(0));
+        eprintln!(
+            "{src}:{}:{}: debug: {text}",
+            pos.line().unwrap_or(0),
+            pos.position().unwrap_or(0)
+        );
     });
     account::register(&mut engine, &host);
     storage::register(&mut engine, &host);

@@ -25,7 +25,9 @@ pub fn host_error(
     );
     map.insert(
         "status".into(),
-        status.map(|s| Dynamic::from(s as i64)).unwrap_or(Dynamic::UNIT),
+        status
+            .map(|s| Dynamic::from(s as i64))
+            .unwrap_or(Dynamic::UNIT),
     );
     EvalAltResult::ErrorRuntime(map.into(), Position::NONE).into()
 }

@@ -58,6 +58,9 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
             }
         }
     }
+    for d in out.values_mut() {
+        d.signatures.sort();
+    }
     out
 }
 
@@ -66,9 +69,8 @@ pub fn completions(engine: &Engine) -> Vec<String> {
     let mut names: Vec<String> = index(engine).into_keys().collect();
     names.extend(
         [
-            "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "break",
-            "continue", "return", "throw", "try", "catch", "print", "debug", "true", "false",
-            "ARGS",
+            "let", "const", "fn", "if", "else", "for", "in", "while", "loop", "break", "continue",
+            "return", "throw", "try", "catch", "print", "debug", "true", "false", "ARGS",
         ]
         .map(String::from),
     );
@@ -119,7 +121,10 @@ fn details(idx: &BTreeMap<String, FnDoc>, name: &str) -> String {
             if near.is_empty() {
                 format!("no amsplay function named '{name}'; help() lists them all\n")
             } else {
-                format!("no amsplay function named '{name}'; did you mean: {}?\n", near.join(", "))
+                format!(
+                    "no amsplay function named '{name}'; did you mean: {}?\n",
+                    near.join(", ")
+                )
             }
         }
     }

@@ -92,7 +92,9 @@ pub fn is_incomplete(input: &str) -> bool {
         return true;
     }
     matches!(
-        Engine::new_raw().compile(input).map_err(|e| e.err_type().clone()),
+        Engine::new_raw()
+            .compile(input)
+            .map_err(|e| e.err_type().clone()),
         Err(rhai::ParseErrorType::UnexpectedEOF)
     )
 }

@@ -157,10 +157,13 @@ Example: a.storage.delete_container("scratch");"#,
 md5 as lowercase hex (as md5sum prints it), sorted by name.
 Example: for b in a.storage.blobs("media") { print(`${b.name} ${b.size} ${b.md5}`); }"#,
     )
-    .register_into_engine(engine, move |s: &mut Storage, c: &str| -> RhaiResult<Array> {
-        let blobs = h.block_on(s.blobs(c)).script()?;
-        Ok(blobs.iter().map(|b| blob_map(b).into()).collect())
-    });
+    .register_into_engine(
+        engine,
+        move |s: &mut Storage, c: &str| -> RhaiResult<Array> {
+            let blobs = h.block_on(s.blobs(c)).script()?;
+            Ok(blobs.iter().map(|b| blob_map(b).into()).collect())
+        },
+    );
 
     for with_name in [false, true] {
         let h = host.clone();
@@ -195,7 +198,13 @@ Example: let b = a.storage.upload("media", "clip.mp4"); print(b.md5);"#;
         if with_name {
             func(
                 "upload",
-                &["storage: Storage", "container: String", "path: String", "name: String", "Map"],
+                &[
+                    "storage: Storage",
+                    "container: String",
+                    "path: String",
+                    "name: String",
+                    "Map",
+                ],
                 DOC,
             )
             .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str, n: &str| {
@@ -204,7 +213,12 @@ Example: let b = a.storage.upload("media", "clip.mp4"); print(b.md5);"#;
         } else {
             func(
                 "upload",
-                &["storage: Storage", "container: String", "path: String", "Map"],
+                &[
+                    "storage: Storage",
+                    "container: String",
+                    "path: String",
+                    "Map",
+                ],
                 DOC,
             )
             .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str| {
@@ -216,7 +230,13 @@ Example: let b = a.storage.upload("media", "clip.mp4"); print(b.md5);"#;
     let h = host.clone();
     func(
         "download",
-        &["storage: Storage", "container: String", "blob: String", "path: String", "Map"],
+        &[
+            "storage: Storage",
+            "container: String",
+            "blob: String",
+            "path: String",
+            "Map",
+        ],
         r#"Downloads a blob to a local file (parallel ranges), checking its MD5. The file appears
 only once the download is complete and verified.
 Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");"#,
@@ -241,7 +261,12 @@ Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");"#,
     let h = host.clone();
     func(
         "delete_blob",
-        &["storage: Storage", "container: String", "name: String", "bool"],
+        &[
+            "storage: Storage",
+            "container: String",
+            "name: String",
+            "bool",
+        ],
         r#"Deletes a blob; returns false when it was not there.
 Example: a.storage.delete_blob("media", "old.mp4");"#,
     )
@@ -265,13 +290,25 @@ r read, w write, d delete, l list, c create, a add. Valid from 5 minutes ago for
 Example: let url = a.storage.container_sas("media", "rl", 1);"#;
     func(
         "container_sas",
-        &["storage: Storage", "container: String", "perms: String", "days: f64", "String"],
+        &[
+            "storage: Storage",
+            "container: String",
+            "perms: String",
+            "days: f64",
+            "String",
+        ],
         SAS_DOC,
     )
     .register_into_engine(engine, sas);
     func(
         "container_sas",
-        &["storage: Storage", "container: String", "perms: String", "days: i64", "String"],
+        &[
+            "storage: Storage",
+            "container: String",
+            "perms: String",
+            "days: i64",
+            "String",
+        ],
         SAS_DOC,
     )
     .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str, d: i64| {
@@ -308,7 +345,9 @@ Example: let r = copy_blobs(a.storage, "media", b.storage, "media", #{ concurren
             )
             .register_into_engine(
                 engine,
-                move |s: Storage, sc: &str, d: Storage, dc: &str, o: Map| copy(s, sc, d, dc, Some(o)),
+                move |s: Storage, sc: &str, d: Storage, dc: &str, o: Map| {
+                    copy(s, sc, d, dc, Some(o))
+                },
             );
         } else {
             func(

@@ -15,7 +15,9 @@ pub fn register(engine: &mut Engine, _host: &Arc<Host>) {
 Example: let who = env("USER") ?? "nobody";"#,
     )
     .register_into_engine(engine, |name: &str| -> Dynamic {
-        std::env::var(name).map(Dynamic::from).unwrap_or(Dynamic::UNIT)
+        std::env::var(name)
+            .map(Dynamic::from)
+            .unwrap_or(Dynamic::UNIT)
     });
 
     for (name, per_day, doc) in [
@@ -36,19 +38,27 @@ Example: let who = env("USER") ?? "nobody";"#,
     )
     .register_into_engine(engine, |s: f64| -> RhaiResult<()> {
         if !(0.0..=86400.0).contains(&s) {
-            return Err(invalid(format!("sleep({s}): seconds must be between 0 and 86400")));
+            return Err(invalid(format!(
+                "sleep({s}): seconds must be between 0 and 86400"
+            )));
         }
         std::thread::sleep(std::time::Duration::from_secs_f64(s));
         Ok(())
     });
-    func("sleep", &["seconds: i64", "()"], "Waits this many seconds.\nExample: sleep(1);")
-        .register_into_engine(engine, |s: i64| -> RhaiResult<()> {
-            if !(0..=86400).contains(&s) {
-                return Err(invalid(format!("sleep({s}): seconds must be between 0 and 86400")));
-            }
-            std::thread::sleep(std::time::Duration::from_secs(s as u64));
-            Ok(())
-        });
+    func(
+        "sleep",
+        &["seconds: i64", "()"],
+        "Waits this many seconds.\nExample: sleep(1);",
+    )
+    .register_into_engine(engine, |s: i64| -> RhaiResult<()> {
+        if !(0..=86400).contains(&s) {
+            return Err(invalid(format!(
+                "sleep({s}): seconds must be between 0 and 86400"
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_secs(s as u64));
+        Ok(())
+    });
 
     func(
         "make_sample_file",
@@ -62,8 +72,35 @@ Example: make_sample_file("/tmp/sample.bin", 10 * 1024 * 1024);"#,
             return Err(invalid("make_sample_file: bytes must not be negative"));
         }
         write_sample(std::path::Path::new(path), bytes as u64).map_err(|e| {
-            host_error("local_file", format!("cannot write {path}: {e}"), None, None)
+            host_error(
+                "local_file",
+                format!("cannot write {path}: {e}"),
+                None,
+                None,
+            )
         })
+    });
+
+    func(
+        "temp_dir",
+        &["String"],
+        r#"Creates a fresh, empty temporary folder and returns its path.
+Example: let dir = temp_dir(); make_sample_file(`${dir}/a.bin`, 1024);"#,
+    )
+    .register_into_engine(engine, || -> RhaiResult<String> {
+        let base = std::env::temp_dir();
+        for _ in 0..100 {
+            let p = base.join(format!("amsplay-{:08x}", rand::random::<u32>()));
+            if std::fs::create_dir(&p).is_ok() {
+                return Ok(p.display().to_string());
+            }
+        }
+        Err(host_error(
+            "local_file",
+            format!("cannot create a folder in {}", base.display()),
+            None,
+            None,
+        ))
     });
 
     func(
@@ -73,9 +110,8 @@ Example: make_sample_file("/tmp/sample.bin", 10 * 1024 * 1024);"#,
 Example: assert(md5_file("/tmp/a.bin") == blob.md5);"#,
     )
     .register_into_engine(engine, |path: &str| -> RhaiResult<String> {
-        md5_path(std::path::Path::new(path)).map_err(|e| {
-            host_error("local_file", format!("cannot read {path}: {e}"), None, None)
-        })
+        md5_path(std::path::Path::new(path))
+            .map_err(|e| host_error("local_file", format!("cannot read {path}: {e}"), None, None))
     });
 }
 

@@ -221,8 +221,9 @@ pub async fn copy_blobs(
         skipped: skipped.len(),
         ..Default::default()
     };
-    let mut outcomes = futures::stream::iter(todo.iter())
-        .map(|b| job.copy_one(b))
+    let job = &job;
+    let mut outcomes = futures::stream::iter(todo)
+        .map(|b: BlobInfo| async move { job.copy_one(&b).await })
         .buffer_unordered(opts.concurrency.max(1));
     while let Some(outcome) = outcomes.next().await {
         match outcome {

@@ -130,13 +130,13 @@ pub(crate) fn classify(op: &str, t: Target<'_>, err: azure_core::Error) -> Stora
                         blob: t.blob.unwrap_or_default().into(),
                     }
                 }
-                (403, c) if c.starts_with("Authentication") || c.is_empty() => {
-                    StorageError::AuthenticationFailed {
-                        account: t.account.into(),
-                        op: op.into(),
-                        code: if c.is_empty() { "403".into() } else { c.into() },
-                    }
-                }
+                // A refused copy source is not about our credentials: the copy engine falls
+                // back to streaming on it.
+                (403, c) if c != "CannotVerifyCopySource" => StorageError::AuthenticationFailed {
+                    account: t.account.into(),
+                    op: op.into(),
+                    code: if c.is_empty() { "403".into() } else { c.into() },
+                },
                 _ => StorageError::Service {
                     account: t.account.into(),
                     op: op.into(),

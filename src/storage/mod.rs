@@ -268,15 +268,22 @@ impl Storage {
     }
 
     /// One blob's properties; `None` when it does not exist.
-    pub async fn blob(&self, container: &str, name: &str) -> Result<Option<BlobInfo>, StorageError> {
+    pub async fn blob(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<Option<BlobInfo>, StorageError> {
         self.inner
             .retry
             .run("read blob properties", || async {
                 match self.blob_client(container, name).get_properties().await {
                     Ok(p) => Ok(Some(blob_info(&p.blob))),
                     Err(e) => {
-                        match classify("read blob properties", self.target(container, Some(name)), e)
-                        {
+                        match classify(
+                            "read blob properties",
+                            self.target(container, Some(name)),
+                            e,
+                        ) {
                             StorageError::BlobNotFound { .. } => Ok(None),
                             e => Err(e),
                         }
@@ -294,10 +301,12 @@ impl Storage {
             .run("delete blob", || async {
                 match self.blob_client(container, name).delete().await {
                     Ok(_) => Ok(true),
-                    Err(e) => match classify("delete blob", self.target(container, Some(name)), e) {
-                        StorageError::BlobNotFound { .. } => Ok(false),
-                        e => Err(e),
-                    },
+                    Err(e) => {
+                        match classify("delete blob", self.target(container, Some(name)), e) {
+                            StorageError::BlobNotFound { .. } => Ok(false),
+                            e => Err(e),
+                        }
+                    }
                 }
             })
             .await

@@ -46,12 +46,20 @@ impl TransferOptions {
 
 /// The MIME type a blob should carry, from its name.
 pub fn content_type_for(name: &str) -> String {
-    let ext = name.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
+    let ext = name
+        .rsplit('.')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     match ext.as_str() {
         "ism" | "ismc" | "xml" => "application/xml",
         "m3u8" => "application/vnd.apple.mpegurl",
         "mpd" => "application/dash+xml",
-        _ => return mime_guess::from_path(name).first_or_octet_stream().to_string(),
+        _ => {
+            return mime_guess::from_path(name)
+                .first_or_octet_stream()
+                .to_string()
+        }
     }
     .to_string()
 }
@@ -230,8 +238,12 @@ impl Storage {
                 &opts.budget,
                 |i| block_range(i, bs, size).end - block_range(i, bs, size).start,
                 |i| {
-                    let (me, file, container, name) =
-                        (self.clone(), file.clone(), container.to_string(), name.to_string());
+                    let (me, file, container, name) = (
+                        self.clone(),
+                        file.clone(),
+                        container.to_string(),
+                        name.to_string(),
+                    );
                     let path = path.to_path_buf();
                     async move {
                         let data = read_at(file, block_range(i, bs, size), path).await?;
@@ -282,7 +294,9 @@ impl Storage {
             p.add_total(0);
         }
         let part = part_path(path);
-        let result = self.download_into(&info, container, &part, opts, progress).await;
+        let result = self
+            .download_into(&info, container, &part, opts, progress)
+            .await;
         match result {
             Ok(md5) => {
                 if let Some(expected) = info.md5 {
@@ -326,8 +340,12 @@ impl Storage {
             &opts.budget,
             |i| bs.min(size - i * bs),
             |i| {
-                let (me, container, blob) = (self.clone(), container.to_string(), info.name.clone());
-                async move { me.get_range(&container, &blob, block_range(i, bs, size)).await }
+                let (me, container, blob) =
+                    (self.clone(), container.to_string(), info.name.clone());
+                async move {
+                    me.get_range(&container, &blob, block_range(i, bs, size))
+                        .await
+                }
             },
             |_, data: Bytes| {
                 hasher.update(&data);
@@ -366,7 +384,8 @@ pub(crate) async fn stream_blob(
     } else {
         blob.content_type.clone()
     };
-    let check = |md5: [u8; 16]| match blob.md5 {
+    let check = |md5: [u8; 16]| {
+        match blob.md5 {
         Some(expected) if expected != md5 => Err(StorageError::Integrity {
             blob: blob.name.clone(),
             message: format!(
@@ -376,6 +395,7 @@ pub(crate) async fn stream_blob(
             ),
         }),
         _ => Ok(md5),
+    }
     };
     if size <= bs {
         let _permit = opts.budget.reserve(size).await;

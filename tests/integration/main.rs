@@ -1,1 +1,8 @@
+//! amsplay's integration tests: one binary, real Azurite processes, the real `amsplay` executable.
+//! Every test starts what it needs on ephemeral loopback ports through `harness` and stops it.
 
+mod cli;
+mod copy;
+mod harness;
+mod scripts;
+mod storage;

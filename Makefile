@@ -1,0 +1,48 @@
+# The two commands that matter:
+#   make demo   set up what is missing, build, and run the walkthrough playbook locally
+#   make test   set up what is missing, then lint and run every test (what CI runs)
+
+SHELL := /bin/bash
+CARGO ?= cargo
+APT_PACKAGES := nodejs npm ffmpeg
+DEMO ?= scripts/replicate_storage.rhai
+
+.PHONY: setup system-packages demo test lint bench clean-local
+
+# System packages, installed only when a command is missing (needs root or sudo).
+system-packages:
+	@missing=""; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
+	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# Azurite from the committed lock file; reinstalled when the lock file changes.
+node_modules/.amsplay-stamp: package.json package-lock.json | system-packages
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: system-packages node_modules/.amsplay-stamp
+
+demo: setup
+	$(CARGO) build --release
+	./target/release/amsplay run $(DEMO)
+
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -q -- -D warnings
+
+test: setup lint
+	$(CARGO) test
+
+# Side-by-side benchmarks; results land in docs/bench.md.
+bench: setup
+	bench/replicate
+
+clean-local:
+	-./target/debug/amsplay local down 2>/dev/null
+	rm -rf .amsplay

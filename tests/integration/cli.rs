@@ -1,0 +1,261 @@
+//! The real `amsplay` binary: playbooks, error reports with positions, the local environment.
+
+use crate::harness::{amsplay, Env};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_playbook_runs_with_its_arguments_and_its_output() {
+    let env = Env::start(&["dca", "dcb"]).await;
+    let accounts = env.accounts_file(&[("dc-a", "dca"), ("dc-b", "dcb")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = amsplay()
+        .accounts(&accounts)
+        .script(
+            dir.path(),
+            "p.rhai",
+            r#"
+            let a = account("dc-a");
+            a.storage.create_container(ARGS[0]);
+            print(`containers: ${a.storage.containers()}`);
+            print(`args: ${ARGS.len()} ${ARGS[1]}`);
+            "#,
+        )
+        .args(["media", "--second"])
+        .output()
+        .success();
+    assert!(
+        out.stdout().contains(r#"containers: ["media"]"#),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        out.stdout().contains("args: 2 --second"),
+        "{}",
+        out.stdout()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gives_a_located_error_a_nonzero_exit_and_changes_nothing() {
+    let env = Env::start(&["dca", "dcb"]).await;
+    let accounts = env.accounts_file(&[("dc-a", "dca"), ("dc-b", "dcb")]);
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    let before = env.storage("dca").containers().await.unwrap();
+
+    // Syntax error: reported before anything runs.
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            p,
+            "syntax.rhai",
+            "account(\"dc-a\").storage.create_container(\"x1\");\nlet x = (1 + ;\n",
+        )
+        .output()
+        .failure()
+        .stderr_has("syntax.rhai:2:")
+        .stderr_has("2 | let x = (1 + ;")
+        .stderr_has("^");
+
+    // Unknown account: lists the known ones, points at the call.
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            p,
+            "unknown.rhai",
+            "let ok = 1;\nlet a = account(\"dc-x\");\n",
+        )
+        .output()
+        .failure()
+        .stderr_has(
+            "unknown.rhai:2:9: no account named 'dc-x'; the accounts file knows: dc-a, dc-b",
+        );
+
+    // Missing container: the hint says what to do.
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            p,
+            "missing.rhai",
+            "let s = account(\"dc-a\").storage;\ns.blobs(\"nope\");\n",
+        )
+        .output()
+        .failure()
+        .stderr_has("missing.rhai:2:3: container 'nope' not found in storage account 'dca'")
+        .stderr_has("hint: check the name with storage.containers()");
+
+    // Unreadable local file.
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            p,
+            "upload.rhai",
+            "let s = account(\"dc-a\").storage;\ns.create_container(\"uploads\");\ns.upload(\"uploads\", \"/nonexistent/clip.mp4\");\n",
+        )
+        .output()
+        .failure()
+        .stderr_has("upload.rhai:3:3: upload: local file /nonexistent/clip.mp4");
+    assert!(env
+        .storage("dca")
+        .blobs("uploads")
+        .await
+        .unwrap()
+        .is_empty());
+
+    // Wrong key.
+    let wrong = p.join("wrong.toml");
+    let bad_key = p.join("bad.key");
+    std::fs::write(&bad_key, amsplay::azurite::generate_key()).unwrap();
+    std::fs::write(
+        &wrong,
+        format!(
+            "[accounts.dc-a]\nstorage_account = \"dca\"\nblob_endpoint = \"{}\"\nkey_file = \"{}\"\n",
+            env.azurite.endpoint("dca"),
+            bad_key.display()
+        ),
+    )
+    .unwrap();
+    amsplay()
+        .accounts(&wrong)
+        .script(
+            p,
+            "wrongkey.rhai",
+            "account(\"dc-a\").storage.create_container(\"never\");\n",
+        )
+        .output()
+        .failure()
+        .stderr_has("wrongkey.rhai:1:25: storage account 'dca' refused the credentials")
+        .stderr_has("hint: check the account key");
+
+    // A key variable that is not set.
+    let unset = p.join("unset.toml");
+    std::fs::write(
+        &unset,
+        "[accounts.dc-a]\nstorage_account = \"dca\"\nkey_env = \"AMSPLAY_TEST_UNSET_KEY\"\n",
+    )
+    .unwrap();
+    amsplay()
+        .accounts(&unset)
+        .script(p, "unset.rhai", "account(\"dc-a\");\n")
+        .output()
+        .failure()
+        .stderr_has("$AMSPLAY_TEST_UNSET_KEY (key_env) is not set");
+
+    // A missing playbook, and a thrown error with a custom message.
+    amsplay()
+        .accounts(&accounts)
+        .args(["run", "/nonexistent/play.rhai"])
+        .output()
+        .failure()
+        .stderr_has("cannot read playbook /nonexistent/play.rhai");
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            p,
+            "throw.rhai",
+            "fn check(n) {\n  if n > 1 { throw `too many: ${n}`; }\n}\ncheck(3);\n",
+        )
+        .output()
+        .failure()
+        .stderr_has("throw.rhai:2:14: too many: 3 (in check())");
+
+    assert_eq!(env.storage("dca").containers().await.unwrap(), {
+        let mut after = before.clone();
+        after.push("uploads".into());
+        after.sort();
+        after
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_catch_errors_as_maps() {
+    let env = Env::start(&["dca"]).await;
+    let accounts = env.accounts_file(&[("dc-a", "dca")]);
+    let dir = tempfile::tempdir().unwrap();
+    amsplay()
+        .accounts(&accounts)
+        .script(
+            dir.path(),
+            "catch.rhai",
+            r#"
+            try { account("dc-a").storage.blobs("none"); }
+            catch (e) { print(`${e.kind} ${e.status}`); }
+            "#,
+        )
+        .output()
+        .success()
+        .stdout_has("not_found 404");
+}
+
+#[test]
+fn local_environment_up_status_run_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let run = |args: &[&str]| {
+        amsplay()
+            .cwd(dir.path())
+            .env("AMSPLAY_LOCAL_DIR", &local)
+            .args(args)
+            .output()
+    };
+    run(&["local", "status"])
+        .failure()
+        .stdout_has("not running");
+    run(&["local", "up"])
+        .success()
+        .stdout_has("local environment up");
+    let status = run(&["local", "status", "--json"]).success();
+    let v: serde_json::Value = serde_json::from_str(&status.stdout()).unwrap();
+    assert_eq!(v["datacenters"][0]["name"], "dc-a");
+    assert_eq!(v["datacenters"][1]["storage_account"], "dcb");
+    let pid = v["azurite_pid"].as_u64().unwrap() as u32;
+    assert!(v["datacenters"][0]["connection_string"]
+        .as_str()
+        .unwrap()
+        .contains("AccountKey="));
+
+    // `run` without an accounts file uses the running environment, and leaves it running.
+    std::fs::write(
+        dir.path().join("p.rhai"),
+        "let a = account(\"dc-a\"); a.storage.create_container(\"kept\"); print(account(\"dc-b\").storage.name);",
+    )
+    .unwrap();
+    amsplay()
+        .cwd(dir.path())
+        .env("AMSPLAY_LOCAL_DIR", &local)
+        .args(["run", "p.rhai"])
+        .output()
+        .success()
+        .stdout_has("dcb");
+    assert!(amsplay::azurite::alive(pid));
+
+    run(&["local", "down"]).success().stdout_has("stopped");
+    assert!(!amsplay::azurite::alive(pid));
+
+    // With nothing running, `run` starts the environment for itself (same data) and stops it.
+    std::fs::write(
+        dir.path().join("q.rhai"),
+        "print(account(\"dc-a\").storage.containers()); print(account(\"dc-a\").storage.endpoint);",
+    )
+    .unwrap();
+    let out = amsplay()
+        .cwd(dir.path())
+        .env("AMSPLAY_LOCAL_DIR", &local)
+        .args(["run", "q.rhai"])
+        .output()
+        .success()
+        .stdout_has("[\"kept\"]");
+    let endpoint = out.stdout().lines().last().unwrap().to_string();
+    let port: u16 = endpoint
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the command's own Azurite is stopped when it ends"
+    );
+}

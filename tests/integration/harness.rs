@@ -1,0 +1,209 @@
+//! The one test harness: Azurite processes with named accounts, storage clients for them, an
+//! accounts file pointing at them, and a builder that runs the real `amsplay` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use amsplay::azurite::{generate_key, Azurite, AzuriteSpec};
+use amsplay::config::{parse_connection_string, StorageAccount};
+use amsplay::storage::Storage;
+
+/// One Azurite process and the accounts it holds.
+pub struct Env {
+    pub azurite: Azurite,
+    pub accounts: Vec<(String, String)>,
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// Azurite in memory with these accounts.
+    pub async fn start(names: &[&str]) -> Env {
+        Self::start_with(names, false).await
+    }
+
+    /// Azurite keeping its data on disk (so it can be killed and restarted on the same data).
+    pub async fn start_persistent(names: &[&str]) -> Env {
+        Self::start_with(names, true).await
+    }
+
+    async fn start_with(names: &[&str], persistent: bool) -> Env {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let accounts: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (n.to_string(), generate_key()))
+            .collect();
+        let azurite = Azurite::start(AzuriteSpec {
+            accounts: accounts.clone(),
+            location: persistent.then(|| dir.path().join("data")),
+            port: 0,
+            log: dir.path().join("azurite.log"),
+            detach: false,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("Azurite must start for this test (run `make setup`): {e}"));
+        Env {
+            azurite,
+            accounts,
+            dir,
+        }
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        self.accounts
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, k)| k.clone())
+            .expect("known account")
+    }
+
+    pub fn account(&self, name: &str) -> StorageAccount {
+        parse_connection_string(&self.connection_string(name)).expect("valid")
+    }
+
+    pub fn connection_string(&self, name: &str) -> String {
+        format!(
+            "DefaultEndpointsProtocol=http;AccountName={name};AccountKey={};BlobEndpoint={};",
+            self.key(name),
+            self.azurite.endpoint(name)
+        )
+    }
+
+    pub fn storage(&self, name: &str) -> Storage {
+        Storage::open(&self.account(name)).expect("storage opens")
+    }
+
+    /// An accounts file naming `(datacenter, account)` pairs of this process, keys in files.
+    pub fn accounts_file(&self, pairs: &[(&str, &str)]) -> PathBuf {
+        let mut toml = String::new();
+        for (dc, acct) in pairs {
+            let key_path = self.dir.path().join(format!("{acct}.key"));
+            std::fs::write(&key_path, self.key(acct)).expect("write key");
+            toml.push_str(&format!(
+                "[accounts.{dc}]\nstorage_account = \"{acct}\"\nblob_endpoint = \"{}\"\nkey_file = \"{}\"\n\n",
+                self.azurite.endpoint(acct),
+                key_path.display()
+            ));
+        }
+        let path = self.dir.path().join("amsplay.toml");
+        std::fs::write(&path, toml).expect("write accounts file");
+        path
+    }
+}
+
+/// Runs the real `amsplay` binary.
+pub struct Amsplay {
+    cmd: Command,
+}
+
+pub fn amsplay() -> Amsplay {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_amsplay"));
+    cmd.env_remove("AMSPLAY_ACCOUNTS")
+        .env("AMSPLAY_NO_PROGRESS", "1")
+        .env("RUST_LOG", "warn");
+    Amsplay { cmd }
+}
+
+impl Amsplay {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn accounts(mut self, file: &Path) -> Self {
+        self.cmd.arg("--accounts").arg(file);
+        self
+    }
+
+    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn cwd(mut self, dir: &Path) -> Self {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    /// Runs a playbook given as text, written to `dir/name`.
+    pub fn script(self, dir: &Path, name: &str, text: &str) -> Self {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write playbook");
+        self.args(["run".as_ref(), path.as_os_str()])
+    }
+
+    pub fn output(mut self) -> Run {
+        let out = self.cmd.output().expect("amsplay runs");
+        Run(out)
+    }
+}
+
+/// A finished run, with assertions that print everything on failure.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    pub fn success(self) -> Self {
+        assert!(
+            self.0.status.success(),
+            "amsplay failed ({:?})\n--- stdout\n{}\n--- stderr\n{}",
+            self.0.status,
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    pub fn failure(self) -> Self {
+        assert!(
+            !self.0.status.success(),
+            "amsplay should have failed\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+    pub fn stderr_has(self, needle: &str) -> Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}\n--- stderr\n{}",
+            self.stderr()
+        );
+        self
+    }
+    pub fn stdout_has(self, needle: &str) -> Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+/// MD5 of bytes as hex.
+pub fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    hex::encode(Md5::digest(data))
+}
+
+/// Deterministic test data of `len` bytes, different per `seed`.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            s as u8
+        })
+        .collect()
+}

@@ -1,0 +1,91 @@
+//! Shipped playbooks compile, the README's API table is the engine's own, and the demo runs.
+
+use std::path::{Path, PathBuf};
+
+use amsplay::config::AccountsFile;
+use amsplay::script::{build_engine, help, runner, Host};
+
+use crate::harness::amsplay;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn rhai_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            rhai_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rhai") {
+            out.push(p);
+        }
+    }
+}
+
+fn engine() -> (tokio::runtime::Runtime, rhai::Engine) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let host = Host::new(rt.handle().clone(), AccountsFile::default(), "test");
+    let engine = build_engine(host);
+    (rt, engine)
+}
+
+#[test]
+fn every_shipped_playbook_compiles() {
+    let mut files = Vec::new();
+    rhai_files(&repo().join("scripts"), &mut files);
+    rhai_files(&repo().join("examples"), &mut files);
+    assert!(files.len() >= 3, "playbooks found: {files:?}");
+    let (_rt, engine) = engine();
+    for f in files {
+        if let Err(e) = runner::check_file(&engine, &f) {
+            panic!("{} does not compile:\n{e}", f.display());
+        }
+    }
+}
+
+#[test]
+fn readme_api_table_is_generated_from_the_engine() {
+    let (_rt, engine) = engine();
+    let table = help::markdown(&engine);
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let start = readme
+        .find("<!-- api:start -->")
+        .expect("README has <!-- api:start -->");
+    let end = readme
+        .find("<!-- api:end -->")
+        .expect("README has <!-- api:end -->");
+    let current = readme[start + "<!-- api:start -->".len()..end].trim();
+    assert_eq!(
+        current,
+        table.trim(),
+        "README API table is stale: regenerate it with `cargo run -q -- doc --markdown`"
+    );
+}
+
+#[test]
+fn every_documented_function_has_an_example() {
+    let (_rt, engine) = engine();
+    for d in help::index(&engine).values() {
+        assert!(
+            d.doc.contains("Example:"),
+            "{} has no example in its docs",
+            d.name
+        );
+    }
+}
+
+#[test]
+fn the_demo_playbook_runs_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    amsplay()
+        .cwd(dir.path())
+        .env("AMSPLAY_LOCAL_DIR", dir.path().join("local"))
+        .args([
+            "run".as_ref(),
+            repo().join("scripts/replicate_storage.rhai").as_os_str(),
+        ])
+        .output()
+        .success()
+        .stdout_has("verified")
+        .stdout_has("second run copied 0");
+}
