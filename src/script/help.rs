@@ -49,13 +49,14 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
             name: name.to_string(),
             ..Default::default()
         });
-        if entry.doc.is_empty() {
+        let sig = f["signature"].as_str().unwrap_or(name).to_string();
+        // Overloads may carry different docs; the first signature in sort order decides, so
+        // the output does not depend on registration order.
+        if entry.doc.is_empty() || entry.signatures.iter().all(|s| sig < *s) {
             entry.doc = doc;
         }
-        if let Some(sig) = f["signature"].as_str() {
-            if !entry.signatures.iter().any(|s| s == sig) {
-                entry.signatures.push(sig.to_string());
-            }
+        if !entry.signatures.contains(&sig) {
+            entry.signatures.push(sig);
         }
     }
     for d in out.values_mut() {

@@ -259,3 +259,23 @@ fn local_environment_up_status_run_down() {
         "the command's own Azurite is stopped when it ends"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_repl_evaluates_keeps_state_and_explains_functions() {
+    let env = Env::start(&["dca"]).await;
+    let accounts = env.accounts_file(&[("dc-a", "dca")]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = amsplay()
+        .accounts(&accounts)
+        .env("AMSPLAY_HISTORY", dir.path().join("history"))
+        .args(["repl"])
+        .stdin("help(\"copy_blobs\")\nlet x = 40 + 2;\nfn double(n) { n * 2 }\ndouble(x)\nlet broken = ;\naccount(\"dc-a\").storage.name\n")
+        .output()
+        .success();
+    let stdout = out.stdout();
+    assert!(stdout.contains("copy_blobs(src: Storage, src_container: String"), "{stdout}");
+    assert!(stdout.contains("Example: let r = copy_blobs("), "{stdout}");
+    assert!(stdout.contains("=> 84"), "state and functions persist between inputs: {stdout}");
+    assert!(stdout.contains("=> \"dca\""), "{stdout}");
+    assert!(out.stderr().contains("<repl>:1:14: Unexpected ';'"), "{}", out.stderr());
+}

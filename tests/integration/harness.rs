@@ -93,6 +93,7 @@ impl Env {
 /// Runs the real `amsplay` binary.
 pub struct Amsplay {
     cmd: Command,
+    stdin: Option<String>,
 }
 
 pub fn amsplay() -> Amsplay {
@@ -100,7 +101,7 @@ pub fn amsplay() -> Amsplay {
     cmd.env_remove("AMSPLAY_ACCOUNTS")
         .env("AMSPLAY_NO_PROGRESS", "1")
         .env("RUST_LOG", "warn");
-    Amsplay { cmd }
+    Amsplay { cmd, stdin: None }
 }
 
 impl Amsplay {
@@ -135,8 +136,27 @@ impl Amsplay {
         self.args(["run".as_ref(), path.as_os_str()])
     }
 
+    /// Text fed to standard input.
+    pub fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_string());
+        self
+    }
+
     pub fn output(mut self) -> Run {
-        let out = self.cmd.output().expect("amsplay runs");
+        use std::io::Write;
+        use std::process::Stdio;
+        self.cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("amsplay runs");
+        let input = self.stdin.take().unwrap_or_default();
+        let mut pipe = child.stdin.take().expect("stdin");
+        let writer = std::thread::spawn(move || {
+            let _ = pipe.write_all(input.as_bytes());
+        });
+        let out = child.wait_with_output().expect("amsplay finishes");
+        let _ = writer.join();
         Run(out)
     }
 }
