@@ -104,6 +104,24 @@ Example: let dir = temp_dir(); make_sample_file(`${dir}/a.bin`, 1024);"#,
     });
 
     func(
+        "local_files",
+        &["dir: String", "Array"],
+        r#"Paths of the regular files directly inside a local folder, sorted.
+Example: for f in local_files("out") { a.storage.upload("media", f); }"#,
+    )
+    .register_into_engine(engine, |dir: &str| -> RhaiResult<rhai::Array> {
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| host_error("local_file", format!("cannot list {dir}: {e}"), None, None))?;
+        let mut files: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path().display().to_string())
+            .collect();
+        files.sort();
+        Ok(files.into_iter().map(Dynamic::from).collect())
+    });
+
+    func(
         "md5_file",
         &["path: String", "String"],
         r#"MD5 of a local file as lowercase hex, as md5sum prints it.

@@ -273,9 +273,19 @@ async fn the_repl_evaluates_keeps_state_and_explains_functions() {
         .output()
         .success();
     let stdout = out.stdout();
-    assert!(stdout.contains("copy_blobs(src: Storage, src_container: String"), "{stdout}");
+    assert!(
+        stdout.contains("copy_blobs(src: Storage, src_container: String"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Example: let r = copy_blobs("), "{stdout}");
-    assert!(stdout.contains("=> 84"), "state and functions persist between inputs: {stdout}");
+    assert!(
+        stdout.contains("=> 84"),
+        "state and functions persist between inputs: {stdout}"
+    );
     assert!(stdout.contains("=> \"dca\""), "{stdout}");
-    assert!(out.stderr().contains("<repl>:1:14: Unexpected ';'"), "{}", out.stderr());
+    assert!(
+        out.stderr().contains("<repl>:1:14: Unexpected ';'"),
+        "{}",
+        out.stderr()
+    );
 }

@@ -235,3 +235,50 @@ async fn destination_killed_mid_stream_then_restarted_and_rerun_ends_complete() 
     );
     assert_content(&b, "dst", &expected).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_copies_are_polled_busy_answers_retried_and_failed_copies_copied_again() {
+    use crate::harness::fault::{self, Faults};
+    use std::sync::atomic::Ordering;
+    use std::sync::Arc;
+
+    let env = Env::start(&["dca", "dcb"]).await;
+    let faults = Arc::new(Faults::with_pending_polls(3));
+    faults.busy_copies.store(2, Ordering::SeqCst);
+    faults.failed_copies.store(1, Ordering::SeqCst);
+    let port = fault::start(env.azurite.port, faults.clone()).await;
+    let through = |name: &str| {
+        let mut acct = env.account(name);
+        acct.endpoint = url::Url::parse(&format!("http://127.0.0.1:{port}/{name}")).unwrap();
+        Storage::open(&acct).unwrap()
+    };
+    let (a, b) = (through("dca"), through("dcb"));
+    let blobs: Vec<(String, Vec<u8>)> = (0..5).map(|i| (format!("b{i}"), data(i, 3000))).collect();
+    let expected = fill(&a, "src", blobs).await;
+
+    let mut opts = quiet(CopyMode::Server);
+    opts.poll_first = Duration::from_millis(5);
+    opts.poll_max = Duration::from_millis(20);
+    let r = copy_blobs(&a, "src", &b, "dst", &opts).await.unwrap();
+    assert_eq!(
+        (r.copied, r.failed, r.mode.as_str()),
+        (5, 0, "server"),
+        "{r:?}"
+    );
+    assert_eq!(
+        faults.served_busy.load(Ordering::SeqCst),
+        2,
+        "503s were answered and retried"
+    );
+    assert_eq!(
+        faults.served_failed.load(Ordering::SeqCst),
+        1,
+        "one copy ended failed"
+    );
+    assert_eq!(
+        faults.served_pending.load(Ordering::SeqCst),
+        3 * 6,
+        "every copy (5, plus the one copied again) was polled through its pending answers"
+    );
+    assert_content(&b, "dst", &expected).await;
+}

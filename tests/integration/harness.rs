@@ -227,3 +227,130 @@ pub fn data(seed: u64, len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A small HTTP proxy in front of Azurite that produces what Azurite never does on demand:
+/// Copy Blob answers that stay `pending` for a few polls, copies that end `failed`, and 503s.
+/// Requests pass through with their Host header, so Azurite still copies between its accounts.
+pub mod fault {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::response::Response;
+
+    #[derive(Default)]
+    pub struct Faults {
+        /// Polls of each copied blob that answer `pending` before the real status shows.
+        pub pending_polls: u32,
+        /// Copy Blob requests to refuse with 503 before letting them through.
+        pub busy_copies: AtomicU32,
+        /// Copies whose first poll says `failed`.
+        pub failed_copies: AtomicU32,
+        /// Polls answered `pending`, copies refused, copies failed: what the proxy did.
+        pub served_pending: AtomicU32,
+        pub served_busy: AtomicU32,
+        pub served_failed: AtomicU32,
+        remaining: Mutex<std::collections::HashMap<String, (u32, bool)>>,
+    }
+
+    impl Faults {
+        pub fn with_pending_polls(n: u32) -> Self {
+            Self {
+                pending_polls: n,
+                ..Default::default()
+            }
+        }
+    }
+
+    struct Shared {
+        upstream: u16,
+        faults: Arc<Faults>,
+        http: reqwest::Client,
+    }
+
+    /// Starts the proxy on an ephemeral port; it lives as long as the test's runtime.
+    pub async fn start(upstream: u16, faults: Arc<Faults>) -> u16 {
+        let shared = Arc::new(Shared {
+            upstream,
+            faults,
+            http: reqwest::Client::new(),
+        });
+        let app = axum::Router::new().fallback(handle).with_state(shared);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        port
+    }
+
+    async fn handle(State(s): State<Arc<Shared>>, req: Request) -> Response {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        let path = parts.uri.path().to_string();
+        let is_copy = parts.method == "PUT" && parts.headers.contains_key("x-ms-copy-source");
+        let f = &s.faults;
+        if is_copy
+            && f.busy_copies
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        {
+            f.served_busy.fetch_add(1, Ordering::SeqCst);
+            return Response::builder()
+                .status(503)
+                .header("x-ms-error-code", "ServerBusy")
+                .body(Body::from("busy"))
+                .unwrap();
+        }
+        let url = format!(
+            "http://127.0.0.1:{}{}",
+            s.upstream,
+            parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/")
+        );
+        let mut out = s.http.request(parts.method.clone(), url).body(body);
+        for (k, v) in &parts.headers {
+            if k != "content-length" {
+                out = out.header(k, v);
+            }
+        }
+        let resp = out.send().await.unwrap();
+        let status = resp.status();
+        let mut headers = resp.headers().clone();
+        let bytes = resp.bytes().await.unwrap();
+        let mut remaining = f.remaining.lock().unwrap();
+        if is_copy && status.is_success() {
+            let fail = f
+                .failed_copies
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+            remaining.insert(path.clone(), (f.pending_polls, fail));
+            headers.insert("x-ms-copy-status", "pending".parse().unwrap());
+        } else if parts.method == "HEAD" {
+            if let Some((left, fail)) = remaining.get_mut(&path) {
+                if *left > 0 {
+                    *left -= 1;
+                    f.served_pending.fetch_add(1, Ordering::SeqCst);
+                    headers.insert("x-ms-copy-status", "pending".parse().unwrap());
+                } else if *fail {
+                    *fail = false;
+                    f.served_failed.fetch_add(1, Ordering::SeqCst);
+                    headers.insert("x-ms-copy-status", "failed".parse().unwrap());
+                    headers.insert(
+                        "x-ms-copy-status-description",
+                        "500 InternalError injected by the test".parse().unwrap(),
+                    );
+                }
+            }
+        }
+        let mut builder = Response::builder().status(status);
+        for (k, v) in &headers {
+            if k != "transfer-encoding" && k != "connection" {
+                builder = builder.header(k, v);
+            }
+        }
+        builder.body(Body::from(bytes)).unwrap()
+    }
+}
