@@ -68,7 +68,9 @@ fn copy_options(opts: &Map) -> RhaiResult<CopyOptions> {
                 }
             })
     };
-    let (mut block, mut window, mut budget) = (8i64 << 20, 8i64, 96i64 << 20);
+    let d = TransferOptions::default();
+    let (mut block, mut window, mut budget) =
+        (d.block_size as i64, d.window as i64, d.budget_bytes() as i64);
     for (k, v) in opts {
         match k.as_str() {
             "mode" => o.mode = v.to_string().parse::<CopyMode>().script()?,
@@ -321,7 +323,7 @@ verified (length and MD5) and resumable: blobs already identical at the destinat
 Server-side with a source SAS, or streamed through amsplay when the destination cannot reach the
 source. Returns #{copied, skipped, failed, bytes, seconds, mode, failures}.
 Options: mode ("auto", "server", "stream"), concurrency (16), attempts (3), prefix,
-sas_hours (24), block_size (8 MiB), window (8 blocks per blob), memory (96 MiB), progress (true).
+sas_hours (24), block_size (16 MiB), window (4 blocks per blob), memory (64 MiB), progress (true).
 Example: let r = copy_blobs(a.storage, "media", b.storage, "media", #{ concurrency: 32 });"#;
     for with_opts in [false, true] {
         let h = host.clone();

@@ -31,6 +31,11 @@ impl Budget {
         }
     }
 
+    /// The budget in bytes.
+    pub fn bytes(&self) -> u64 {
+        self.units as u64 * UNIT
+    }
+
     /// Reserves room for `bytes`; released when the permit drops.
     pub async fn reserve(&self, bytes: u64) -> OwnedSemaphorePermit {
         let want = bytes.div_ceil(UNIT).clamp(1, self.units as u64) as u32;
