@@ -69,8 +69,11 @@ fn copy_options(opts: &Map) -> RhaiResult<CopyOptions> {
             })
     };
     let d = TransferOptions::default();
-    let (mut block, mut window, mut budget) =
-        (d.block_size as i64, d.window as i64, d.budget_bytes() as i64);
+    let (mut block, mut window, mut budget) = (
+        d.block_size as i64,
+        d.window as i64,
+        d.budget_bytes() as i64,
+    );
     for (k, v) in opts {
         match k.as_str() {
             "mode" => o.mode = v.to_string().parse::<CopyMode>().script()?,

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use azure_storage_blobs::blob::CopyStatus;
@@ -19,8 +20,9 @@ use futures::StreamExt;
 use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
+use super::pipe::pipe_blob;
 use super::retry::Backoff;
-use super::transfer::{stream_blob, TransferOptions};
+use super::transfer::{content_type_for, stream_blob, TransferOptions};
 use super::{classify, BlobInfo, SasPerms, Storage, StorageError};
 use crate::progress::Progress;
 
@@ -139,9 +141,11 @@ struct Job<'a> {
     dst_container: &'a str,
     opts: &'a CopyOptions,
     source_sas: Option<url::Url>,
+    /// Write SAS on the destination container, for streamed Put Blobs.
+    dest_sas: Option<url::Url>,
     stream: AtomicBool,
     fell_back: AtomicBool,
-    progress: Progress,
+    progress: Arc<Progress>,
 }
 
 /// Copies every blob of `src_container` in `src` to `dst_container` in `dst` (created when
@@ -182,29 +186,41 @@ pub async fn copy_blobs(
         "copying {src_container} -> {dst_container}"
     );
 
+    let now = OffsetDateTime::now_utc();
+    let (start, expiry) = (
+        Some(now - time::Duration::minutes(5)),
+        now + opts.sas_lifetime,
+    );
     let source_sas = if opts.mode == CopyMode::Stream || todo.is_empty() {
         None
     } else {
-        let now = OffsetDateTime::now_utc();
-        let perms = SasPerms {
+        let read = SasPerms {
             read: true,
             ..Default::default()
         };
         Some(
-            src.container_sas_url(
-                src_container,
-                perms,
-                Some(now - time::Duration::minutes(5)),
-                now + opts.sas_lifetime,
-            )
-            .await?,
+            src.container_sas_url(src_container, read, start, expiry)
+                .await?,
         )
     };
-    let progress = if opts.progress {
+    let dest_sas = if opts.mode == CopyMode::Server || todo.is_empty() {
+        None
+    } else {
+        let write = SasPerms {
+            write: true,
+            create: true,
+            ..Default::default()
+        };
+        Some(
+            dst.container_sas_url(dst_container, write, start, expiry)
+                .await?,
+        )
+    };
+    let progress = Arc::new(if opts.progress {
         Progress::bytes(format!("copy {src_container}"), total)
     } else {
         Progress::quiet(total)
-    };
+    });
     let job = Job {
         src,
         src_container,
@@ -212,6 +228,7 @@ pub async fn copy_blobs(
         dst_container,
         opts,
         source_sas,
+        dest_sas,
         stream: AtomicBool::new(opts.mode == CopyMode::Stream),
         fell_back: AtomicBool::new(false),
         progress,
@@ -293,16 +310,44 @@ impl Job<'_> {
     }
 
     async fn stream_one(&self, b: &BlobInfo) -> Result<(), AttemptError> {
-        stream_blob(
-            self.src,
-            self.src_container,
-            self.dst,
-            self.dst_container,
-            b,
-            &self.opts.transfer,
-            Some(&self.progress),
-        )
-        .await?;
+        match &self.dest_sas {
+            // Up to pipe_max: one GET streamed into one Put Blob, checked by its Content-MD5.
+            Some(sas) if b.size <= self.opts.transfer.pipe_max => {
+                let url = self.dst.blob_url_with_sas(sas, &b.name)?;
+                let ct = if b.content_type.is_empty() {
+                    content_type_for(&b.name)
+                } else {
+                    b.content_type.clone()
+                };
+                self.dst
+                    .retry()
+                    .run("stream a blob", || {
+                        pipe_blob(
+                            self.src,
+                            self.src_container,
+                            b,
+                            self.dst,
+                            &url,
+                            &ct,
+                            Some(self.progress.clone()),
+                        )
+                    })
+                    .await?;
+            }
+            // Larger: block by block, in parallel, within the memory budget.
+            _ => {
+                stream_blob(
+                    self.src,
+                    self.src_container,
+                    self.dst,
+                    self.dst_container,
+                    b,
+                    &self.opts.transfer,
+                    Some(&self.progress),
+                )
+                .await?;
+            }
+        }
         self.verify(b).await
     }
 

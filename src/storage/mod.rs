@@ -8,6 +8,7 @@
 mod blocks;
 pub mod copy;
 mod error;
+mod pipe;
 pub mod retry;
 mod transfer;
 
@@ -95,6 +96,9 @@ pub struct Storage {
 struct Inner {
     account: StorageAccount,
     service: BlobServiceClient,
+    /// The same client the SDK uses, for the one request the SDK cannot make: a Put Blob whose
+    /// body streams from another request (see `transfer::pipe_blob`).
+    http: reqwest::Client,
     retry: RetryPolicy,
 }
 
@@ -133,7 +137,8 @@ impl Storage {
             uri: account.endpoint.as_str().trim_end_matches('/').to_string(),
         };
         let creds = StorageCredentials::access_key(account.account.clone(), account.key.clone());
-        let transport = azure_core::TransportOptions::new(Arc::new(http_client()));
+        let http = http_client();
+        let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
         let service = ClientBuilder::with_location(location, creds)
             .retry(azure_core::RetryOptions::none())
             .transport(transport)
@@ -142,6 +147,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 account: account.clone(),
                 service,
+                http,
                 retry: RetryPolicy::default(),
             }),
         })
@@ -168,6 +174,7 @@ impl Storage {
             inner: Arc::new(Inner {
                 account: self.inner.account.clone(),
                 service: self.inner.service.clone(),
+                http: self.inner.http.clone(),
                 retry,
             }),
         }
@@ -180,6 +187,10 @@ impl Storage {
             container,
             blob,
         }
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
     }
 
     pub(crate) fn container_client(&self, container: &str) -> ContainerClient {

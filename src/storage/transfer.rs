@@ -26,6 +26,9 @@ pub struct TransferOptions {
     pub window: usize,
     /// Bytes in flight across every transfer sharing these options.
     pub budget: Budget,
+    /// Blobs up to this size are copied in stream mode as one GET piped into one Put Blob
+    /// (`pipe.rs`); larger ones block by block.
+    pub pipe_max: u64,
 }
 
 impl Default for TransferOptions {
@@ -47,12 +50,13 @@ impl TransferOptions {
             block_size: block_size.max(64 << 10),
             window: window.max(1),
             budget: Budget::new(budget_bytes.max(block_size)),
+            pipe_max: super::pipe::PIPE_MAX,
         }
     }
 }
 
 /// The MIME type a blob should carry, from its name.
-pub fn content_type_for(name: &str) -> String {
+pub(crate) fn content_type_for(name: &str) -> String {
     let ext = name
         .rsplit('.')
         .next()

@@ -149,7 +149,9 @@ async fn between_two_processes_auto_mode_falls_back_to_streaming() {
     let expected = fill(&a, "src", blobs).await;
 
     let mut opts = quiet(CopyMode::Auto);
+    // Small blobs are piped GET -> Put Blob; the large one goes block by block.
     opts.transfer = TransferOptions::new(4 << 20, 4, 32 << 20);
+    opts.transfer.pipe_max = 1 << 20;
     let r = copy_blobs(&a, "src", &b, "dst", &opts).await.unwrap();
     assert_eq!((r.copied, r.failed), (42, 0), "{r:?}");
     assert_eq!(
@@ -164,8 +166,10 @@ async fn between_two_processes_auto_mode_falls_back_to_streaming() {
     assert_eq!((again.copied, again.skipped), (0, 42), "{again:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn destination_killed_mid_stream_then_restarted_and_rerun_ends_complete() {
+/// Kills the destination Azurite once the first blob is committed, restarts it on the same
+/// data, and checks that a rerun ends with every blob present and verified. `pipe_max` picks
+/// the path: piped Put Blobs, or blocks.
+async fn kill_destination_mid_stream(pipe_max: u64) {
     let src_env = Env::start(&["dca"]).await;
     let mut dst_env = Env::start_persistent(&["dcb"]).await;
     let a = src_env.storage("dca");
@@ -189,6 +193,7 @@ async fn destination_killed_mid_stream_then_restarted_and_rerun_ends_complete() 
     opts.concurrency = 2;
     opts.attempts = 1;
     opts.transfer = TransferOptions::new(1 << 20, 2, 8 << 20);
+    opts.transfer.pipe_max = pipe_max;
     let copy = {
         let (a, b, opts) = (a.clone(), b.clone(), opts.clone());
         tokio::spawn(async move { copy_blobs(&a, "src", &b, "dst", &opts).await })
@@ -224,9 +229,9 @@ async fn destination_killed_mid_stream_then_restarted_and_rerun_ends_complete() 
     for blob in b.blobs("dst").await.unwrap_or_default() {
         assert_eq!(Some(&blob.md5_hex()), expected.get(&blob.name), "{blob:?}");
     }
-    let r = copy_blobs(&a, "src", &b, "dst", &quiet(CopyMode::Stream))
-        .await
-        .unwrap();
+    let mut again = quiet(CopyMode::Stream);
+    again.transfer.pipe_max = pipe_max;
+    let r = copy_blobs(&a, "src", &b, "dst", &again).await.unwrap();
     assert_eq!(r.failed, 0, "{r:?}");
     assert_eq!(r.copied + r.skipped, 6, "{r:?}");
     assert!(
@@ -234,6 +239,16 @@ async fn destination_killed_mid_stream_then_restarted_and_rerun_ends_complete() 
         "the rerun finished what the kill interrupted: {r:?}"
     );
     assert_content(&b, "dst", &expected).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_killed_mid_block_stream_then_restarted_and_rerun_ends_complete() {
+    kill_destination_mid_stream(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destination_killed_mid_piped_stream_then_restarted_and_rerun_ends_complete() {
+    kill_destination_mid_stream(u64::MAX).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
