@@ -57,6 +57,34 @@ pub enum Command {
         #[command(subcommand)]
         action: LocalAction,
     },
+    /// Serve one Media Services v2 account (REST API, tokens) over a Blob Storage account.
+    ///
+    /// Prints "listening on http://ADDR" once it accepts requests. Tokens: POST
+    /// {url}/v2/OAuth2-13 (ACS) or {url}/{tenant}/oauth2/token (Azure AD); API: {url}/api/.
+    Serve {
+        /// Media Services account name (the token endpoint's client_id).
+        #[arg(long)]
+        account: String,
+        /// Account key (client_secret); or set $AMSPLAY_MEDIA_KEY.
+        #[arg(long, env = "AMSPLAY_MEDIA_KEY", hide_env_values = true)]
+        key: String,
+        /// Storage for asset containers: a datacenter of the accounts file, or the name of an
+        /// environment variable holding a connection string.
+        #[arg(long)]
+        storage: String,
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Folder for the account's state (SQLite).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Base URL of the streaming origin for OnDemandOrigin locators (default: this server).
+        #[arg(long)]
+        streaming_base: Option<String>,
+        /// Token lifetime in seconds (for testing expiry).
+        #[arg(long, hide = true)]
+        token_lifetime: Option<i64>,
+    },
     /// Print the playbook API reference (Markdown with --markdown).
     Doc {
         #[arg(long)]
@@ -165,6 +193,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Local { action } => local(&rt, action),
+        Command::Serve {
+            account,
+            key,
+            storage,
+            listen,
+            data_dir,
+            streaming_base,
+            token_lifetime,
+        } => {
+            let storage_account = resolve_storage(cli.accounts.as_deref(), &storage)?;
+            let storage = crate::storage::Storage::open(&storage_account)?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                let config = crate::emulator::EmulatorConfig {
+                    account,
+                    key,
+                    data_dir,
+                    streaming_base: streaming_base.unwrap_or_else(|| format!("http://{addr}")),
+                    token_lifetime,
+                };
+                println!("listening on http://{addr}");
+                crate::emulator::serve(config, storage, listener, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Doc { markdown } => {
             let host = Host::new(rt.handle().clone(), AccountsFile::default(), "none");
             let engine = build_engine(host);
@@ -181,6 +237,43 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `--storage`: a datacenter of the accounts file, else an environment variable holding a
+/// connection string.
+fn resolve_storage(
+    accounts: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<crate::config::StorageAccount> {
+    if let Some(path) = AccountsFile::locate(accounts) {
+        let file = AccountsFile::load(&path)?;
+        if file.accounts.contains_key(name) {
+            return Ok(file.storage(name)?);
+        }
+    }
+    match std::env::var(name) {
+        Ok(cs) => crate::config::parse_connection_string(&cs)
+            .map_err(|e| anyhow::anyhow!("--storage {name}: the connection string in ${name} is not valid: {e}")),
+        Err(_) => anyhow::bail!(
+            "--storage {name}: not a datacenter of the accounts file, nor an environment variable holding a connection string"
+        ),
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
     }
 }
 

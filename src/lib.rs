@@ -12,9 +12,11 @@
 //!   environment built on it (the embedded default).
 //! - `progress`: progress bars on a terminal, `tracing` events otherwise.
 
+pub mod ams;
 pub mod azurite;
 pub mod cli;
 pub mod config;
+pub mod emulator;
 pub mod localenv;
 pub mod progress;
 pub mod script;

@@ -1,0 +1,5 @@
+//! Media Services v2: the wire model shared by the client and the emulator, authentication,
+//! and the client.
+
+pub mod auth;
+pub mod model;

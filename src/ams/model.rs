@@ -1,0 +1,448 @@
+//! Media Services v2 entities as they travel on the wire: one set of types for the client and
+//! the emulator. Serialization follows the REST reference's samples (PascalCase names,
+//! `ContentFileSize` as a string, dates as ISO 8601 with a `Z`); deserialization is lenient the
+//! way the service was: numbers may come as JSON numbers or strings, dates as ISO 8601, the
+//! en-US "G" format the walkthrough's C# sends (`11/21/2026 10:40:00 PM`) or OData `/Date(ms)/`.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use time::OffsetDateTime;
+
+/// Kinds of entity ids: `nb:{kind}:UUID:{guid}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    /// Assets and files.
+    Content,
+    Policy,
+    Locator,
+    Job,
+    Task,
+    Processor,
+}
+
+impl IdKind {
+    fn tag(self) -> &'static str {
+        match self {
+            IdKind::Content => "cid",
+            IdKind::Policy => "pid",
+            IdKind::Locator => "lid",
+            IdKind::Job => "jid",
+            IdKind::Task => "tid",
+            IdKind::Processor => "mpid",
+        }
+    }
+
+    /// A fresh id of this kind.
+    pub fn new_id(self) -> String {
+        self.id(&uuid::Uuid::new_v4())
+    }
+
+    /// The id of this kind for a GUID.
+    pub fn id(self, guid: &uuid::Uuid) -> String {
+        format!("nb:{}:UUID:{}", self.tag(), guid.hyphenated())
+    }
+
+    /// Parses `nb:{kind}:UUID:{guid}` (GUID in any case) into the GUID.
+    pub fn parse(self, id: &str) -> Option<uuid::Uuid> {
+        let rest = id.strip_prefix("nb:")?;
+        let (tag, rest) = rest.split_once(':')?;
+        let guid = rest.strip_prefix("UUID:")?;
+        (tag == self.tag()).then_some(())?;
+        uuid::Uuid::parse_str(guid).ok()
+    }
+}
+
+/// Asset: a container of files in one blob container, `asset-{guid}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Asset {
+    pub id: String,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub state: i32,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
+    #[serde(with = "date")]
+    pub last_modified: OffsetDateTime,
+    #[serde(default)]
+    pub alternate_id: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub options: i32,
+    pub uri: String,
+    #[serde(default)]
+    pub storage_account_name: String,
+}
+
+impl Asset {
+    /// The blob container holding the asset's files.
+    pub fn container(&self) -> String {
+        asset_container(&self.id)
+    }
+}
+
+/// The container of an asset id: `asset-{guid}`.
+pub fn asset_container(asset_id: &str) -> String {
+    match IdKind::Content.parse(asset_id) {
+        Some(g) => format!("asset-{}", g.hyphenated()),
+        None => format!("asset-{}", asset_id.rsplit(':').next().unwrap_or_default()),
+    }
+}
+
+/// AssetFile (entity set `Files`): one blob of an asset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AssetFile {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "int64_string")]
+    pub content_file_size: i64,
+    pub parent_asset_id: String,
+    #[serde(default)]
+    pub encryption_version: Option<String>,
+    #[serde(default)]
+    pub encryption_scheme: Option<String>,
+    #[serde(default, deserialize_with = "lenient::bool")]
+    pub is_encrypted: bool,
+    #[serde(default)]
+    pub encryption_key_id: Option<String>,
+    #[serde(default)]
+    pub initialization_vector: Option<String>,
+    #[serde(default, deserialize_with = "lenient::bool")]
+    pub is_primary: bool,
+    #[serde(with = "date")]
+    pub last_modified: OffsetDateTime,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    #[serde(default)]
+    pub content_checksum: Option<String>,
+}
+
+/// Permission flags of an access policy.
+pub mod permissions {
+    pub const NONE: i32 = 0;
+    pub const READ: i32 = 1;
+    pub const WRITE: i32 = 2;
+    pub const DELETE: i32 = 4;
+    pub const LIST: i32 = 8;
+}
+
+/// AccessPolicy: a duration and permissions that locators refer to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AccessPolicy {
+    pub id: String,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
+    #[serde(with = "date")]
+    pub last_modified: OffsetDateTime,
+    pub name: String,
+    #[serde(deserialize_with = "lenient::f64")]
+    pub duration_in_minutes: f64,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub permissions: i32,
+}
+
+/// Locator types.
+pub mod locator_type {
+    pub const NONE: i32 = 0;
+    pub const SAS: i32 = 1;
+    pub const ON_DEMAND_ORIGIN: i32 = 2;
+}
+
+/// Locator: a SAS URL of the asset's container, or a streaming path on the origin.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Locator {
+    pub id: String,
+    #[serde(with = "date")]
+    pub expiration_date_time: OffsetDateTime,
+    #[serde(rename = "Type", deserialize_with = "lenient::i32")]
+    pub kind: i32,
+    pub path: String,
+    pub base_uri: String,
+    pub content_access_component: String,
+    pub access_policy_id: String,
+    pub asset_id: String,
+    #[serde(with = "date")]
+    pub start_time: OffsetDateTime,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Locator {
+    /// The GUID part of the id, which is also the origin path segment.
+    pub fn guid(&self) -> String {
+        IdKind::Locator
+            .parse(&self.id)
+            .map(|g| g.hyphenated().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// MediaProcessor: an encoder the account offers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct MediaProcessor {
+    pub id: String,
+    pub description: String,
+    pub name: String,
+    pub sku: String,
+    pub vendor: String,
+    pub version: String,
+}
+
+/// Request bodies the client sends; the emulator reads the same names (leniently).
+pub mod requests {
+    use serde::Serialize;
+
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NewAsset {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        pub options: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub alternate_id: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NewAccessPolicy {
+        pub name: String,
+        pub duration_in_minutes: f64,
+        pub permissions: i32,
+    }
+
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NewLocator {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub id: Option<String>,
+        pub asset_id: String,
+        pub access_policy_id: String,
+        #[serde(rename = "Type")]
+        pub kind: i32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub start_time: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+    }
+
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NewFile {
+        pub name: String,
+        pub parent_asset_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub content_file_size: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub mime_type: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub content_checksum: Option<String>,
+        pub is_primary: bool,
+        pub is_encrypted: bool,
+    }
+}
+
+/// Formats a date as the service does: `2015-01-18T22:06:40.6010903Z`.
+pub fn format_date(d: OffsetDateTime) -> String {
+    let d = d.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:07}Z",
+        d.year(),
+        d.month() as u8,
+        d.day(),
+        d.hour(),
+        d.minute(),
+        d.second(),
+        d.nanosecond() / 100
+    )
+}
+
+/// Parses the date forms clients sent: ISO 8601 (with or without offset, any fraction),
+/// en-US "G" (`11/21/2026 10:40:00 PM`, taken as UTC) and OData `/Date(ms)/`.
+pub fn parse_date(s: &str) -> Option<OffsetDateTime> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let s = s.trim();
+    if let Some(ms) = s
+        .strip_prefix("/Date(")
+        .and_then(|r| r.strip_suffix(")/"))
+        .and_then(|r| r.split(['+', '-']).next())
+        .and_then(|r| r.parse::<i64>().ok())
+    {
+        return OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000).ok();
+    }
+    if let Ok(d) = OffsetDateTime::parse(s, &Rfc3339) {
+        return Some(d);
+    }
+    // ISO without an offset: the service meant UTC.
+    let naive = format_description!(
+        version = 2,
+        "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    if let Ok(d) = time::PrimitiveDateTime::parse(s.trim_end_matches('Z'), &naive) {
+        return Some(d.assume_utc());
+    }
+    // en-US "G": M/d/yyyy h:mm:ss tt
+    let (date, rest) = s.split_once(' ')?;
+    let (clock, ampm) = rest.trim().split_once(' ')?;
+    let mut dp = date.split('/').map(|p| p.parse::<u32>().ok());
+    let (m, d, y) = (dp.next()??, dp.next()??, dp.next()??);
+    let mut cp = clock.split(':').map(|p| p.parse::<u32>().ok());
+    let (mut h, mi, se) = (cp.next()??, cp.next()??, cp.next()??);
+    match ampm.to_ascii_uppercase().as_str() {
+        "AM" if h == 12 => h = 0,
+        "AM" => {}
+        "PM" if h < 12 => h += 12,
+        "PM" => {}
+        _ => return None,
+    }
+    let month = time::Month::try_from(m as u8).ok()?;
+    let date = time::Date::from_calendar_date(y as i32, month, d as u8).ok()?;
+    let t = time::Time::from_hms(h as u8, mi as u8, se as u8).ok()?;
+    Some(time::PrimitiveDateTime::new(date, t).assume_utc())
+}
+
+/// Dates as the service writes them, read in any form `parse_date` knows.
+pub mod date {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_date(*d))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_date(&s).ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a date")))
+    }
+}
+
+/// Int64 values the service serializes as strings (`"ContentFileSize":"3186542"`).
+pub mod int64_string {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        super::lenient::i64(d)
+    }
+}
+
+/// Numbers and booleans accepted as JSON values or as strings.
+pub mod lenient {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn value<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+        Value::deserialize(d)
+    }
+
+    /// The number in a JSON number or numeric string.
+    pub fn number(v: &Value) -> Option<f64> {
+        match v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+    }
+
+    /// The boolean in a JSON bool or "true"/"false".
+    pub fn boolean(v: &Value) -> Option<bool> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            Value::String(s) => s.trim().to_ascii_lowercase().parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn i64<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let v = value(d)?;
+        number(&v)
+            .filter(|n| n.fract() == 0.0)
+            .map(|n| n as i64)
+            .ok_or_else(|| serde::de::Error::custom(format!("{v} is not an integer")))
+    }
+
+    pub fn i32<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        self::i64(d).map(|n| n as i32)
+    }
+
+    pub fn f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        let v = value(d)?;
+        number(&v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a number")))
+    }
+
+    pub fn bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        let v = value(d)?;
+        boolean(&v).ok_or_else(|| serde::de::Error::custom(format!("{v} is not a boolean")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_in_every_form() {
+        let iso = parse_date("2015-01-18T22:06:40.6010903Z").unwrap();
+        assert_eq!(format_date(iso), "2015-01-18T22:06:40.6010903Z");
+        assert_eq!(
+            parse_date("2015-02-19T00:05:53").unwrap().unix_timestamp(),
+            parse_date("2015-02-19T00:05:53Z").unwrap().unix_timestamp()
+        );
+        let g = parse_date("11/21/2026 10:40:00 PM").unwrap();
+        assert_eq!(format_date(g), "2026-11-21T22:40:00.0000000Z");
+        assert_eq!(parse_date("1/2/2026 12:05:00 AM").unwrap().hour(), 0);
+        assert_eq!(
+            parse_date("/Date(1421640053000)/")
+                .unwrap()
+                .unix_timestamp(),
+            1421640053
+        );
+        assert!(parse_date("tomorrow").is_none());
+    }
+
+    #[test]
+    fn file_size_is_a_string_and_numbers_may_be_strings() {
+        let f: AssetFile = serde_json::from_value(serde_json::json!({
+            "Id": "nb:cid:UUID:f13a0137-0a62-9d4c-b3b9-ca944b5142c5",
+            "Name": "BigBuckBunny.mp4",
+            "ContentFileSize": "3186542",
+            "ParentAssetId": "nb:cid:UUID:9bc8ff20-24fb-4fdb-9d7c-b04c7ee573a1",
+            "IsEncrypted": "false",
+            "IsPrimary": false,
+            "LastModified": "2015-01-19T00:34:08.1934137Z",
+            "Created": "2015-01-19T00:34:08.1934137Z",
+            "MimeType": "video/mp4",
+            "ContentChecksum": null
+        }))
+        .unwrap();
+        assert_eq!(f.content_file_size, 3186542);
+        let back = serde_json::to_value(&f).unwrap();
+        assert_eq!(back["ContentFileSize"], "3186542");
+        let p: AccessPolicy = serde_json::from_value(serde_json::json!({
+            "Id": "nb:pid:UUID:be0ac48d-af7d-4877-9d60-1805d68bffae",
+            "Created": "2015-01-18T22:18:06.6370575Z",
+            "LastModified": "2015-01-18T22:18:06.6370575Z",
+            "Name": "NewUploadPolicy", "DurationInMinutes": "440", "Permissions": "2"
+        }))
+        .unwrap();
+        assert_eq!((p.duration_in_minutes, p.permissions), (440.0, 2));
+    }
+
+    #[test]
+    fn ids_and_containers() {
+        let id = "nb:cid:UUID:9BC8FF20-24fb-4fdb-9d7c-b04c7ee573a1";
+        assert_eq!(
+            asset_container(id),
+            "asset-9bc8ff20-24fb-4fdb-9d7c-b04c7ee573a1"
+        );
+        assert!(IdKind::Locator.parse(id).is_none());
+        assert!(IdKind::Content.new_id().starts_with("nb:cid:UUID:"));
+    }
+}

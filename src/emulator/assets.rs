@@ -1,0 +1,109 @@
+//! `Assets`: create (with its blob container), read, list, update, delete (with its container,
+//! files and locators), and the navigation to `Files` and `Locators`.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::odata::{ApiError, Body, SetInfo};
+use super::routes::not_allowed;
+use super::{files, locators, no_content, now, to_value, Ctx};
+use crate::ams::model::{asset_container, Asset, IdKind};
+
+pub const INFO: SetInfo = SetInfo {
+    name: "Assets",
+    type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset",
+    navigation: &[
+        "Locators",
+        "ContentKeys",
+        "Files",
+        "ParentAssets",
+        "StorageAccount",
+    ],
+};
+
+pub async fn handle(
+    ctx: &Ctx<'_>,
+    method: &str,
+    key: Option<String>,
+    nav: Option<String>,
+) -> Result<Response, ApiError> {
+    match (method, key, nav.as_deref()) {
+        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("POST", None, None) => create(ctx).await,
+        ("GET", Some(id), None) => {
+            let a: Asset = ctx.load(&INFO, &id)?;
+            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&a)?))
+        }
+        ("MERGE" | "PATCH" | "PUT", Some(id), None) => update(ctx, &id),
+        ("DELETE", Some(id), None) => delete(ctx, &id).await,
+        ("GET", Some(id), Some(nav)) => {
+            let _: Asset = ctx.load(&INFO, &id)?;
+            match nav {
+                "Files" => {
+                    Ok(ctx.collection(&files::INFO, ctx.st.db.list(files::INFO.name, Some(&id))?))
+                }
+                "Locators" => Ok(ctx.collection(
+                    &locators::INFO,
+                    ctx.st.db.list(locators::INFO.name, Some(&id))?,
+                )),
+                "ParentAssets" | "ContentKeys" => Ok(ctx.collection(&INFO, Vec::new())),
+                other => Err(ApiError::not_found(format!(
+                    "Asset has no navigation property '{other}'"
+                ))),
+            }
+        }
+        (m, _, _) => Err(not_allowed(m, "Assets")),
+    }
+}
+
+async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let body = Body::parse(ctx.body)?;
+    let options = body.int("Options")?.unwrap_or(0) as i32;
+    if ![0, 1, 2, 4].contains(&options) {
+        return Err(ApiError::bad_request(format!(
+            "field 'Options' must be 0 (None), 1 (StorageEncrypted), 2 (CommonEncryptionProtected) or 4 (EnvelopeEncryptionProtected), not {options}"
+        )));
+    }
+    let id = IdKind::Content.new_id();
+    let container = asset_container(&id);
+    let storage = &ctx.st.storage;
+    storage.create_container(&container).await?;
+    let t = now();
+    let asset = Asset {
+        uri: format!("{}/{container}", storage.endpoint().trim_end_matches('/')),
+        storage_account_name: storage.account().to_string(),
+        id,
+        state: 0,
+        created: t,
+        last_modified: t,
+        alternate_id: body.str("AlternateId")?,
+        name: body.str("Name")?,
+        options,
+    };
+    let v = to_value(&asset)?;
+    ctx.st.db.insert(INFO.name, &asset.id, None, &v)?;
+    Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
+}
+
+fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    let mut a: Asset = ctx.load(&INFO, id)?;
+    let body = Body::parse(ctx.body)?;
+    if body.has("Name") {
+        a.name = body.str("Name")?;
+    }
+    if body.has("AlternateId") {
+        a.alternate_id = body.str("AlternateId")?;
+    }
+    a.last_modified = now();
+    ctx.st.db.update(INFO.name, id, &to_value(&a)?)?;
+    Ok(no_content())
+}
+
+async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    let a: Asset = ctx.load(&INFO, id)?;
+    ctx.st.storage.delete_container(&a.container()).await?;
+    ctx.st.db.delete_children(locators::INFO.name, id)?;
+    ctx.st.db.delete_children(files::INFO.name, id)?;
+    ctx.st.db.delete(INFO.name, id)?;
+    Ok(no_content())
+}

@@ -1,0 +1,162 @@
+//! The emulator's state in SQLite (WAL): one table of entities, each stored as its wire JSON,
+//! with its entity set, id and parent (the asset of a file or locator). A restarted emulator
+//! finds every entity with the same id.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("an entity with id '{0}' already exists")]
+    Duplicate(String),
+}
+
+/// Entities by set; safe to share between request handlers.
+pub struct Db {
+    conn: Mutex<Connection>,
+}
+
+impl Db {
+    /// Opens (or creates) `dir/media.sqlite`.
+    pub fn open(dir: &Path) -> Result<Self, DbError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        let conn = Connection::open(dir.join("media.sqlite"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS entities (
+                 seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                 set_name TEXT NOT NULL,
+                 id TEXT NOT NULL,
+                 parent TEXT,
+                 body TEXT NOT NULL,
+                 UNIQUE (set_name, id)
+             );
+             CREATE INDEX IF NOT EXISTS entities_by_parent ON entities (set_name, parent);",
+        )?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn insert(
+        &self,
+        set: &str,
+        id: &str,
+        parent: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Result<(), DbError> {
+        let r = self.conn().execute(
+            "INSERT INTO entities (set_name, id, parent, body) VALUES (?1, ?2, ?3, ?4)",
+            params![set, id, parent, body.to_string()],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(DbError::Duplicate(id.to_string()))
+            }
+            r => r.map(|_| ()).map_err(DbError::from),
+        }
+    }
+
+    pub fn get(&self, set: &str, id: &str) -> Result<Option<serde_json::Value>, DbError> {
+        let text: Option<String> = self
+            .conn()
+            .prepare_cached("SELECT body FROM entities WHERE set_name = ?1 AND id = ?2")?
+            .query_row(params![set, id], |r| r.get(0))
+            .optional()?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Every entity of a set (optionally only a parent's), in creation order.
+    pub fn list(&self, set: &str, parent: Option<&str>) -> Result<Vec<serde_json::Value>, DbError> {
+        let conn = self.conn();
+        let rows: Vec<String> = match parent {
+            Some(p) => conn
+                .prepare_cached(
+                    "SELECT body FROM entities WHERE set_name = ?1 AND parent = ?2 ORDER BY seq",
+                )?
+                .query_map(params![set, p], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+            None => conn
+                .prepare_cached("SELECT body FROM entities WHERE set_name = ?1 ORDER BY seq")?
+                .query_map(params![set], |r| r.get(0))?
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(rows
+            .iter()
+            .filter_map(|t| serde_json::from_str(t).ok())
+            .collect())
+    }
+
+    pub fn count(&self, set: &str, parent: &str) -> Result<usize, DbError> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM entities WHERE set_name = ?1 AND parent = ?2",
+            params![set, parent],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// Replaces an entity's body; false when it does not exist.
+    pub fn update(&self, set: &str, id: &str, body: &serde_json::Value) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "UPDATE entities SET body = ?3 WHERE set_name = ?1 AND id = ?2",
+            params![set, id, body.to_string()],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn delete(&self, set: &str, id: &str) -> Result<bool, DbError> {
+        let n = self.conn().execute(
+            "DELETE FROM entities WHERE set_name = ?1 AND id = ?2",
+            params![set, id],
+        )?;
+        Ok(n > 0)
+    }
+
+    pub fn delete_children(&self, set: &str, parent: &str) -> Result<usize, DbError> {
+        Ok(self.conn().execute(
+            "DELETE FROM entities WHERE set_name = ?1 AND parent = ?2",
+            params![set, parent],
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entities_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Db::open(dir.path()).unwrap();
+            db.insert("Assets", "a1", None, &serde_json::json!({"Id": "a1"}))
+                .unwrap();
+            db.insert("Files", "f1", Some("a1"), &serde_json::json!({"Id": "f1"}))
+                .unwrap();
+            assert!(matches!(
+                db.insert("Assets", "a1", None, &serde_json::json!({})),
+                Err(DbError::Duplicate(_))
+            ));
+        }
+        let db = Db::open(dir.path()).unwrap();
+        assert_eq!(db.get("Assets", "a1").unwrap().unwrap()["Id"], "a1");
+        assert_eq!(db.list("Files", Some("a1")).unwrap().len(), 1);
+        assert_eq!(db.delete_children("Files", "a1").unwrap(), 1);
+        assert!(db.delete("Assets", "a1").unwrap());
+        assert!(db.get("Assets", "a1").unwrap().is_none());
+    }
+}

@@ -1,0 +1,72 @@
+//! Service functions: `CreateFileInfos`, which registers an asset's blobs as Files.
+
+use axum::response::Response;
+use base64::Engine as _;
+
+use super::odata::ApiError;
+use super::{assets, files, no_content, now, to_value, Ctx};
+use crate::ams::auth::urldecode;
+use crate::ams::model::{Asset, AssetFile};
+
+/// `GET CreateFileInfos?assetid='nb%3Acid%3AUUID%3A…'`: one File per blob in the asset's
+/// container (size, MIME type, MD5 as ContentChecksum); existing Files are brought up to date,
+/// so calling it again changes nothing. A single `.ism` becomes the primary file.
+pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiError> {
+    let asset_id = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| k.eq_ignore_ascii_case("assetid"))
+        .map(|(_, v)| urldecode(v).trim_matches('\'').to_string())
+        .ok_or_else(|| ApiError::bad_request("CreateFileInfos needs ?assetid='<asset id>'"))?;
+    let asset: Asset = ctx.load(&assets::INFO, &asset_id)?;
+    let blobs = ctx.st.storage.blobs(&asset.container()).await?;
+    let existing: Vec<AssetFile> = ctx
+        .st
+        .db
+        .list(files::INFO.name, Some(&asset_id))?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    let ism: Vec<&str> = blobs
+        .iter()
+        .map(|b| b.name.as_str())
+        .filter(|n| n.to_ascii_lowercase().ends_with(".ism"))
+        .collect();
+    let has_primary = existing.iter().any(|f| f.is_primary);
+    for b in &blobs {
+        let checksum = b
+            .md5
+            .map(|m| base64::engine::general_purpose::STANDARD.encode(m));
+        let mime = Some(if b.content_type.is_empty() {
+            "application/octet-stream".to_string()
+        } else {
+            b.content_type.clone()
+        });
+        let primary = !has_primary && ism.len() == 1 && ism[0] == b.name;
+        match existing.iter().find(|f| f.name == b.name) {
+            Some(f) => {
+                let mut g = f.clone();
+                g.content_file_size = b.size as i64;
+                g.content_checksum = checksum;
+                g.mime_type = mime;
+                g.is_primary |= primary;
+                if &g != f {
+                    g.last_modified = now();
+                    ctx.st.db.update(files::INFO.name, &g.id, &to_value(&g)?)?;
+                }
+            }
+            None => {
+                let mut f = files::new_file(&asset_id, b.name.clone());
+                f.content_file_size = b.size as i64;
+                f.content_checksum = checksum;
+                f.mime_type = mime;
+                f.is_primary = primary;
+                ctx.st
+                    .db
+                    .insert(files::INFO.name, &f.id, Some(&asset_id), &to_value(&f)?)?;
+            }
+        }
+    }
+    Ok(no_content())
+}

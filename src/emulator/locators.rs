@@ -1,0 +1,199 @@
+//! `Locators`: SAS locators (a container URL with a real service SAS signed by the storage
+//! account key) and OnDemandOrigin locators (`{streaming base}/{guid}/`, optionally with a
+//! caller-supplied Id: the failover trick that gives two datacenters the same paths).
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use time::OffsetDateTime;
+
+use super::odata::{ApiError, Body, SetInfo};
+use super::routes::not_allowed;
+use super::{assets, no_content, now, policies, to_value, Ctx};
+use crate::ams::model::{locator_type, permissions, AccessPolicy, Asset, IdKind, Locator};
+use crate::storage::SasPerms;
+
+pub const INFO: SetInfo = SetInfo {
+    name: "Locators",
+    type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Locator",
+    navigation: &["AccessPolicy", "Asset"],
+};
+
+/// The service allowed five locators per asset at a time.
+pub const MAX_PER_ASSET: usize = 5;
+
+pub async fn handle(
+    ctx: &Ctx<'_>,
+    method: &str,
+    key: Option<String>,
+    nav: Option<String>,
+) -> Result<Response, ApiError> {
+    match (method, key, nav.as_deref()) {
+        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("POST", None, None) => create(ctx).await,
+        ("GET", Some(id), None) => {
+            let l: Locator = ctx.load(&INFO, &normalize_id(&id).unwrap_or(id))?;
+            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&l)?))
+        }
+        ("GET", Some(id), Some(nav)) => {
+            let l: Locator = ctx.load(&INFO, &normalize_id(&id).unwrap_or(id))?;
+            match nav {
+                "Asset" => {
+                    let a: Asset = ctx.load(&assets::INFO, &l.asset_id)?;
+                    Ok(ctx.entity(&assets::INFO, StatusCode::OK, to_value(&a)?))
+                }
+                "AccessPolicy" => {
+                    let p: AccessPolicy = ctx.load(&policies::INFO, &l.access_policy_id)?;
+                    Ok(ctx.entity(&policies::INFO, StatusCode::OK, to_value(&p)?))
+                }
+                other => Err(ApiError::not_found(format!(
+                    "Locator has no navigation property '{other}'"
+                ))),
+            }
+        }
+        ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
+            update(ctx, &normalize_id(&id).unwrap_or(id)).await
+        }
+        ("DELETE", Some(id), None) => {
+            let id = normalize_id(&id).unwrap_or(id);
+            let _: Locator = ctx.load(&INFO, &id)?;
+            ctx.st.db.delete(INFO.name, &id)?;
+            Ok(no_content())
+        }
+        (m, _, _) => Err(not_allowed(m, "Locators")),
+    }
+}
+
+/// `nb:lid:UUID:<guid>` with the GUID in lower case; None when it is not a locator id.
+fn normalize_id(id: &str) -> Option<String> {
+    IdKind::Locator.parse(id).map(|g| IdKind::Locator.id(&g))
+}
+
+fn sas_perms(p: i32) -> SasPerms {
+    SasPerms {
+        read: p & permissions::READ != 0,
+        write: p & permissions::WRITE != 0,
+        create: p & permissions::WRITE != 0,
+        add: p & permissions::WRITE != 0,
+        delete: p & permissions::DELETE != 0,
+        list: p & permissions::LIST != 0,
+    }
+}
+
+/// Fills in Path, BaseUri, ContentAccessComponent and ExpirationDateTime.
+async fn publish(
+    ctx: &Ctx<'_>,
+    l: &mut Locator,
+    asset: &Asset,
+    policy: &AccessPolicy,
+) -> Result<(), ApiError> {
+    let expiry = l.start_time + time::Duration::seconds_f64(policy.duration_in_minutes * 60.0);
+    l.expiration_date_time = expiry;
+    if l.kind == locator_type::SAS {
+        let url = ctx
+            .st
+            .storage
+            .container_sas_url(
+                &asset.container(),
+                sas_perms(policy.permissions),
+                Some(l.start_time),
+                expiry,
+            )
+            .await?;
+        l.path = url.to_string();
+        l.content_access_component = format!("?{}", url.query().unwrap_or_default());
+        let mut base = url;
+        base.set_query(None);
+        l.base_uri = base.to_string();
+    } else {
+        let base = ctx
+            .st
+            .config
+            .streaming_base
+            .trim_end_matches('/')
+            .to_string();
+        let guid = l.guid();
+        l.path = format!("{base}/{guid}/");
+        l.base_uri = base;
+        l.content_access_component = guid;
+    }
+    Ok(())
+}
+
+async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let body = Body::parse(ctx.body)?;
+    let kind = body.int("Type")?.ok_or_else(|| {
+        ApiError::bad_request("field 'Type' is required: 1 (SAS) or 2 (OnDemandOrigin)")
+    })? as i32;
+    if kind != locator_type::SAS && kind != locator_type::ON_DEMAND_ORIGIN {
+        return Err(ApiError::bad_request(format!(
+            "field 'Type' must be 1 (SAS) or 2 (OnDemandOrigin), not {kind}"
+        )));
+    }
+    let asset_id = body.required_str("AssetId")?;
+    let asset: Asset = ctx
+        .load(&assets::INFO, &asset_id)
+        .map_err(|e| ApiError::bad_request(format!("field 'AssetId': {}", e.message)))?;
+    let policy_id = body.required_str("AccessPolicyId")?;
+    let policy: AccessPolicy = ctx
+        .load(&policies::INFO, &policy_id)
+        .map_err(|e| ApiError::bad_request(format!("field 'AccessPolicyId': {}", e.message)))?;
+    if kind == locator_type::ON_DEMAND_ORIGIN
+        && policy.permissions & (permissions::WRITE | permissions::DELETE) != 0
+    {
+        return Err(ApiError::bad_request(format!(
+            "an OnDemandOrigin locator needs a read-only access policy; '{policy_id}' grants write or delete"
+        )));
+    }
+    let id = match body.str("Id")? {
+        Some(given) => normalize_id(&given).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "field 'Id' must look like nb:lid:UUID:<guid>, not '{given}'"
+            ))
+        })?,
+        None => IdKind::Locator.new_id(),
+    };
+    if ctx.st.db.get(INFO.name, &id)?.is_some() {
+        return Err(ApiError::conflict(format!(
+            "a Locator with Id '{id}' already exists"
+        )));
+    }
+    if ctx.st.db.count(INFO.name, &asset.id)? >= MAX_PER_ASSET {
+        return Err(ApiError::bad_request(format!(
+            "Asset '{}' already has {MAX_PER_ASSET} locators, the most it may have; delete one first",
+            asset.id
+        )));
+    }
+    let start: OffsetDateTime = body.date("StartTime")?.unwrap_or_else(now);
+    let mut l = Locator {
+        id,
+        expiration_date_time: start,
+        kind,
+        path: String::new(),
+        base_uri: String::new(),
+        content_access_component: String::new(),
+        access_policy_id: policy.id.clone(),
+        asset_id: asset.id.clone(),
+        start_time: start,
+        name: body.str("Name")?,
+    };
+    publish(ctx, &mut l, &asset, &policy).await?;
+    let v = to_value(&l)?;
+    ctx.st.db.insert(INFO.name, &l.id, Some(&asset.id), &v)?;
+    Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
+}
+
+async fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    let mut l: Locator = ctx.load(&INFO, id)?;
+    let body = Body::parse(ctx.body)?;
+    if let Some(start) = body.date("StartTime")? {
+        l.start_time = start;
+        let asset: Asset = ctx.load(&assets::INFO, &l.asset_id)?;
+        let policy: AccessPolicy = ctx.load(&policies::INFO, &l.access_policy_id)?;
+        publish(ctx, &mut l, &asset, &policy).await?;
+    }
+    if body.has("Name") {
+        l.name = body.str("Name")?;
+    }
+    ctx.st.db.update(INFO.name, id, &to_value(&l)?)?;
+    Ok(no_content())
+}

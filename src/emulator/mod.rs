@@ -1,0 +1,142 @@
+//! `amsplay serve`: one Media Services v2 account, faithful to the public REST reference, over
+//! a real Blob Storage account.
+//!
+//! - `routes.rs` turns OData URLs (`Assets('nb%3Acid…')/Files`, `/API/`, the global root's 301)
+//!   into calls of the entity modules, after checking the bearer token (`token.rs`);
+//! - one module per entity set: `assets.rs`, `files.rs`, `policies.rs`, `locators.rs`,
+//!   `processors.rs`; `functions.rs` holds `CreateFileInfos`;
+//! - `odata.rs` has the envelopes, error bodies and query options; `db.rs` the SQLite state.
+
+mod assets;
+pub mod db;
+mod files;
+mod functions;
+mod locators;
+pub mod odata;
+mod policies;
+mod processors;
+mod routes;
+mod token;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::storage::Storage;
+use db::Db;
+use odata::{ApiError, Format, Query, SetInfo};
+
+/// How an emulator is set up.
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    /// Media Services account name (the token endpoint's client_id).
+    pub account: String,
+    /// Account key (the token endpoint's client_secret; also signs tokens).
+    pub key: String,
+    /// Where SQLite keeps the account's entities.
+    pub data_dir: PathBuf,
+    /// Base URL of the streaming origin, for OnDemandOrigin locator paths.
+    pub streaming_base: String,
+    /// Token lifetime override in seconds (tests of expiry); None: as the service did.
+    pub token_lifetime: Option<i64>,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub config: EmulatorConfig,
+    pub db: Db,
+    pub storage: Storage,
+}
+
+/// The emulator's router, to serve or to call in-process.
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    routes::router(state)
+}
+
+/// Opens the state and serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    config: EmulatorConfig,
+    storage: Storage,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = Db::open(&config.data_dir)?;
+    let state = Arc::new(AppState {
+        config,
+        db,
+        storage,
+    });
+    tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}
+
+/// One API request as the entity modules see it.
+pub(crate) struct Ctx<'a> {
+    pub st: &'a AppState,
+    pub fmt: Format,
+    /// The API root as the client reached it, e.g. `http://127.0.0.1:7000/api/`.
+    pub api: String,
+    pub query: Query,
+    pub body: &'a [u8],
+}
+
+impl Ctx<'_> {
+    /// Reads an entity or answers 404 naming it.
+    pub fn load<T: DeserializeOwned>(&self, info: &SetInfo, id: &str) -> Result<T, ApiError> {
+        let v = self.st.db.get(info.name, id)?.ok_or_else(|| {
+            ApiError::not_found(format!("{} '{id}' was not found", singular(info)))
+        })?;
+        serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    pub fn entity(&self, info: &SetInfo, status: StatusCode, value: Value) -> Response {
+        let id = value["Id"].as_str().unwrap_or_default().to_string();
+        let mut r = odata::respond(
+            self.fmt,
+            status,
+            odata::entity_body(self.fmt, &self.api, info, value),
+        );
+        if status == StatusCode::CREATED {
+            if let Ok(v) = odata::entity_url(&self.api, info.name, &id).parse() {
+                r.headers_mut().insert("location", v);
+            }
+        }
+        r
+    }
+
+    pub fn collection(&self, info: &SetInfo, items: Vec<Value>) -> Response {
+        let items = self.query.apply(items);
+        odata::respond(
+            self.fmt,
+            StatusCode::OK,
+            odata::collection_body(self.fmt, &self.api, info, items),
+        )
+    }
+}
+
+/// `Assets` -> `Asset`, for messages.
+fn singular(info: &SetInfo) -> &'static str {
+    info.type_name.rsplit('.').next().unwrap_or(info.name)
+}
+
+pub(crate) fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, ApiError> {
+    serde_json::to_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+pub(crate) fn no_content() -> Response {
+    let mut r = Response::new(axum::body::Body::empty());
+    *r.status_mut() = StatusCode::NO_CONTENT;
+    r
+}
+
+pub(crate) fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}

@@ -1,0 +1,476 @@
+//! OData as Media Services v2 spoke it: the two JSON formats, error bodies, query options and
+//! lenient request bodies. Everything entity-specific lives in the entity modules.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+
+use crate::ams::model::{lenient, parse_date};
+
+/// The response format a request asked for with its Accept header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// `application/json;odata=verbose`: `{"d": …}`, `__metadata`, `__deferred`.
+    Verbose,
+    /// `application/json` (minimal metadata): `odata.metadata`, `value`.
+    Minimal,
+}
+
+impl Format {
+    pub fn from_headers(h: &HeaderMap) -> Self {
+        let accept = h
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if accept.contains("odata=verbose") {
+            Format::Verbose
+        } else {
+            Format::Minimal
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            Format::Verbose => "application/json;odata=verbose;charset=utf-8",
+            Format::Minimal => {
+                "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
+            }
+        }
+    }
+}
+
+/// An error as the service reported it: status, OData code, message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "BadRequest", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFound", message)
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "Conflict", message)
+    }
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "Unauthorized", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
+    }
+
+    /// The OData error body in the request's format.
+    pub fn into_response(self, fmt: Format) -> Response {
+        let inner = json!({"code": self.code, "message": {"lang": "en-US", "value": self.message}});
+        let body = match fmt {
+            Format::Verbose => json!({ "error": inner }),
+            Format::Minimal => json!({ "odata.error": inner }),
+        };
+        respond(fmt, self.status, body)
+    }
+}
+
+impl From<super::db::DbError> for ApiError {
+    fn from(e: super::db::DbError) -> Self {
+        match e {
+            super::db::DbError::Duplicate(id) => {
+                ApiError::conflict(format!("an entity with Id '{id}' already exists"))
+            }
+            e => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<crate::storage::StorageError> for ApiError {
+    fn from(e: crate::storage::StorageError) -> Self {
+        ApiError::internal(format!("storage: {e}"))
+    }
+}
+
+/// A JSON response with the format's content type and the service's version headers.
+pub fn respond(fmt: Format, status: StatusCode, body: Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(fmt.content_type()));
+    h.insert("dataserviceversion", HeaderValue::from_static("3.0;"));
+    r
+}
+
+/// What describes an entity set on the wire.
+pub struct SetInfo {
+    pub name: &'static str,
+    pub type_name: &'static str,
+    /// Navigation properties, deferred in verbose JSON.
+    pub navigation: &'static [&'static str],
+}
+
+/// URL of an entity: `{api}/Assets('nb%3Acid%3AUUID%3A…')`.
+pub fn entity_url(api: &str, set: &str, id: &str) -> String {
+    format!(
+        "{api}{set}('{}')",
+        crate::ams::auth::urlencode(id).replace("%2d", "-")
+    )
+}
+
+/// One entity in the request's format.
+pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) -> Value {
+    match fmt {
+        Format::Minimal => {
+            let mut out = Map::new();
+            out.insert(
+                "odata.metadata".into(),
+                format!("{api}$metadata#{}/@Element", info.name).into(),
+            );
+            if let Value::Object(m) = entity {
+                out.extend(m);
+            }
+            Value::Object(out)
+        }
+        Format::Verbose => json!({ "d": verbose_entity(api, info, &mut entity) }),
+    }
+}
+
+fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
+    let id = entity["Id"].as_str().unwrap_or_default().to_string();
+    let url = entity_url(api, info.name, &id);
+    let mut out = Map::new();
+    out.insert(
+        "__metadata".into(),
+        json!({"id": url, "uri": url, "type": info.type_name}),
+    );
+    for nav in info.navigation {
+        out.insert(
+            (*nav).into(),
+            json!({"__deferred": {"uri": format!("{url}/{nav}")}}),
+        );
+    }
+    if let Value::Object(m) = entity.take() {
+        out.extend(m);
+    }
+    Value::Object(out)
+}
+
+/// A collection in the request's format.
+pub fn collection_body(fmt: Format, api: &str, info: &SetInfo, entities: Vec<Value>) -> Value {
+    match fmt {
+        Format::Minimal => json!({
+            "odata.metadata": format!("{api}$metadata#{}", info.name),
+            "value": entities,
+        }),
+        Format::Verbose => {
+            let results: Vec<Value> = entities
+                .into_iter()
+                .map(|mut e| verbose_entity(api, info, &mut e))
+                .collect();
+            json!({ "d": { "results": results } })
+        }
+    }
+}
+
+/// A request body: verbose (`{"d": …}`) or plain, fields read leniently with errors that name
+/// the field.
+pub struct Body(Map<String, Value>);
+
+impl Body {
+    pub fn parse(bytes: &[u8]) -> Result<Self, ApiError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(Map::new()));
+        }
+        let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })?;
+        let v = match v {
+            Value::Object(mut m) if m.len() == 1 && m.contains_key("d") => {
+                m.remove("d").unwrap_or_default()
+            }
+            v => v,
+        };
+        match v {
+            Value::Object(m) => Ok(Body(m)),
+            _ => Err(ApiError::bad_request(
+                "the request body must be a JSON object",
+            )),
+        }
+    }
+
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.0.get(name).filter(|v| !v.is_null())
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    pub fn str(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "field '{name}' must be a string, not {v}"
+            ))),
+        }
+    }
+
+    pub fn required_str(&self, name: &str) -> Result<String, ApiError> {
+        self.str(name)?
+            .ok_or_else(|| ApiError::bad_request(format!("field '{name}' is required")))
+    }
+
+    pub fn number(&self, name: &str) -> Result<Option<f64>, ApiError> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(v) => lenient::number(v).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("field '{name}' must be a number, not {v}"))
+            }),
+        }
+    }
+
+    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.number(name)? {
+            Some(n) if n.fract() != 0.0 => Err(ApiError::bad_request(format!(
+                "field '{name}' must be a whole number, not {n}"
+            ))),
+            n => Ok(n.map(|n| n as i64)),
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> Result<Option<bool>, ApiError> {
+        match self.field(name) {
+            None => Ok(None),
+            Some(v) => lenient::boolean(v).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("field '{name}' must be true or false, not {v}"))
+            }),
+        }
+    }
+
+    pub fn date(&self, name: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
+        match self.str(name)? {
+            None => Ok(None),
+            Some(s) => parse_date(&s).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "field '{name}' must be a date such as 2026-11-21T22:40:00Z, not '{s}'"
+                ))
+            }),
+        }
+    }
+}
+
+/// `$filter` (`eq`, `ne`, `and`), `$orderby`, `$top`, `$skip`, applied to wire JSON.
+#[derive(Debug, Default)]
+pub struct Query {
+    filter: Vec<(String, bool, Value)>,
+    orderby: Vec<(String, bool)>,
+    top: Option<usize>,
+    skip: usize,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Result<Self, ApiError> {
+        let mut q = Query::default();
+        for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let (k, v) = (
+                crate::ams::auth::urldecode(k),
+                crate::ams::auth::urldecode(v),
+            );
+            match k.as_str() {
+                "$filter" => q.filter = parse_filter(&v)?,
+                "$orderby" => {
+                    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                        let mut w = part.split_whitespace();
+                        let prop = w.next().unwrap_or_default().to_string();
+                        let desc = match w.next() {
+                            None | Some("asc") => false,
+                            Some("desc") => true,
+                            Some(o) => {
+                                return Err(ApiError::bad_request(format!(
+                                    "$orderby: '{o}' is not asc or desc"
+                                )))
+                            }
+                        };
+                        q.orderby.push((prop, desc));
+                    }
+                }
+                "$top" => {
+                    q.top = Some(v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("$top must be a whole number, not '{v}'"))
+                    })?)
+                }
+                "$skip" => {
+                    q.skip = v.parse().map_err(|_| {
+                        ApiError::bad_request(format!("$skip must be a whole number, not '{v}'"))
+                    })?
+                }
+                _ => {}
+            }
+        }
+        Ok(q)
+    }
+
+    pub fn apply(&self, mut items: Vec<Value>) -> Vec<Value> {
+        items.retain(|e| {
+            self.filter
+                .iter()
+                .all(|(prop, eq, want)| values_equal(&e[prop.as_str()], want) == *eq)
+        });
+        for (prop, desc) in self.orderby.iter().rev() {
+            items.sort_by(|a, b| {
+                let o = compare(&a[prop.as_str()], &b[prop.as_str()]);
+                if *desc {
+                    o.reverse()
+                } else {
+                    o
+                }
+            });
+        }
+        items
+            .into_iter()
+            .skip(self.skip)
+            .take(self.top.unwrap_or(usize::MAX))
+            .collect()
+    }
+}
+
+fn values_equal(have: &Value, want: &Value) -> bool {
+    match (have, want) {
+        (Value::String(a), Value::String(b)) => a == b,
+        (a, Value::Number(_)) => lenient::number(a) == lenient::number(want),
+        (a, Value::Bool(b)) => lenient::boolean(a) == Some(*b),
+        (Value::Null, Value::Null) => true,
+        _ => false,
+    }
+}
+
+fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
+    match (lenient::number(a), lenient::number(b)) {
+        (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal),
+        _ => a
+            .as_str()
+            .unwrap_or_default()
+            .cmp(b.as_str().unwrap_or_default()),
+    }
+}
+
+/// `Prop eq 'text' and Other eq 3`: what the service's clients sent.
+fn parse_filter(s: &str) -> Result<Vec<(String, bool, Value)>, ApiError> {
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "$filter '{s}': {why}; use Property eq 'value' joined by and"
+        ))
+    };
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let (prop, after) = rest
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad("incomplete"))?;
+        let after = after.trim_start();
+        let (op, after) = after
+            .split_once(char::is_whitespace)
+            .ok_or_else(|| bad("incomplete"))?;
+        let eq = match op {
+            "eq" => true,
+            "ne" => false,
+            _ => return Err(bad(&format!("operator '{op}' is not supported"))),
+        };
+        let after = after.trim_start();
+        let (value, remaining) = if let Some(body) = after.strip_prefix('\'') {
+            let mut text = String::new();
+            let mut chars = body.char_indices().peekable();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().map(|(_, n)| *n) == Some('\'') {
+                        text.push('\'');
+                        chars.next();
+                    } else {
+                        end = Some(i + 1);
+                        break;
+                    }
+                } else {
+                    text.push(c);
+                }
+            }
+            let end = end.ok_or_else(|| bad("unterminated string"))?;
+            (Value::String(text), &body[end..])
+        } else {
+            let (tok, remaining) = after.split_once(char::is_whitespace).unwrap_or((after, ""));
+            let v = match tok {
+                "true" => Value::Bool(true),
+                "false" => Value::Bool(false),
+                "null" => Value::Null,
+                t => t
+                    .parse::<f64>()
+                    .map(|n| json!(n))
+                    .map_err(|_| bad(&format!("'{t}' is not a value")))?,
+            };
+            (v, remaining)
+        };
+        out.push((prop.to_string(), eq, value));
+        rest = remaining.trim_start();
+        if !rest.is_empty() {
+            rest = rest
+                .strip_prefix("and")
+                .ok_or_else(|| bad("only 'and' joins conditions"))?
+                .trim_start();
+            if rest.is_empty() {
+                return Err(bad("nothing after 'and'"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_orders_and_pages() {
+        let items = vec![
+            json!({"Name": "b", "Type": 2}),
+            json!({"Name": "a", "Type": 1}),
+            json!({"Name": "it's", "Type": "2"}),
+        ];
+        let q = Query::parse(Some("$filter=Type%20eq%202&$orderby=Name%20desc")).unwrap();
+        let names: Vec<_> = q
+            .apply(items.clone())
+            .iter()
+            .map(|e| e["Name"].clone())
+            .collect();
+        assert_eq!(names, vec![json!("it's"), json!("b")]);
+        let q = Query::parse(Some("$filter=Name eq 'it''s' and Type eq 2")).unwrap();
+        assert_eq!(q.apply(items.clone()).len(), 1);
+        let q = Query::parse(Some("$orderby=Name&$skip=1&$top=1")).unwrap();
+        assert_eq!(q.apply(items)[0]["Name"], "b");
+        assert!(Query::parse(Some("$filter=Name gt 'a'")).is_err());
+        assert!(Query::parse(Some("$top=x")).is_err());
+    }
+
+    #[test]
+    fn bodies_are_lenient_and_errors_name_the_field() {
+        let b =
+            Body::parse(br#"{"d": {"DurationInMinutes": "440", "Permissions": 2, "Name": "p"}}"#)
+                .unwrap();
+        assert_eq!(b.number("DurationInMinutes").unwrap(), Some(440.0));
+        assert_eq!(b.int("Permissions").unwrap(), Some(2));
+        let b = Body::parse(br#"{"DurationInMinutes": "soon"}"#).unwrap();
+        let e = b.number("DurationInMinutes").unwrap_err();
+        assert!(e.message.contains("DurationInMinutes"), "{}", e.message);
+        assert!(Body::parse(b"{not json").is_err());
+    }
+}

@@ -1,0 +1,82 @@
+//! `AccessPolicies`: a duration and permissions for locators.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::odata::{ApiError, Body, SetInfo};
+use super::routes::not_allowed;
+use super::{no_content, now, to_value, Ctx};
+use crate::ams::model::{AccessPolicy, IdKind};
+
+pub const INFO: SetInfo = SetInfo {
+    name: "AccessPolicies",
+    type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.AccessPolicy",
+    navigation: &[],
+};
+
+pub async fn handle(
+    ctx: &Ctx<'_>,
+    method: &str,
+    key: Option<String>,
+    nav: Option<String>,
+) -> Result<Response, ApiError> {
+    match (method, key, nav) {
+        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("POST", None, None) => create(ctx),
+        ("GET", Some(id), None) => {
+            let p: AccessPolicy = ctx.load(&INFO, &id)?;
+            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&p)?))
+        }
+        ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
+            let mut p: AccessPolicy = ctx.load(&INFO, &id)?;
+            let body = Body::parse(ctx.body)?;
+            if let Some(name) = body.str("Name")? {
+                p.name = name;
+            }
+            p.last_modified = now();
+            ctx.st.db.update(INFO.name, &id, &to_value(&p)?)?;
+            Ok(no_content())
+        }
+        ("DELETE", Some(id), None) => {
+            let _: AccessPolicy = ctx.load(&INFO, &id)?;
+            ctx.st.db.delete(INFO.name, &id)?;
+            Ok(no_content())
+        }
+        (m, _, Some(nav)) => Err(ApiError::not_found(format!(
+            "{m} AccessPolicies/{nav}: AccessPolicy has no navigation properties"
+        ))),
+        (m, _, _) => Err(not_allowed(m, "AccessPolicies")),
+    }
+}
+
+fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let body = Body::parse(ctx.body)?;
+    let duration = body.number("DurationInMinutes")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "field 'DurationInMinutes' is required (the policy's lifetime in minutes)",
+        )
+    })?;
+    if duration.is_nan() || duration <= 0.0 {
+        return Err(ApiError::bad_request(format!(
+            "field 'DurationInMinutes' must be positive, not {duration}"
+        )));
+    }
+    let permissions = body.int("Permissions")?.unwrap_or(0) as i32;
+    if !(0..=15).contains(&permissions) {
+        return Err(ApiError::bad_request(format!(
+            "field 'Permissions' must combine None 0, Read 1, Write 2, Delete 4, List 8, not {permissions}"
+        )));
+    }
+    let t = now();
+    let p = AccessPolicy {
+        id: IdKind::Policy.new_id(),
+        created: t,
+        last_modified: t,
+        name: body.str("Name")?.unwrap_or_default(),
+        duration_in_minutes: duration,
+        permissions,
+    };
+    let v = to_value(&p)?;
+    ctx.st.db.insert(INFO.name, &p.id, None, &v)?;
+    Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
+}

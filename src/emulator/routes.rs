@@ -1,0 +1,202 @@
+//! From URL to entity module: token endpoints, the global root's 301, bearer checks, OData paths.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::odata::{ApiError, Format, Query};
+use super::{assets, files, functions, locators, policies, processors, token, AppState, Ctx};
+use crate::ams::auth::urldecode;
+
+/// The path prefix that plays `media.windows.net`: requests there are redirected (301) to the
+/// account's own `/api/`, as the global endpoint did.
+pub const GLOBAL_PREFIX: &str = "/global";
+
+pub fn router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .fallback(handle)
+        .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+}
+
+async fn handle(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fmt = Format::from_headers(&headers);
+    let path = uri.path();
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let root = format!("http://{host}");
+    let lower = path.to_ascii_lowercase();
+
+    if method == Method::POST && lower == "/v2/oauth2-13" {
+        return token::acs(&st, &body);
+    }
+    if method == Method::POST && lower.ends_with("/oauth2/token") {
+        return token::aad(&st, &body);
+    }
+    if path == "/" || lower == GLOBAL_PREFIX || lower.starts_with(&format!("{GLOBAL_PREFIX}/")) {
+        return redirect(&format!("{root}/api/"));
+    }
+    let Some(rest) = strip_api(path) else {
+        return ApiError::not_found(format!(
+            "no such endpoint '{path}'; the API is under /api/, tokens at /v2/OAuth2-13"
+        ))
+        .into_response(fmt);
+    };
+    if let Err(e) = token::check(&st, &headers) {
+        return e.into_response(fmt);
+    }
+    let query = match Query::parse(uri.query()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(fmt),
+    };
+    let ctx = Ctx {
+        st: &st,
+        fmt,
+        api: format!("{root}/{}/", &path[1..4]),
+        query,
+        body: &body,
+    };
+    match dispatch(&ctx, &method, rest, uri.query()).await {
+        Ok(r) => r,
+        Err(e) => {
+            if e.status.is_server_error() {
+                tracing::error!(%method, %path, error = %e.message, "request failed");
+            }
+            e.into_response(fmt)
+        }
+    }
+}
+
+fn redirect(location: &str) -> Response {
+    let mut r = (
+        StatusCode::MOVED_PERMANENTLY,
+        format!("<html><head><title>Object moved</title></head><body><h2>Object moved to <a href=\"{location}\">here</a>.</h2></body></html>"),
+    )
+        .into_response();
+    if let Ok(v) = location.parse() {
+        r.headers_mut().insert("location", v);
+    }
+    r
+}
+
+/// `/api/…` with `api` in any case; returns what follows it.
+fn strip_api(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix('/')?;
+    let (head, tail) = rest.split_at(rest.len().min(3));
+    (head.eq_ignore_ascii_case("api") && (tail.is_empty() || tail.starts_with('/')))
+        .then(|| tail.trim_start_matches('/'))
+}
+
+/// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation.
+fn parse_resource(rest: &str) -> Result<(String, Option<String>, Option<String>), ApiError> {
+    let rest = rest.trim_end_matches('/');
+    let (first, nav) = match rest.find(')') {
+        Some(close) => {
+            let after = rest[close + 1..].trim_start_matches('/');
+            (
+                &rest[..=close],
+                (!after.is_empty()).then(|| after.to_string()),
+            )
+        }
+        None => match rest.split_once('/') {
+            Some((a, b)) => (a, Some(b.to_string())),
+            None => (rest, None),
+        },
+    };
+    match first.split_once('(') {
+        Some((set, key)) => {
+            let key = key
+                .strip_suffix(')')
+                .ok_or_else(|| ApiError::bad_request(format!("malformed key in '{rest}'")))?;
+            let key = urldecode(key);
+            let key = key.trim_matches('\'').to_string();
+            Ok((set.to_string(), Some(key), nav))
+        }
+        None => Ok((first.to_string(), None, nav)),
+    }
+}
+
+async fn dispatch(
+    ctx: &Ctx<'_>,
+    method: &Method,
+    rest: &str,
+    query: Option<&str>,
+) -> Result<Response, ApiError> {
+    if rest.is_empty() {
+        return Ok(service_document(ctx));
+    }
+    let (set, key, nav) = parse_resource(rest)?;
+    let m = method.as_str();
+    match set.as_str() {
+        "Assets" => assets::handle(ctx, m, key, nav).await,
+        "Files" => files::handle(ctx, m, key, nav).await,
+        "AccessPolicies" => policies::handle(ctx, m, key, nav).await,
+        "Locators" => locators::handle(ctx, m, key, nav).await,
+        "MediaProcessors" => processors::handle(ctx, m, key, nav).await,
+        "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
+        other => Err(ApiError::not_found(format!(
+            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors)"
+        ))),
+    }
+}
+
+fn service_document(ctx: &Ctx<'_>) -> Response {
+    let sets = [
+        "AccessPolicies",
+        "Locators",
+        "Files",
+        "Assets",
+        "MediaProcessors",
+    ];
+    let body = match ctx.fmt {
+        Format::Minimal => serde_json::json!({
+            "odata.metadata": format!("{}$metadata", ctx.api),
+            "value": sets.iter().map(|s| serde_json::json!({"name": s, "url": s})).collect::<Vec<_>>(),
+        }),
+        Format::Verbose => serde_json::json!({"d": {"EntitySets": sets}}),
+    };
+    super::odata::respond(ctx.fmt, StatusCode::OK, body)
+}
+
+/// The answer for a verb an entity set does not take.
+pub(crate) fn not_allowed(method: &str, what: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "MethodNotAllowed",
+        format!("{method} is not supported on {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_parse_raw_or_encoded() {
+        let (s, k, n) = parse_resource("Assets('nb%3Acid%3AUUID%3Aab')/Files").unwrap();
+        assert_eq!(
+            (s.as_str(), k.as_deref(), n.as_deref()),
+            ("Assets", Some("nb:cid:UUID:ab"), Some("Files"))
+        );
+        let (s, k, n) = parse_resource("Locators('nb:lid:UUID:1')").unwrap();
+        assert_eq!(
+            (s.as_str(), k.as_deref(), n),
+            ("Locators", Some("nb:lid:UUID:1"), None)
+        );
+        assert_eq!(parse_resource("Assets").unwrap().0, "Assets");
+        assert_eq!(strip_api("/API/Assets"), Some("Assets"));
+        assert_eq!(strip_api("/api/"), Some(""));
+        assert_eq!(strip_api("/apix"), None);
+    }
+}
