@@ -300,6 +300,12 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 "local environment up: Azurite pid {} on http://127.0.0.1:{}",
                 state.azurite_pid, state.blob_port
             );
+            for m in &state.media {
+                println!(
+                    "Media Services for {}: http://127.0.0.1:{}/api/ (pid {})",
+                    m.datacenter, m.port, m.pid
+                );
+            }
             println!("accounts file: {}", env.accounts_path().display());
             Ok(ExitCode::SUCCESS)
         }
@@ -349,6 +355,13 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     println!("  blob endpoint      {}", dc.blob_endpoint);
                     println!("  account key        {}", dc.account_key);
                     println!("  connection string  {}", dc.connection_string);
+                    println!("  media account      {}", dc.media_account);
+                    println!("  media API          {}", dc.media_api);
+                    println!(
+                        "  token endpoint     {} (ACS), {} (Azure AD)",
+                        dc.media_token_endpoint, dc.media_aad_token_endpoint
+                    );
+                    println!("  media key          {}", dc.media_key);
                 }
             }
             Ok(ExitCode::SUCCESS)

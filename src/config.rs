@@ -61,6 +61,19 @@ pub struct AccountEntry {
     pub connection_string_env: Option<String>,
     /// File holding the account key; meant for the generated keys of the local environment.
     pub key_file: Option<PathBuf>,
+    /// Media Services account name (optional: storage-only datacenters have none).
+    pub media_account: Option<String>,
+    /// Media Services API root, e.g. `http://127.0.0.1:7001/api/` (or a global endpoint that
+    /// answers 301).
+    pub media_api: Option<String>,
+    /// Token endpoint; default: `/v2/OAuth2-13` on the API's host.
+    pub media_token_endpoint: Option<String>,
+    /// Environment variable holding the Media Services account key.
+    pub media_key_env: Option<String>,
+    /// File holding the Media Services account key (local environment).
+    pub media_key_file: Option<PathBuf>,
+    /// "acs" (default) or "aad": which kind of token endpoint.
+    pub media_auth: Option<String>,
 }
 
 /// A storage account with everything needed to talk to it.
@@ -113,9 +126,12 @@ impl AccountsFile {
                     message: format!("account '{name}' needs storage_account"),
                 });
             }
-            if let Some(kf) = &entry.key_file {
+            for kf in [&mut entry.key_file, &mut entry.media_key_file]
+                .into_iter()
+                .flatten()
+            {
                 if kf.is_relative() {
-                    entry.key_file = Some(base.join(kf));
+                    *kf = base.join(&*kf);
                 }
             }
         }
@@ -153,6 +169,73 @@ impl AccountsFile {
                 known: self.known_names(),
             })?;
         entry.resolve(name)
+    }
+
+    /// The Media Services account of a datacenter; None when it has none configured.
+    pub fn media(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::ams::client::MediaAccount>, ConfigError> {
+        let entry = self
+            .accounts
+            .get(name)
+            .ok_or_else(|| ConfigError::UnknownAccount {
+                name: name.to_string(),
+                known: self.known_names(),
+            })?;
+        let Some(api) = &entry.media_api else {
+            return Ok(None);
+        };
+        let err = |message: String| ConfigError::Secret {
+            account: name.to_string(),
+            message,
+        };
+        let api =
+            Url::parse(api).map_err(|e| err(format!("media_api '{api}' is not a URL: {e}")))?;
+        let account = entry
+            .media_account
+            .clone()
+            .ok_or_else(|| err("media_api is set but media_account is not".into()))?;
+        let key = if let Some(var) = &entry.media_key_env {
+            std::env::var(var).map_err(|_| {
+                err(format!("the environment variable ${var} (media_key_env) is not set; export it with the Media Services account key"))
+            })?
+        } else if let Some(file) = &entry.media_key_file {
+            std::fs::read_to_string(file)
+                .map_err(|e| {
+                    err(format!(
+                        "cannot read media_key_file {}: {e}",
+                        file.display()
+                    ))
+                })?
+                .trim()
+                .to_string()
+        } else {
+            return Err(err(
+                "media_api is set but neither media_key_env nor media_key_file".into(),
+            ));
+        };
+        let token_endpoint = match &entry.media_token_endpoint {
+            Some(t) => Url::parse(t)
+                .map_err(|e| err(format!("media_token_endpoint '{t}' is not a URL: {e}")))?,
+            None => api.join("/v2/OAuth2-13").map_err(|e| err(e.to_string()))?,
+        };
+        let aad = match entry.media_auth.as_deref() {
+            None | Some("acs") => false,
+            Some("aad") => true,
+            Some(other) => {
+                return Err(err(format!(
+                    "media_auth must be \"acs\" or \"aad\", not '{other}'"
+                )))
+            }
+        };
+        Ok(Some(crate::ams::client::MediaAccount {
+            account,
+            key,
+            api,
+            token_endpoint,
+            aad,
+        }))
     }
 
     /// Writes the file (used by the local environment).

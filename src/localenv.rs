@@ -2,10 +2,12 @@
 //!
 //! One Azurite process holds two storage accounts, `dca` and `dcb`, each with its own
 //! generated key (Azurite copies between accounts only inside one process, as two accounts in
-//! one Azure region would). Data lives under `.amsplay/local/`; keys are generated once and
-//! kept in `keys/`; the accounts file `amsplay.toml` there names the datacenters `dc-a` and
-//! `dc-b`. `up` leaves it running (state in `state.json`); `run`/`repl` without an accounts file
-//! reuse a running one or start one for the length of the command.
+//! one Azure region would), and one Media Services emulator per datacenter (`amsdca`, `amsdcb`)
+//! stores its assets in its datacenter's account. Data lives under `.amsplay/local/`; keys are
+//! generated once and kept in `keys/`; the accounts file `amsplay.toml` there names the
+//! datacenters `dc-a` and `dc-b`. `up` leaves it all running as background processes (state in
+//! `state.json`); `run`/`repl` without an accounts file reuse a running one or start one for the
+//! length of the command (the emulators then run inside the command itself).
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +21,11 @@ pub const DEFAULT_DIR: &str = ".amsplay/local";
 
 /// The datacenters of the local environment: playbook name and storage account name.
 pub const DATACENTERS: [(&str, &str); 2] = [("dc-a", "dca"), ("dc-b", "dcb")];
+
+/// The Media Services account of a local datacenter's storage account.
+fn media_account(storage: &str) -> String {
+    format!("ams{storage}")
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalEnvError {
@@ -39,6 +46,17 @@ pub struct LocalState {
     pub azurite_pid: u32,
     pub blob_port: u16,
     pub started: String,
+    /// The Media Services emulators, one per datacenter.
+    #[serde(default)]
+    pub media: Vec<MediaProcess>,
+}
+
+/// One background Media Services emulator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MediaProcess {
+    pub datacenter: String,
+    pub pid: u32,
+    pub port: u16,
 }
 
 /// A datacenter as `local status` shows it.
@@ -49,6 +67,11 @@ pub struct DatacenterInfo {
     pub blob_endpoint: String,
     pub account_key: String,
     pub connection_string: String,
+    pub media_account: String,
+    pub media_api: String,
+    pub media_token_endpoint: String,
+    pub media_aad_token_endpoint: String,
+    pub media_key: String,
 }
 
 /// The local environment, rooted at a folder.
@@ -61,7 +84,21 @@ pub struct LocalEnv {
 pub struct LocalSession {
     pub accounts: AccountsFile,
     pub accounts_path: PathBuf,
+    _media: Vec<InProcess>,
     _owned: Option<Azurite>,
+}
+
+/// An emulator running inside this process; stopped when dropped.
+struct InProcess {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
 }
 
 impl LocalEnv {
@@ -145,16 +182,26 @@ impl LocalEnv {
         })
     }
 
-    fn write_accounts(&self, port: u16) -> Result<AccountsFile, LocalEnvError> {
+    fn write_accounts(
+        &self,
+        port: u16,
+        media: &[(String, u16)],
+    ) -> Result<AccountsFile, LocalEnvError> {
         let mut file = AccountsFile::default();
         for (name, acct) in DATACENTERS {
             self.key(acct)?;
+            let ams = media_account(acct);
+            self.key(&ams)?;
+            let media_port = media.iter().find(|(dc, _)| dc == name).map(|(_, p)| *p);
             file.accounts.insert(
                 name.to_string(),
                 AccountEntry {
                     storage_account: Some(acct.to_string()),
                     blob_endpoint: Some(format!("http://127.0.0.1:{port}/{acct}")),
                     key_file: Some(PathBuf::from(format!("keys/{acct}.key"))),
+                    media_account: media_port.map(|_| ams.clone()),
+                    media_api: media_port.map(|p| format!("http://127.0.0.1:{p}/api/")),
+                    media_key_file: media_port.map(|_| PathBuf::from(format!("keys/{ams}.key"))),
                     ..Default::default()
                 },
             );
@@ -166,28 +213,162 @@ impl LocalEnv {
         })
     }
 
+    fn storage_account(
+        &self,
+        acct: &str,
+        port: u16,
+    ) -> Result<crate::config::StorageAccount, LocalEnvError> {
+        Ok(crate::config::StorageAccount {
+            account: acct.to_string(),
+            endpoint: url::Url::parse(&format!("http://127.0.0.1:{port}/{acct}"))
+                .expect("valid URL"),
+            key: self.key(acct)?,
+        })
+    }
+
+    /// Starts one emulator per datacenter inside this process.
+    async fn start_in_process(
+        &self,
+        blob_port: u16,
+    ) -> Result<(Vec<InProcess>, Vec<(String, u16)>), LocalEnvError> {
+        let mut handles = Vec::new();
+        let mut ports = Vec::new();
+        for (name, acct) in DATACENTERS {
+            let storage = crate::storage::Storage::open(&self.storage_account(acct, blob_port)?)
+                .map_err(|e| LocalEnvError::State {
+                    path: self.root.clone(),
+                    message: e.to_string(),
+                })?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(self.io())?;
+            let port = listener.local_addr().map_err(self.io())?.port();
+            let config = crate::emulator::EmulatorConfig {
+                account: media_account(acct),
+                key: self.key(&media_account(acct))?,
+                data_dir: self.root.join("media").join(name),
+                streaming_base: format!("http://127.0.0.1:{port}"),
+                token_lifetime: None,
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                if let Err(e) = crate::emulator::serve(config, storage, listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                {
+                    tracing::error!(%e, "Media Services emulator stopped");
+                }
+            });
+            handles.push(InProcess { stop: Some(tx) });
+            ports.push((name.to_string(), port));
+        }
+        Ok((handles, ports))
+    }
+
+    /// Starts one background `amsplay serve` per datacenter.
+    async fn spawn_media(&self, blob_port: u16) -> Result<Vec<MediaProcess>, LocalEnvError> {
+        let exe = std::env::current_exe().map_err(self.io())?;
+        let mut out = Vec::new();
+        for (name, acct) in DATACENTERS {
+            let sa = self.storage_account(acct, blob_port)?;
+            let cs = format!(
+                "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};",
+                sa.account, sa.key, sa.endpoint
+            );
+            let log_path = self.root.join(format!("media-{name}.log"));
+            let log = std::fs::File::create(&log_path).map_err(self.io())?;
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args([
+                "serve",
+                "--account",
+                &media_account(acct),
+                "--storage",
+                "AMSPLAY_LOCAL_STORAGE",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
+            .arg(self.root.join("media").join(name))
+            .env("AMSPLAY_MEDIA_KEY", self.key(&media_account(acct))?)
+            .env("AMSPLAY_LOCAL_STORAGE", cs)
+            .env_remove("AMSPLAY_ACCOUNTS")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().map_err(self.io())?)
+            .stderr(log);
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+            let mut child = cmd.spawn().map_err(self.io())?;
+            let started = std::time::Instant::now();
+            let port = loop {
+                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+                if let Some(p) = text
+                    .split("listening on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| {
+                        r.chars()
+                            .take_while(char::is_ascii_digit)
+                            .collect::<String>()
+                            .parse::<u16>()
+                            .ok()
+                    })
+                {
+                    break p;
+                }
+                if child.try_wait().map_err(self.io())?.is_some()
+                    || started.elapsed().as_secs() > 20
+                {
+                    let _ = child.kill();
+                    return Err(LocalEnvError::State {
+                        path: log_path,
+                        message: format!(
+                            "the Media Services emulator for {name} did not start: {text}"
+                        ),
+                    });
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+            };
+            out.push(MediaProcess {
+                datacenter: name.to_string(),
+                pid: child.id(),
+                port,
+            });
+        }
+        Ok(out)
+    }
+
     /// Starts the environment in the background (if it is not running) and writes its accounts file.
     pub async fn up(&self) -> Result<LocalState, LocalEnvError> {
         if let Some(state) = self.running()? {
-            self.write_accounts(state.blob_port)?;
+            self.write_accounts(state.blob_port, &media_ports(&state))?;
             return Ok(state);
         }
+        self.down().await?;
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
         let az = Azurite::start(self.spec(true)?).await?;
+        let (pid, port) = (az.pid, az.port);
+        az.detach();
+        let media = match self.spawn_media(port).await {
+            Ok(m) => m,
+            Err(e) => {
+                azurite::stop_pid(pid).await;
+                return Err(e);
+            }
+        };
         let state = LocalState {
-            azurite_pid: az.pid,
-            blob_port: az.port,
+            azurite_pid: pid,
+            blob_port: port,
             started: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
+            media,
         };
-        az.detach();
         std::fs::write(
             self.state_path(),
             serde_json::to_string_pretty(&state).expect("serializable"),
         )
         .map_err(self.io())?;
-        self.write_accounts(state.blob_port)?;
+        self.write_accounts(state.blob_port, &media_ports(&state))?;
         Ok(state)
     }
 
@@ -202,6 +383,9 @@ impl LocalEnv {
             return Ok(false);
         };
         let was_running = azurite::alive(state.azurite_pid);
+        for m in &state.media {
+            azurite::stop_pid(m.pid).await;
+        }
         azurite::stop_pid(state.azurite_pid).await;
         let _ = std::fs::remove_file(&path);
         Ok(was_running)
@@ -215,20 +399,23 @@ impl LocalEnv {
                 port = state.blob_port,
                 "using the running local environment"
             );
-            let accounts = self.write_accounts(state.blob_port)?;
+            let accounts = self.write_accounts(state.blob_port, &media_ports(&state))?;
             return Ok(LocalSession {
                 accounts,
                 accounts_path: self.accounts_path(),
+                _media: Vec::new(),
                 _owned: None,
             });
         }
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
         tracing::info!(dir = %self.root.display(), "starting the local environment for this command");
         let az = Azurite::start(self.spec(false)?).await?;
-        let accounts = self.write_accounts(az.port)?;
+        let (media, ports) = self.start_in_process(az.port).await?;
+        let accounts = self.write_accounts(az.port, &ports)?;
         Ok(LocalSession {
             accounts,
             accounts_path: self.accounts_path(),
+            _media: media,
             _owned: Some(az),
         })
     }
@@ -240,6 +427,12 @@ impl LocalEnv {
             .map(|(name, acct)| {
                 let key = self.key(acct)?;
                 let endpoint = format!("http://127.0.0.1:{}/{acct}", state.blob_port);
+                let media = state
+                    .media
+                    .iter()
+                    .find(|m| m.datacenter == *name)
+                    .map(|m| format!("http://127.0.0.1:{}", m.port))
+                    .unwrap_or_default();
                 Ok(DatacenterInfo {
                     name: name.to_string(),
                     storage_account: acct.to_string(),
@@ -248,10 +441,23 @@ impl LocalEnv {
                     ),
                     blob_endpoint: endpoint,
                     account_key: key,
+                    media_account: media_account(acct),
+                    media_api: format!("{media}/api/"),
+                    media_token_endpoint: format!("{media}/v2/OAuth2-13"),
+                    media_aad_token_endpoint: format!("{media}/common/oauth2/token"),
+                    media_key: self.key(&media_account(acct))?,
                 })
             })
             .collect()
     }
+}
+
+fn media_ports(state: &LocalState) -> Vec<(String, u16)> {
+    state
+        .media
+        .iter()
+        .map(|m| (m.datacenter.clone(), m.port))
+        .collect()
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

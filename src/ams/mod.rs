@@ -2,4 +2,5 @@
 //! and the client.
 
 pub mod auth;
+pub mod client;
 pub mod model;

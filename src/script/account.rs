@@ -5,22 +5,51 @@ use std::sync::Arc;
 use rhai::Engine;
 
 use super::engine::{func, Host};
+use super::errors::{host_error, RhaiResult};
+use crate::ams::client::{MediaAccount, MediaClient};
 use crate::config::StorageAccount;
 use crate::storage::{Storage, StorageError};
 
-/// A datacenter as scripts see it: `account("dc-a")`.
+/// A datacenter as scripts see it: `account("dc-a")`: its storage account and, when
+/// configured, its Media Services account.
 #[derive(Debug, Clone)]
 pub struct Account {
     pub name: String,
     pub storage: Storage,
+    pub media: Option<Arc<MediaClient>>,
+    pub rt: tokio::runtime::Handle,
 }
 
 impl Account {
-    pub fn open(name: &str, storage: &StorageAccount) -> Result<Self, StorageError> {
+    pub fn open(
+        name: &str,
+        storage: &StorageAccount,
+        media: Option<MediaAccount>,
+        rt: tokio::runtime::Handle,
+    ) -> Result<Self, StorageError> {
         Ok(Self {
             name: name.to_string(),
             storage: Storage::open(storage)?,
+            media: media.map(|m| Arc::new(MediaClient::new(m))),
+            rt,
         })
+    }
+
+    /// The Media Services client, or an error saying how to configure one.
+    pub fn media(&self) -> RhaiResult<&MediaClient> {
+        self.media.as_deref().ok_or_else(|| {
+            host_error(
+                "config",
+                format!("datacenter '{}' has no Media Services account", self.name),
+                Some("add media_account, media_api and media_key_env to it in the accounts file (see amsplay.example.toml)".into()),
+                None,
+            )
+        })
+    }
+
+    /// Runs async work from the script thread (see `Host::block_on`).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
     }
 }
 

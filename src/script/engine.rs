@@ -8,7 +8,7 @@ use rhai::Engine;
 use tokio::runtime::Handle;
 
 use super::errors::{IntoScript, RhaiResult};
-use super::{account, help, storage, util, Account};
+use super::{account, help, media, storage, util, Account};
 use crate::config::AccountsFile;
 
 /// What host functions share: the async runtime, the accounts, and accounts already opened.
@@ -51,7 +51,8 @@ impl Host {
             return Ok(a.clone());
         }
         let storage_account = self.accounts.storage(name).script()?;
-        let a = Account::open(name, &storage_account).script()?;
+        let media = self.accounts.media(name).script()?;
+        let a = Account::open(name, &storage_account, media, self.rt.clone()).script()?;
         opened.insert(name.to_string(), a.clone());
         Ok(a)
     }
@@ -71,6 +72,7 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
     });
     account::register(&mut engine, &host);
     storage::register(&mut engine, &host);
+    media::register(&mut engine);
     util::register(&mut engine, &host);
     help::install(&mut engine);
     engine

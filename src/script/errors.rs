@@ -67,3 +67,20 @@ impl<T> IntoScript<T> for Result<T, LocalEnvError> {
         self.map_err(|e| host_error("local_env", e.to_string(), None, None))
     }
 }
+
+impl<T> IntoScript<T> for Result<T, crate::ams::client::AmsError> {
+    fn script(self) -> RhaiResult<T> {
+        self.map_err(|e| {
+            let hint = match &e {
+                crate::ams::client::AmsError::Unreachable { .. } => Some(
+                    "is the Media Services emulator running? For the local environment run `amsplay local status`".to_string(),
+                ),
+                crate::ams::client::AmsError::Auth { .. } => {
+                    Some("check media_account and the key in the accounts file".to_string())
+                }
+                _ => None,
+            };
+            host_error(e.kind(), e.to_string(), hint, e.status())
+        })
+    }
+}

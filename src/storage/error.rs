@@ -130,13 +130,17 @@ pub(crate) fn classify(op: &str, t: Target<'_>, err: azure_core::Error) -> Stora
                         blob: t.blob.unwrap_or_default().into(),
                     }
                 }
-                // A refused copy source is not about our credentials: the copy engine falls
-                // back to streaming on it.
-                (403, c) if c != "CannotVerifyCopySource" => StorageError::AuthenticationFailed {
-                    account: t.account.into(),
-                    op: op.into(),
-                    code: if c.is_empty() { "403".into() } else { c.into() },
-                },
+                // A refused copy source is not about our credentials (the copy engine falls
+                // back to streaming on it), nor is a SAS that lacks a permission.
+                (403, c)
+                    if c != "CannotVerifyCopySource" && c != "AuthorizationPermissionMismatch" =>
+                {
+                    StorageError::AuthenticationFailed {
+                        account: t.account.into(),
+                        op: op.into(),
+                        code: if c.is_empty() { "403".into() } else { c.into() },
+                    }
+                }
                 _ => StorageError::Service {
                     account: t.account.into(),
                     op: op.into(),

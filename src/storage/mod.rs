@@ -153,6 +153,70 @@ impl Storage {
         })
     }
 
+    /// A client for one container from its SAS URL (what a SAS locator's Path is): it can do
+    /// what the SAS allows. Returns the client and the container name. Both URL styles work:
+    /// `https://ACCOUNT.blob.core.windows.net/CONTAINER?…` and path-style
+    /// `http://127.0.0.1:10000/ACCOUNT/CONTAINER?…` (Azurite).
+    pub fn from_container_sas(url: &url::Url) -> Result<(Self, String), StorageError> {
+        let bad = || {
+            StorageError::Invalid(format!(
+                "'{}' is not a container SAS URL (…/CONTAINER?sv=…&sig=…)",
+                url.as_str().split('?').next().unwrap_or_default()
+            ))
+        };
+        let query = url.query().filter(|q| q.contains("sig=")).ok_or_else(bad)?;
+        let segments: Vec<&str> = url
+            .path_segments()
+            .map(|s| s.filter(|p| !p.is_empty()).collect())
+            .unwrap_or_default();
+        let host = url.host_str().ok_or_else(bad)?;
+        let origin = match url.port() {
+            Some(p) => format!("{}://{host}:{p}", url.scheme()),
+            None => format!("{}://{host}", url.scheme()),
+        };
+        let (account, endpoint, container) = match segments.as_slice() {
+            [account, container] => (
+                account.to_string(),
+                format!("{origin}/{account}"),
+                container.to_string(),
+            ),
+            [container] => (
+                host.split('.').next().unwrap_or_default().to_string(),
+                origin.clone(),
+                container.to_string(),
+            ),
+            _ => return Err(bad()),
+        };
+        let creds = StorageCredentials::sas_token(query)
+            .map_err(|e| StorageError::Invalid(format!("the SAS in the URL is not valid: {e}")))?;
+        let location = CloudLocation::Custom {
+            account: account.clone(),
+            uri: endpoint.clone(),
+        };
+        let http = http_client();
+        let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
+        let service = ClientBuilder::with_location(location, creds)
+            .retry(azure_core::RetryOptions::none())
+            .transport(transport)
+            .blob_service_client();
+        let endpoint = url::Url::parse(&endpoint).map_err(|_| bad())?;
+        Ok((
+            Self {
+                inner: Arc::new(Inner {
+                    account: StorageAccount {
+                        account,
+                        endpoint,
+                        key: String::new(),
+                    },
+                    service,
+                    http,
+                    retry: RetryPolicy::default(),
+                }),
+            },
+            container,
+        ))
+    }
+
     /// The storage account name.
     pub fn account(&self) -> &str {
         &self.inner.account.account

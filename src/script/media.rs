@@ -1,0 +1,466 @@
+//! Media Services in scripts: assets, files, access policies and locators on `account(name)`,
+//! the steps of the failover walkthrough.
+
+use rhai::{Array, Dynamic, Engine, Map};
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::account::Account;
+use super::engine::func;
+use super::errors::{invalid, IntoScript, RhaiResult};
+use crate::ams::model::{self, locator_type, permissions, requests, AssetFile};
+use crate::storage::{Storage, TransferOptions};
+
+/// An asset, with the account it lives in.
+#[derive(Debug, Clone)]
+pub struct Asset {
+    pub account: Account,
+    pub asset: model::Asset,
+}
+
+/// A locator, with the account it lives in.
+#[derive(Debug, Clone)]
+pub struct Locator {
+    pub account: Account,
+    pub locator: model::Locator,
+}
+
+fn file_map(f: &AssetFile) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), f.id.clone().into());
+    m.insert("name".into(), f.name.clone().into());
+    m.insert("size".into(), f.content_file_size.into());
+    m.insert("is_primary".into(), f.is_primary.into());
+    m.insert(
+        "mime_type".into(),
+        f.mime_type.clone().unwrap_or_default().into(),
+    );
+    m.insert(
+        "checksum".into(),
+        f.content_checksum.clone().unwrap_or_default().into(),
+    );
+    m
+}
+
+fn policy_map(p: &model::AccessPolicy) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), p.id.clone().into());
+    m.insert("name".into(), p.name.clone().into());
+    m.insert("minutes".into(), p.duration_in_minutes.into());
+    m.insert("permissions".into(), (p.permissions as i64).into());
+    m
+}
+
+fn date(d: OffsetDateTime) -> Dynamic {
+    model::format_date(d).into()
+}
+
+/// "r", "w", "rw", "rwdl" → permission flags.
+fn perms(s: &str) -> RhaiResult<i32> {
+    let mut p = permissions::NONE;
+    for c in s.chars() {
+        p |= match c {
+            'r' => permissions::READ,
+            'w' => permissions::WRITE,
+            'd' => permissions::DELETE,
+            'l' => permissions::LIST,
+            _ => {
+                return Err(invalid(format!(
+                    "permissions '{s}': '{c}' is not one of r, w, d, l"
+                )))
+            }
+        };
+    }
+    Ok(p)
+}
+
+fn minutes(days: f64) -> RhaiResult<f64> {
+    if !(days > 0.0 && days < 36500.0) {
+        return Err(invalid(format!(
+            "{days} days is not a usable duration (more than 0, less than 100 years)"
+        )));
+    }
+    Ok(days * 1440.0)
+}
+
+impl Asset {
+    fn files(&self) -> RhaiResult<Vec<AssetFile>> {
+        let m = self.account.media()?;
+        self.account.block_on(m.files(&self.asset.id)).script()
+    }
+}
+
+impl Locator {
+    /// The container name of a SAS locator's path (the walkthrough's `Segments[1]`, made
+    /// right for path-style URLs too).
+    fn container(&self) -> String {
+        url::Url::parse(&self.locator.base_uri)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn locator(a: &Account, new: requests::NewLocator) -> RhaiResult<Locator> {
+    let m = a.media()?;
+    let l = a.block_on(m.create_locator(&new)).script()?;
+    Ok(Locator {
+        account: a.clone(),
+        locator: l,
+    })
+}
+
+fn new_locator(
+    a: &Account,
+    asset: &Asset,
+    kind: i32,
+    p: &str,
+    days: f64,
+    id: Option<String>,
+) -> RhaiResult<Locator> {
+    let m = a.media()?;
+    let name = if kind == locator_type::SAS {
+        "amsplay SAS policy"
+    } else {
+        "amsplay streaming policy"
+    };
+    let policy = a
+        .block_on(m.create_access_policy(name, minutes(days)?, perms(p)?))
+        .script()?;
+    let start = OffsetDateTime::now_utc() - time::Duration::minutes(5);
+    locator(
+        a,
+        requests::NewLocator {
+            id,
+            asset_id: asset.asset.id.clone(),
+            access_policy_id: policy.id,
+            kind,
+            start_time: Some(model::format_date(start)),
+            name: None,
+        },
+    )
+}
+
+fn origin_locator(
+    a: &Account,
+    asset: &Asset,
+    days: f64,
+    id: Option<String>,
+) -> RhaiResult<Locator> {
+    if let Some(id) = &id {
+        // Idempotent: the same Id on the same asset is the locator we want already.
+        let m = a.media()?;
+        if let Ok(existing) = a.block_on(m.locator(id)) {
+            if existing.asset_id == asset.asset.id {
+                return Ok(Locator {
+                    account: a.clone(),
+                    locator: existing,
+                });
+            }
+            return Err(super::errors::host_error(
+                "conflict",
+                format!(
+                    "locator '{id}' already exists in '{}' on another asset ({})",
+                    a.name, existing.asset_id
+                ),
+                Some("delete it first, or replicate onto that asset".into()),
+                Some(409),
+            ));
+        }
+    }
+    new_locator(a, asset, locator_type::ON_DEMAND_ORIGIN, "r", days, id)
+}
+
+fn upload(a: &Account, path: &str) -> RhaiResult<Asset> {
+    let m = a.media()?;
+    let path = std::path::PathBuf::from(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| invalid(format!("'{}' has no file name", path.display())))?;
+    std::fs::metadata(&path).map_err(|e| {
+        super::errors::host_error(
+            "local_file",
+            format!("upload: local file {}: {e}", path.display()),
+            None,
+            None,
+        )
+    })?;
+    let stamp = model::format_date(OffsetDateTime::now_utc());
+    let asset = a
+        .block_on(m.create_asset(&format!("UploadSingleFile_{stamp}")))
+        .script()?;
+    let file = a
+        .block_on(m.create_file(&requests::NewFile {
+            name: name.clone(),
+            parent_asset_id: asset.id.clone(),
+            ..Default::default()
+        }))
+        .script()?;
+    let wrapped = Asset {
+        account: a.clone(),
+        asset: asset.clone(),
+    };
+    let write = new_locator(a, &wrapped, locator_type::SAS, "w", 1.0 / 24.0, None)?;
+    let sas = url::Url::parse(&write.locator.path).map_err(|e| invalid(e.to_string()))?;
+    let (storage, container) = Storage::from_container_sas(&sas).script()?;
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let progress = crate::progress::bars_enabled()
+        .then(|| crate::progress::Progress::bytes(format!("upload {name}"), size));
+    let blob = a
+        .block_on(storage.upload_file(
+            &container,
+            &path,
+            &name,
+            &TransferOptions::default(),
+            progress.as_ref(),
+        ))
+        .script()?;
+    if let Some(p) = progress {
+        p.finish();
+    }
+    let checksum = blob.md5.map(|d| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(d)
+    });
+    a.block_on(m.update_file(
+        &file.id,
+        &json!({"ContentFileSize": blob.size.to_string(), "MimeType": blob.content_type, "ContentChecksum": checksum}),
+    ))
+    .script()?;
+    a.block_on(m.delete_locator(&write.locator.id)).script()?;
+    Ok(wrapped)
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Asset>("Asset");
+    engine.register_type_with_name::<Locator>("Locator");
+    engine.register_get("id", |a: &mut Asset| a.asset.id.clone());
+    engine.register_get("name", |a: &mut Asset| {
+        a.asset.name.clone().unwrap_or_default()
+    });
+    engine.register_get("container", |a: &mut Asset| a.asset.container());
+    engine.register_get("uri", |a: &mut Asset| a.asset.uri.clone());
+    engine.register_get("created", |a: &mut Asset| date(a.asset.created));
+    engine.register_get("files", |a: &mut Asset| -> RhaiResult<Array> {
+        Ok(a.files()?.iter().map(|f| file_map(f).into()).collect())
+    });
+    engine.register_get("primary_file", |a: &mut Asset| -> RhaiResult<Dynamic> {
+        Ok(a.files()?
+            .iter()
+            .find(|f| f.is_primary)
+            .map(|f| file_map(f).into())
+            .unwrap_or(Dynamic::UNIT))
+    });
+    engine.register_fn("to_string", |a: &mut Asset| {
+        format!(
+            "Asset({} '{}')",
+            a.asset.id,
+            a.asset.name.clone().unwrap_or_default()
+        )
+    });
+    engine.register_fn("to_debug", |a: &mut Asset| {
+        format!(
+            "Asset({} '{}')",
+            a.asset.id,
+            a.asset.name.clone().unwrap_or_default()
+        )
+    });
+
+    engine.register_get("id", |l: &mut Locator| l.locator.id.clone());
+    engine.register_get("path", |l: &mut Locator| l.locator.path.clone());
+    engine.register_get("type", |l: &mut Locator| {
+        if l.locator.kind == locator_type::SAS {
+            "SAS".to_string()
+        } else {
+            "OnDemandOrigin".to_string()
+        }
+    });
+    engine.register_get("asset_id", |l: &mut Locator| l.locator.asset_id.clone());
+    engine.register_get("start_time", |l: &mut Locator| date(l.locator.start_time));
+    engine.register_get("expiration", |l: &mut Locator| {
+        date(l.locator.expiration_date_time)
+    });
+    engine.register_get("container", |l: &mut Locator| l.container());
+    engine.register_fn("to_string", |l: &mut Locator| {
+        format!("Locator({} {})", l.locator.id, l.locator.path)
+    });
+    engine.register_fn("to_debug", |l: &mut Locator| {
+        format!("Locator({} {})", l.locator.id, l.locator.path)
+    });
+
+    func("create_asset", &["account: Account", "name: String", "Asset"],
+        "Creates an empty asset (and its blob container asset-{guid}).\nExample: let target = b.create_asset(read.container);")
+        .register_into_engine(engine, |a: &mut Account, name: &str| -> RhaiResult<Asset> {
+            let m = a.media()?;
+            let asset = a.block_on(m.create_asset(name)).script()?;
+            Ok(Asset { account: a.clone(), asset })
+        });
+    func("asset", &["account: Account", "id: String", "Asset"],
+        "An asset by Id; an unknown Id is a not_found error.\nExample: let x = a.asset(\"nb:cid:UUID:…\");")
+        .register_into_engine(engine, |a: &mut Account, id: &str| -> RhaiResult<Asset> {
+            let m = a.media()?;
+            let asset = a.block_on(m.asset(id)).script()?;
+            Ok(Asset { account: a.clone(), asset })
+        });
+    func(
+        "assets",
+        &["account: Account", "Array"],
+        "Every asset of the account.\nExample: for x in a.assets() { print(x.name); }",
+    )
+    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
+        let m = a.media()?;
+        let all = a.block_on(m.assets()).script()?;
+        Ok(all
+            .into_iter()
+            .map(|asset| {
+                Dynamic::from(Asset {
+                    account: a.clone(),
+                    asset,
+                })
+            })
+            .collect())
+    });
+    func(
+        "delete",
+        &["asset: Asset", "()"],
+        "Deletes an asset with its container, files and locators.\nExample: old.delete();",
+    )
+    .register_into_engine(engine, |x: &mut Asset| -> RhaiResult<()> {
+        let m = x.account.media()?;
+        x.account.block_on(m.delete_asset(&x.asset.id)).script()
+    });
+    func("upload", &["account: Account", "path: String", "Asset"],
+        "Uploads a local file into a new asset, as the walkthrough's CreateAssetAndUploadSingleFile:\nasset, File record, write SAS locator, block upload (progress bar), File size and MD5, SAS deleted.\nExample: let src = a.upload(\"media/clip.mp4\");")
+        .register_into_engine(engine, |a: &mut Account, path: &str| upload(a, path));
+    func("files", &["account: Account", "asset: Asset", "Array"],
+        "The asset's Files: maps #{id, name, size, is_primary, mime_type, checksum}.\nExample: for f in b.files(target) { print(`${f.name} ${f.size}`); }")
+        .register_into_engine(engine, |_a: &mut Account, x: Asset| -> RhaiResult<Array> {
+            Ok(x.files()?.iter().map(|f| file_map(f).into()).collect())
+        });
+    func("set_primary", &["account: Account", "asset: Asset", "Map"],
+        "Marks the asset's only .ism file as primary (an error unless there is exactly one), as the walkthrough's SetPrimaryFile.\nExample: a.set_primary(out);")
+        .register_into_engine(engine, |a: &mut Account, x: Asset| -> RhaiResult<Map> {
+            let m = a.media()?;
+            let files = x.files()?;
+            let ism: Vec<&AssetFile> = files.iter().filter(|f| f.name.to_ascii_lowercase().ends_with(".ism")).collect();
+            if ism.len() != 1 {
+                return Err(invalid(format!("asset '{}' should have exactly one .ism file, it has {}", x.asset.id, ism.len())));
+            }
+            a.block_on(m.update_file(&ism[0].id, &json!({"IsPrimary": true}))).script()?;
+            let mut f = ism[0].clone();
+            f.is_primary = true;
+            Ok(file_map(&f))
+        });
+    func("access_policy", &["account: Account", "name: String", "days: f64", "permissions: String", "Map"],
+        "Creates an access policy: permissions are letters r (read), w (write), d (delete), l (list).\nExample: let p = a.access_policy(\"Streaming policy\", 30.0, \"r\");")
+        .register_into_engine(engine, |a: &mut Account, name: &str, days: f64, p: &str| -> RhaiResult<Map> {
+            let m = a.media()?;
+            let pol = a.block_on(m.create_access_policy(name, minutes(days)?, perms(p)?)).script()?;
+            Ok(policy_map(&pol))
+        });
+    func("access_policies", &["account: Account", "Array"],
+        "Every access policy: maps #{id, name, minutes, permissions}.\nExample: print(a.access_policies().len());")
+        .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
+            let m = a.media()?;
+            Ok(a.block_on(m.access_policies()).script()?.iter().map(|p| policy_map(p).into()).collect())
+        });
+    for (with_id, params) in [
+        (
+            false,
+            vec!["account: Account", "asset: Asset", "days: i64", "Locator"],
+        ),
+        (
+            true,
+            vec![
+                "account: Account",
+                "asset: Asset",
+                "days: i64",
+                "id: String",
+                "Locator",
+            ],
+        ),
+    ] {
+        let doc = "An OnDemandOrigin (streaming) locator on a read-only policy of `days`, starting 5 minutes ago.\nGiven an Id (nb:lid:UUID:…), it is created with that Id: the failover trick that gives two\ndatacenters the same streaming paths; if that Id already exists on this asset it is returned.\nExample: let replica = b.origin_locator(target, 100, origin.id);";
+        if with_id {
+            func("origin_locator", &params, doc).register_into_engine(
+                engine,
+                |a: &mut Account, x: Asset, days: i64, id: &str| {
+                    origin_locator(a, &x, days as f64, Some(id.to_string()))
+                },
+            );
+        } else {
+            func("origin_locator", &params, doc)
+                .register_into_engine(engine, |a: &mut Account, x: Asset, days: i64| {
+                    origin_locator(a, &x, days as f64, None)
+                });
+        }
+    }
+    func("sas_locator", &["account: Account", "asset: Asset", "permissions: String", "days: i64", "Locator"],
+        "A SAS locator: its path is the asset's container URL with a SAS (\"r\" read+list, \"w\" write).\nExample: let read = a.sas_locator(out, \"r\", 30); print(read.container);")
+        .register_into_engine(engine, |a: &mut Account, x: Asset, p: &str, days: i64| {
+            let p = if p == "r" { "rl" } else { p };
+            new_locator(a, &x, locator_type::SAS, p, days as f64, None)
+        });
+    func("locators", &["account: Account", "Array"],
+        "Every locator of the account.\nExample: for l in a.locators() { print(`${l.type} ${l.path}`); }")
+        .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
+            let m = a.media()?;
+            let all = a.block_on(m.locators()).script()?;
+            Ok(all.into_iter().map(|locator| Dynamic::from(Locator { account: a.clone(), locator })).collect())
+        });
+    func("delete", &["locator: Locator", "()"],
+        "Deletes a locator (a SAS URL stops being handed out; the policy stays).\nExample: read.delete();")
+        .register_into_engine(engine, |l: &mut Locator| -> RhaiResult<()> {
+            let m = l.account.media()?;
+            l.account.block_on(m.delete_locator(&l.locator.id)).script()
+        });
+    func("url", &["locator: Locator", "file: Map", "String"],
+        "The Smooth Streaming URL of a file through an origin locator: path + name + /manifest.\nExample: print(origin.url(out.primary_file));")
+        .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<String> {
+            let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("url(file): the map has no name"))?;
+            Ok(format!("{}{name}/manifest", l.locator.path))
+        });
+    func("streaming_urls", &["locator: Locator", "asset: Asset", "Map"],
+        "Smooth, HLS and DASH URLs of the asset's primary file through an origin locator.\nExample: print(replica.streaming_urls(target));")
+        .register_into_engine(engine, |l: &mut Locator, x: Asset| -> RhaiResult<Map> {
+            let primary = x.files()?.into_iter().find(|f| f.is_primary)
+                .ok_or_else(|| invalid(format!("asset '{}' has no primary file; call set_primary or create_file_infos", x.asset.id)))?;
+            let base = format!("{}{}", l.locator.path, primary.name);
+            let mut m = Map::new();
+            m.insert("smooth".into(), format!("{base}/manifest").into());
+            m.insert("hls".into(), format!("{base}/manifest(format=m3u8-aapl)").into());
+            m.insert("dash".into(), format!("{base}/manifest(format=mpd-time-csf)").into());
+            Ok(m)
+        });
+    func("create_file_infos", &["account: Account", "asset: Asset", "Array"],
+        "Registers every blob of the asset's container as a File (REST CreateFileInfos), idempotently;\nreturns the Files.\nExample: b.create_file_infos(target);")
+        .register_into_engine(engine, |a: &mut Account, x: Asset| -> RhaiResult<Array> {
+            let m = a.media()?;
+            a.block_on(m.create_file_infos(&x.asset.id)).script()?;
+            Ok(x.files()?.iter().map(|f| file_map(f).into()).collect())
+        });
+    func(
+        "processors",
+        &["account: Account", "Array"],
+        "The media processors: maps #{id, name, version, vendor}.\nExample: print(a.processors());",
+    )
+    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
+        let m = a.media()?;
+        Ok(a.block_on(m.processors())
+            .script()?
+            .iter()
+            .map(|p| {
+                let mut mp = Map::new();
+                mp.insert("id".into(), p.id.clone().into());
+                mp.insert("name".into(), p.name.clone().into());
+                mp.insert("version".into(), p.version.clone().into());
+                mp.insert("vendor".into(), p.vendor.clone().into());
+                Dynamic::from(mp)
+            })
+            .collect())
+    });
+}
