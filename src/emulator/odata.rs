@@ -119,10 +119,7 @@ pub struct SetInfo {
 
 /// URL of an entity: `{api}/Assets('nb%3Acid%3AUUID%3A…')`.
 pub fn entity_url(api: &str, set: &str, id: &str) -> String {
-    format!(
-        "{api}{set}('{}')",
-        crate::ams::auth::urlencode(id).replace("%2d", "-")
-    )
+    format!("{api}{set}('{}')", id.replace(':', "%3A"))
 }
 
 /// One entity in the request's format.

@@ -354,3 +354,117 @@ pub mod fault {
         builder.body(Body::from(bytes)).unwrap()
     }
 }
+
+/// A real `amsplay serve` process over an Azurite account, for the emulator's tests.
+pub struct Media {
+    pub env: Env,
+    child: Option<std::process::Child>,
+    pub port: u16,
+    pub data: tempfile::TempDir,
+    pub account: String,
+    pub key: String,
+    extra: Vec<String>,
+}
+
+impl Media {
+    /// Azurite with account `dca`, and an emulator `amstest` storing assets there.
+    pub async fn start(extra: &[&str]) -> Media {
+        let env = Env::start(&["dca"]).await;
+        let mut m = Media {
+            env,
+            child: None,
+            port: 0,
+            data: tempfile::tempdir().unwrap(),
+            account: "amstest".into(),
+            key: amsplay::azurite::generate_key(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        m.spawn(0);
+        m
+    }
+
+    fn spawn(&mut self, port: u16) {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_amsplay"))
+            .args([
+                "serve",
+                "--account",
+                &self.account,
+                "--storage",
+                "AMSPLAY_TEST_STORAGE",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .arg(self.data.path())
+            .args(&self.extra)
+            .env("AMSPLAY_MEDIA_KEY", &self.key)
+            .env("AMSPLAY_TEST_STORAGE", self.env.connection_string("dca"))
+            .env_remove("AMSPLAY_ACCOUNTS")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("amsplay serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        self.port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("amsplay serve said {line:?}"));
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Kills the emulator (SIGKILL) and starts it again on the same port and data.
+    pub fn kill_and_restart(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+        let port = self.port;
+        self.spawn(port);
+    }
+
+    /// An ACS token.
+    pub async fn token(&self) -> String {
+        let r = reqwest::Client::new()
+            .post(self.url("/v2/OAuth2-13"))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", self.account.as_str()),
+                ("client_secret", self.key.as_str()),
+                ("scope", "urn:WindowsAzureMediaServices"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A client of ours pointed at it.
+    pub fn client(&self, api: &str) -> amsplay::ams::client::MediaClient {
+        amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+            account: self.account.clone(),
+            key: self.key.clone(),
+            api: url::Url::parse(&self.url(api)).unwrap(),
+            token_endpoint: url::Url::parse(&self.url("/v2/OAuth2-13")).unwrap(),
+            aad: false,
+        })
+    }
+}
+
+impl Drop for Media {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 mod cli;
 mod copy;
+mod emulator;
 mod harness;
 mod scripts;
 mod storage;
