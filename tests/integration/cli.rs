@@ -186,6 +186,32 @@ async fn scripts_catch_errors_as_maps() {
         .stdout_has("not_found 404");
 }
 
+mod raw_http {
+    /// Asks a datacenter of `local status --json` for a token, over a plain TCP stream.
+    pub fn blocking_token(dc: &serde_json::Value) -> String {
+        use std::io::{Read, Write};
+        let url = url::Url::parse(dc["media_token_endpoint"].as_str().unwrap()).unwrap();
+        let body = format!(
+            "grant_type=client_credentials&client_id={}&client_secret={}&scope=urn%3AWindowsAzureMediaServices",
+            dc["media_account"].as_str().unwrap(),
+            amsplay::ams::auth::urlencode(dc["media_key"].as_str().unwrap())
+        );
+        let mut s =
+            std::net::TcpStream::connect((url.host_str().unwrap(), url.port().unwrap())).unwrap();
+        write!(
+            s,
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            url.path(),
+            url.host_str().unwrap(),
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+}
+
 #[test]
 fn local_environment_up_status_run_down() {
     let dir = tempfile::tempdir().unwrap();
@@ -212,6 +238,11 @@ fn local_environment_up_status_run_down() {
         .as_str()
         .unwrap()
         .contains("AccountKey="));
+    // Each datacenter's Media Services emulator answers its token endpoint.
+    for dc in v["datacenters"].as_array().unwrap() {
+        let r = raw_http::blocking_token(dc);
+        assert!(r.contains("access_token"), "{r}");
+    }
 
     // `run` without an accounts file uses the running environment, and leaves it running.
     std::fs::write(
@@ -228,8 +259,20 @@ fn local_environment_up_status_run_down() {
         .stdout_has("dcb");
     assert!(amsplay::azurite::alive(pid));
 
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(local.join("state.json")).unwrap()).unwrap();
+    let media_pids: Vec<u32> = state["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["pid"].as_u64().unwrap() as u32)
+        .collect();
+    assert_eq!(media_pids.len(), 2);
     run(&["local", "down"]).success().stdout_has("stopped");
     assert!(!amsplay::azurite::alive(pid));
+    for p in media_pids {
+        assert!(!amsplay::azurite::alive(p), "emulator {p} stopped");
+    }
 
     // With nothing running, `run` starts the environment for itself (same data) and stops it.
     std::fs::write(

@@ -89,3 +89,38 @@ fn the_demo_playbook_runs_on_the_embedded_default() {
         .stdout_has("verified")
         .stdout_has("second run copied 0");
 }
+
+#[test]
+fn the_walkthrough_steps_up_to_the_copy_run_on_the_embedded_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = amsplay()
+        .cwd(dir.path())
+        .env("AMSPLAY_LOCAL_DIR", dir.path().join("local"))
+        .args([
+            "run".as_ref(),
+            repo().join("examples/replicate_asset.rhai").as_os_str(),
+        ])
+        .output()
+        .success()
+        .stdout_has("files in B: 1")
+        .stdout_has("same path in both datacenters");
+    let line = |prefix: &str| {
+        out.stdout()
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
+            .unwrap_or_else(|| panic!("no {prefix:?} in {}", out.stdout()))
+    };
+    let id = line("Locator Id: ");
+    let (a, b) = (
+        line("Original Locator Path: "),
+        line("Replicated Locator Path: "),
+    );
+    let guid = id.rsplit(':').next().unwrap();
+    assert!(
+        a.contains(&format!("/{guid}/")) && b.contains(&format!("/{guid}/")),
+        "{a} {b}"
+    );
+    assert_ne!(a, b, "two datacenters, two hosts");
+    let path = |u: &str| u.splitn(4, '/').nth(3).unwrap().to_string();
+    assert_eq!(path(&a), path(&b));
+}
