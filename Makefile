@@ -42,6 +42,7 @@ test: setup lint
 # Side-by-side benchmarks; results land in docs/bench.md.
 bench: setup
 	bench/replicate
+	bench/emulator
 
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null

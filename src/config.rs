@@ -376,6 +376,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_accounts_file_is_valid() {
+        let f =
+            AccountsFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("amsplay.example.toml"))
+                .unwrap();
+        assert_eq!(f.known_names(), "dc-a, dc-b");
+        std::env::set_var("AMSPLAY_DC_A_MEDIA_KEY", "a2V5");
+        let media = f.media("dc-a").unwrap().unwrap();
+        assert_eq!(
+            media.token_endpoint.as_str(),
+            "http://127.0.0.1:7001/v2/OAuth2-13"
+        );
+        assert!(f.media("dc-b").unwrap().is_none());
+    }
+
+    #[test]
     fn key_debug_is_redacted() {
         let s = parse_connection_string("AccountName=acct;AccountKey=c2VjcmV0").unwrap();
         assert!(!format!("{s:?}").contains("c2VjcmV0"));
