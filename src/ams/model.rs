@@ -193,6 +193,96 @@ pub struct MediaProcessor {
     pub version: String,
 }
 
+/// Job states.
+pub mod job_state {
+    pub const QUEUED: i32 = 0;
+    pub const SCHEDULED: i32 = 1;
+    pub const PROCESSING: i32 = 2;
+    pub const FINISHED: i32 = 3;
+    pub const ERROR: i32 = 4;
+    pub const CANCELED: i32 = 5;
+    pub const CANCELING: i32 = 6;
+
+    /// The state's name, as the SDK's JobState enum spells it.
+    pub fn name(state: i32) -> &'static str {
+        match state {
+            QUEUED => "Queued",
+            SCHEDULED => "Scheduled",
+            PROCESSING => "Processing",
+            FINISHED => "Finished",
+            ERROR => "Error",
+            CANCELED => "Canceled",
+            CANCELING => "Canceling",
+            _ => "Unknown",
+        }
+    }
+}
+
+/// Job: a set of tasks run on input assets, producing output assets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Job {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
+    #[serde(with = "date")]
+    pub last_modified: OffsetDateTime,
+    #[serde(default, with = "date_opt")]
+    pub start_time: Option<OffsetDateTime>,
+    #[serde(default, with = "date_opt")]
+    pub end_time: Option<OffsetDateTime>,
+    #[serde(default, deserialize_with = "lenient::i32")]
+    pub priority: i32,
+    #[serde(default, deserialize_with = "lenient::f64")]
+    pub running_duration: f64,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub state: i32,
+    #[serde(default)]
+    pub template_id: Option<String>,
+}
+
+/// One error of a task, as the service reported it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+/// Task: one operation of a job (an encode), with its progress and errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Task {
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub configuration: Option<String>,
+    pub media_processor_id: String,
+    #[serde(default)]
+    pub task_body: Option<String>,
+    #[serde(default, deserialize_with = "lenient::i32")]
+    pub options: i32,
+    #[serde(default, deserialize_with = "lenient::i32")]
+    pub priority: i32,
+    #[serde(default, deserialize_with = "lenient::f64")]
+    pub progress: f64,
+    #[serde(default, deserialize_with = "lenient::f64")]
+    pub running_duration: f64,
+    #[serde(default, with = "date_opt")]
+    pub start_time: Option<OffsetDateTime>,
+    #[serde(default, with = "date_opt")]
+    pub end_time: Option<OffsetDateTime>,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub state: i32,
+    #[serde(default)]
+    pub error_details: Vec<ErrorDetail>,
+    #[serde(default)]
+    pub perf_message: Option<String>,
+}
+
 /// Request bodies the client sends; the emulator reads the same names (leniently).
 pub mod requests {
     use serde::Serialize;
@@ -320,6 +410,29 @@ pub mod date {
     }
 }
 
+/// Optional dates (`null` until set).
+pub mod date_opt {
+    use super::*;
+
+    pub fn serialize<S: Serializer>(d: &Option<OffsetDateTime>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&format_date(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<OffsetDateTime>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => parse_date(&s)
+                .map(Some)
+                .ok_or_else(|| serde::de::Error::custom(format!("'{s}' is not a date"))),
+        }
+    }
+}
+
 /// Int64 values the service serializes as strings (`"ContentFileSize":"3186542"`).
 pub mod int64_string {
     use super::*;
@@ -433,6 +546,46 @@ mod tests {
         }))
         .unwrap();
         assert_eq!((p.duration_in_minutes, p.permissions), (440.0, 2));
+    }
+
+    #[test]
+    fn jobs_and_tasks_round_trip() {
+        let job: Job = serde_json::from_value(serde_json::json!({
+            "Id": "nb:jid:UUID:1",
+            "Name": "My encoding job",
+            "Created": "2015-01-19T00:34:08.1934137Z",
+            "LastModified": "2015-01-19T00:34:08.1934137Z",
+            "StartTime": null,
+            "EndTime": null,
+            "Priority": 0,
+            "RunningDuration": 0.0,
+            "State": "2",
+            "TemplateId": null
+        }))
+        .unwrap();
+        assert_eq!(job_state::name(job.state), "Processing");
+        assert_eq!(
+            serde_json::to_value(&job).unwrap()["StartTime"],
+            serde_json::Value::Null
+        );
+        let task: Task = serde_json::from_value(serde_json::json!({
+            "Id": "nb:tid:UUID:1",
+            "Configuration": "Adaptive Streaming",
+            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+            "TaskBody": "<taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset>JobOutputAsset(0)</outputAsset></taskBody>",
+            "Progress": "42.5",
+            "State": 4,
+            "ErrorDetails": [{"Code": "ErrorDownloadingInputAssetMalformedContent", "Message": "bad input"}],
+            "StartTime": "2015-01-19T00:34:08Z"
+        }))
+        .unwrap();
+        assert_eq!(task.progress, 42.5);
+        assert_eq!(
+            task.error_details[0].code,
+            "ErrorDownloadingInputAssetMalformedContent"
+        );
+        let back = serde_json::to_value(&task).unwrap();
+        assert_eq!(back["StartTime"], "2015-01-19T00:34:08.0000000Z");
     }
 
     #[test]

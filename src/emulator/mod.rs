@@ -4,13 +4,14 @@
 //! - `routes.rs` turns OData URLs (`Assets('nb%3Acid…')/Files`, `/API/`, the global root's 301)
 //!   into calls of the entity modules, after checking the bearer token (`token.rs`);
 //! - one module per entity set: `assets.rs`, `files.rs`, `policies.rs`, `locators.rs`,
-//!   `processors.rs`; `functions.rs` holds `CreateFileInfos`;
+//!   `processors.rs`, `jobs.rs` (Jobs and Tasks); `functions.rs` holds `CreateFileInfos`;
 //! - `odata.rs` has the envelopes, error bodies and query options; `db.rs` the SQLite state.
 
 mod assets;
 pub mod db;
 mod files;
 mod functions;
+mod jobs;
 mod locators;
 pub mod odata;
 mod policies;

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::odata::{ApiError, Format, Query};
-use super::{assets, files, functions, locators, policies, processors, token, AppState, Ctx};
+use super::{assets, files, functions, jobs, locators, policies, processors, token, AppState, Ctx};
 use crate::ams::auth::urldecode;
 
 /// The path prefix that plays `media.windows.net`: requests there are redirected (301) to the
@@ -144,9 +144,11 @@ async fn dispatch(
         "AccessPolicies" => policies::handle(ctx, m, key, nav).await,
         "Locators" => locators::handle(ctx, m, key, nav).await,
         "MediaProcessors" => processors::handle(ctx, m, key, nav).await,
+        "Jobs" => jobs::handle_jobs(ctx, m, key, nav).await,
+        "Tasks" => jobs::handle_tasks(ctx, m, key, nav).await,
         "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
         other => Err(ApiError::not_found(format!(
-            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors)"
+            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks)"
         ))),
     }
 }

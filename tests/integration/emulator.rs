@@ -703,3 +703,144 @@ async fn a_killed_emulator_restarts_with_every_entity() {
         aid.as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_entity_set_in_verbose_json_and_deleting_an_asset_cascades() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let v = |s: &str| s.to_string();
+    let (s, h, a) = raw
+        .send("POST", "/api/Assets", Some(r#"{"Name":"verbose"}"#), true)
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert!(h["location"]
+        .to_str()
+        .unwrap()
+        .contains("/api/Assets('nb%3Acid%3AUUID%3A"));
+    let aid = a["d"]["Id"].as_str().unwrap().to_string();
+    let (_, _, p) = raw
+        .send(
+            "POST",
+            "/api/AccessPolicies",
+            Some(r#"{"Name":"r","DurationInMinutes":"30","Permissions":"1"}"#),
+            true,
+        )
+        .await;
+    let pid = p["d"]["Id"].as_str().unwrap().to_string();
+    assert_eq!(
+        p["d"]["__metadata"]["type"],
+        "Microsoft.Cloud.Media.Vod.Rest.Data.Models.AccessPolicy"
+    );
+    let (_, _, f) = raw
+        .send(
+            "POST",
+            "/api/Files",
+            Some(&json!({"Name":"v.ism","ParentAssetId":aid,"ContentFileSize":"12"}).to_string()),
+            true,
+        )
+        .await;
+    let fid = f["d"]["Id"].as_str().unwrap().to_string();
+    assert_eq!(f["d"]["ContentFileSize"], "12");
+    let (_, _, l) = raw
+        .send(
+            "POST",
+            "/api/Locators",
+            Some(&json!({"AssetId":aid,"AccessPolicyId":pid,"Type":"2"}).to_string()),
+            true,
+        )
+        .await;
+    let lid = l["d"]["Id"].as_str().unwrap().to_string();
+    assert!(l["d"]["Asset"]["__deferred"]["uri"]
+        .as_str()
+        .unwrap()
+        .ends_with("/Asset"));
+
+    for (set, id, field, value) in [
+        ("AccessPolicies", &pid, "Name", v("renamed")),
+        ("Files", &fid, "MimeType", v("application/xml")),
+        ("Locators", &lid, "Name", v("named")),
+    ] {
+        let (s, _, _) = raw
+            .send(
+                "MERGE",
+                &format!("/api/{set}('{}')", enc(id)),
+                Some(&json!({ field: value }).to_string()),
+                true,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{set}");
+        let (s, _, e) = raw
+            .send("GET", &format!("/api/{set}('{}')", enc(id)), None, true)
+            .await;
+        assert_eq!(
+            (s, e["d"][field].as_str()),
+            (StatusCode::OK, Some(value.as_str())),
+            "{set}"
+        );
+        let (_, _, list) = raw.send("GET", &format!("/api/{set}"), None, true).await;
+        assert_eq!(list["d"]["results"].as_array().unwrap().len(), 1, "{set}");
+    }
+    let (_, _, nav) = raw
+        .send(
+            "GET",
+            &format!("/api/Locators('{}')/Asset", enc(&lid)),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(nav["d"]["Id"], aid.as_str());
+    let (_, _, jobs) = raw.send("GET", "/api/Jobs", None, true).await;
+    assert_eq!(jobs["d"]["results"].as_array().unwrap().len(), 0);
+
+    let (s, _, _) = raw
+        .send(
+            "DELETE",
+            &format!("/api/Assets('{}')", enc(&aid)),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for (set, id) in [("Files", &fid), ("Locators", &lid)] {
+        let (s, _, e) = raw
+            .send("GET", &format!("/api/{set}('{}')", enc(id)), None, true)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{set} deleted with its asset");
+        assert!(e["error"]["message"]["value"].is_string());
+    }
+    let (s, _, _) = raw
+        .send(
+            "DELETE",
+            &format!("/api/AccessPolicies('{}')", enc(&pid)),
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn our_client_with_azure_ad_tokens() {
+    let m = Media::start(&[]).await;
+    let client = amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+        account: m.account.clone(),
+        key: m.key.clone(),
+        api: url::Url::parse(&m.url("/api/")).unwrap(),
+        token_endpoint: url::Url::parse(&m.url("/contoso.onmicrosoft.com/oauth2/token")).unwrap(),
+        aad: true,
+    });
+    let a = client.create_asset("aad").await.unwrap();
+    assert_eq!(client.assets().await.unwrap().len(), 1);
+    client.delete_asset(&a.id).await.unwrap();
+    let err = client.asset(&a.id).await.unwrap_err();
+    assert_eq!(err.status(), Some(404), "{err}");
+    let wrong = amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+        account: m.account.clone(),
+        key: "d3Jvbmc=".into(),
+        api: url::Url::parse(&m.url("/api/")).unwrap(),
+        token_endpoint: url::Url::parse(&m.url("/v2/OAuth2-13")).unwrap(),
+        aad: false,
+    });
+    let err = wrong.assets().await.unwrap_err();
+    assert_eq!(err.kind(), "auth", "{err}");
+}
