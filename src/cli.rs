@@ -84,6 +84,12 @@ pub enum Command {
         /// Token lifetime in seconds (for testing expiry).
         #[arg(long, hide = true)]
         token_lifetime: Option<i64>,
+        /// ffmpeg to encode with (default: ffmpeg on PATH; ffprobe is looked for beside it).
+        #[arg(long)]
+        ffmpeg: Option<PathBuf>,
+        /// Encoding jobs run at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
     },
     /// Print the playbook API reference (Markdown with --markdown).
     Doc {
@@ -201,6 +207,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             data_dir,
             streaming_base,
             token_lifetime,
+            ffmpeg,
+            jobs,
         } => {
             let storage_account = resolve_storage(cli.accounts.as_deref(), &storage)?;
             let storage = crate::storage::Storage::open(&storage_account)?;
@@ -215,6 +223,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     data_dir,
                     streaming_base: streaming_base.unwrap_or_else(|| format!("http://{addr}")),
                     token_lifetime,
+                    ffmpeg,
+                    job_concurrency: jobs,
                 };
                 println!("listening on http://{addr}");
                 crate::emulator::serve(config, storage, listener, shutdown_signal()).await

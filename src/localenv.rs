@@ -249,6 +249,8 @@ impl LocalEnv {
                 data_dir: self.root.join("media").join(name),
                 streaming_base: format!("http://127.0.0.1:{port}"),
                 token_lifetime: None,
+                ffmpeg: None,
+                job_concurrency: 1,
             };
             let (tx, rx) = tokio::sync::oneshot::channel::<()>();
             tokio::spawn(async move {

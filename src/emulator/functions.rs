@@ -4,7 +4,7 @@ use axum::response::Response;
 use base64::Engine as _;
 
 use super::odata::ApiError;
-use super::{assets, files, no_content, now, to_value, Ctx};
+use super::{assets, files, no_content, now, to_value, AppState, Ctx};
 use crate::ams::auth::urldecode;
 use crate::ams::model::{Asset, AssetFile};
 
@@ -19,12 +19,23 @@ pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Res
         .find(|(k, _)| k.eq_ignore_ascii_case("assetid"))
         .map(|(_, v)| urldecode(v).trim_matches('\'').to_string())
         .ok_or_else(|| ApiError::bad_request("CreateFileInfos needs ?assetid='<asset id>'"))?;
-    let asset: Asset = ctx.load(&assets::INFO, &asset_id)?;
-    let blobs = ctx.st.storage.blobs(&asset.container()).await?;
-    let existing: Vec<AssetFile> = ctx
-        .st
+    let _: Asset = ctx.load(&assets::INFO, &asset_id)?;
+    register_files(ctx.st, &asset_id).await?;
+    Ok(no_content())
+}
+
+/// One File per blob of the asset's container, brought up to date; a single `.ism` becomes the
+/// primary file. Used by CreateFileInfos and by finished encoding jobs.
+pub async fn register_files(st: &AppState, asset_id: &str) -> Result<(), ApiError> {
+    let v = st
         .db
-        .list(files::INFO.name, Some(&asset_id))?
+        .get(assets::INFO.name, asset_id)?
+        .ok_or_else(|| ApiError::not_found(format!("Asset '{asset_id}' was not found")))?;
+    let asset: Asset = serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
+    let blobs = st.storage.blobs(&asset.container()).await?;
+    let existing: Vec<AssetFile> = st
+        .db
+        .list(files::INFO.name, Some(asset_id))?
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect();
@@ -53,20 +64,19 @@ pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Res
                 g.is_primary |= primary;
                 if &g != f {
                     g.last_modified = now();
-                    ctx.st.db.update(files::INFO.name, &g.id, &to_value(&g)?)?;
+                    st.db.update(files::INFO.name, &g.id, &to_value(&g)?)?;
                 }
             }
             None => {
-                let mut f = files::new_file(&asset_id, b.name.clone());
+                let mut f = files::new_file(asset_id, b.name.clone());
                 f.content_file_size = b.size as i64;
                 f.content_checksum = checksum;
                 f.mime_type = mime;
                 f.is_primary = primary;
-                ctx.st
-                    .db
-                    .insert(files::INFO.name, &f.id, Some(&asset_id), &to_value(&f)?)?;
+                st.db
+                    .insert(files::INFO.name, &f.id, Some(asset_id), &to_value(&f)?)?;
             }
         }
     }
-    Ok(no_content())
+    Ok(())
 }

@@ -9,15 +9,18 @@
 
 mod assets;
 pub mod db;
+pub mod encoder;
 mod files;
 mod functions;
 mod jobs;
 mod locators;
+mod manifest;
 pub mod odata;
 mod policies;
 mod processors;
 mod routes;
 mod token;
+mod worker;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -45,6 +48,10 @@ pub struct EmulatorConfig {
     pub streaming_base: String,
     /// Token lifetime override in seconds (tests of expiry); None: as the service did.
     pub token_lifetime: Option<i64>,
+    /// ffmpeg to encode with (ffprobe is looked for beside it); None: from PATH.
+    pub ffmpeg: Option<PathBuf>,
+    /// Jobs encoded at once.
+    pub job_concurrency: usize,
 }
 
 /// Shared by every request.
@@ -52,6 +59,8 @@ pub struct AppState {
     pub config: EmulatorConfig,
     pub db: Db,
     pub storage: Storage,
+    pub tools: encoder::Tools,
+    pub jobs: worker::JobControl,
 }
 
 /// The emulator's router, to serve or to call in-process.
@@ -67,11 +76,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let db = Db::open(&config.data_dir)?;
+    let tools = match &config.ffmpeg {
+        Some(p) => encoder::Tools::with_ffmpeg(p.clone()),
+        None => encoder::Tools::default(),
+    };
+    let concurrency = config.job_concurrency;
     let state = Arc::new(AppState {
         config,
         db,
         storage,
+        tools,
+        jobs: worker::JobControl::default(),
     });
+    worker::start(state.clone(), concurrency);
     tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

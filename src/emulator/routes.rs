@@ -147,6 +147,7 @@ async fn dispatch(
         "Jobs" => jobs::handle_jobs(ctx, m, key, nav).await,
         "Tasks" => jobs::handle_tasks(ctx, m, key, nav).await,
         "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
+        "CancelJob" if m == "GET" => jobs::cancel(ctx, query).await,
         other => Err(ApiError::not_found(format!(
             "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks)"
         ))),

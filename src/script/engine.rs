@@ -8,7 +8,7 @@ use rhai::Engine;
 use tokio::runtime::Handle;
 
 use super::errors::{IntoScript, RhaiResult};
-use super::{account, help, media, storage, util, Account};
+use super::{account, help, jobs, media, storage, util, Account};
 use crate::config::AccountsFile;
 
 /// What host functions share: the async runtime, the accounts, and accounts already opened.
@@ -73,6 +73,7 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
     account::register(&mut engine, &host);
     storage::register(&mut engine, &host);
     media::register(&mut engine);
+    jobs::register(&mut engine);
     util::register(&mut engine, &host);
     help::install(&mut engine);
     engine

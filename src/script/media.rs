@@ -174,7 +174,7 @@ fn origin_locator(
     new_locator(a, asset, locator_type::ON_DEMAND_ORIGIN, "r", days, id)
 }
 
-fn upload(a: &Account, path: &str) -> RhaiResult<Asset> {
+fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset> {
     let m = a.media()?;
     let path = std::path::PathBuf::from(path);
     let name = path
@@ -190,9 +190,10 @@ fn upload(a: &Account, path: &str) -> RhaiResult<Asset> {
         )
     })?;
     let stamp = model::format_date(OffsetDateTime::now_utc());
-    let asset = a
-        .block_on(m.create_asset(&format!("UploadSingleFile_{stamp}")))
-        .script()?;
+    let asset_name = asset_name
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("UploadSingleFile_{stamp}"));
+    let asset = a.block_on(m.create_asset(&asset_name)).script()?;
     let file = a
         .block_on(m.create_file(&requests::NewFile {
             name: name.clone(),
@@ -335,7 +336,10 @@ pub fn register(engine: &mut Engine) {
     });
     func("upload", &["account: Account", "path: String", "Asset"],
         "Uploads a local file into a new asset, as the walkthrough's CreateAssetAndUploadSingleFile:\nasset, File record, write SAS locator, block upload (progress bar), File size and MD5, SAS deleted.\nExample: let src = a.upload(\"media/clip.mp4\");")
-        .register_into_engine(engine, |a: &mut Account, path: &str| upload(a, path));
+        .register_into_engine(engine, |a: &mut Account, path: &str| upload(a, path, None));
+    func("upload", &["account: Account", "path: String", "asset_name: String", "Asset"],
+        "Uploads a local file into a new asset with that name (see upload(path)).\nExample: let src = a.upload(\"clip.mp4\", \"Mezzanine clip\");")
+        .register_into_engine(engine, |a: &mut Account, path: &str, name: &str| upload(a, path, Some(name)));
     func("files", &["account: Account", "asset: Asset", "Array"],
         "The asset's Files: maps #{id, name, size, is_primary, mime_type, checksum}.\nExample: for f in b.files(target) { print(`${f.name} ${f.size}`); }")
         .register_into_engine(engine, |_a: &mut Account, x: Asset| -> RhaiResult<Array> {

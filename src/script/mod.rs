@@ -15,6 +15,7 @@ pub mod diagnostic;
 mod engine;
 mod errors;
 pub mod help;
+mod jobs;
 mod media;
 pub mod repl;
 pub mod runner;

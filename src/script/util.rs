@@ -104,6 +104,31 @@ Example: let dir = temp_dir(); make_sample_file(`${dir}/a.bin`, 1024);"#,
     });
 
     func(
+        "make_sample_video",
+        &["path: String", "seconds: i64", "height: i64", "String"],
+        r#"Writes a test-pattern MP4 with a tone (H.264 + AAC, 30 fps, 16:9) with ffmpeg; returns the path.
+Example: let clip = make_sample_video(`${temp_dir()}/sample.mp4`, 30, 1080);"#,
+    )
+    .register_into_engine(engine, |path: &str, seconds: i64, height: i64| -> RhaiResult<String> {
+        if !(1..=3600).contains(&seconds) || !(90..=2160).contains(&height) {
+            return Err(invalid("make_sample_video: seconds must be 1..3600 and height 90..2160"));
+        }
+        let width = (height * 16 / 9 + 1) / 2 * 2;
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
+            .arg(format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}"))
+            .args(["-f", "lavfi", "-i"])
+            .arg(format!("sine=frequency=1000:sample_rate=48000:duration={seconds}"))
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", path])
+            .output()
+            .map_err(|e| host_error("local_file", format!("cannot run ffmpeg: {e}"), Some("install it with `apt-get install -y ffmpeg`".into()), None))?;
+        if !out.status.success() {
+            return Err(host_error("local_file", format!("ffmpeg could not write {path}: {}", String::from_utf8_lossy(&out.stderr).trim()), None, None));
+        }
+        Ok(path.to_string())
+    });
+
+    func(
         "local_files",
         &["dir: String", "Array"],
         r#"Paths of the regular files directly inside a local folder, sorted.

@@ -1,0 +1,396 @@
+//! The job queue: a worker that takes Queued jobs in order (concurrency configurable, one by
+//! default), encodes with ffmpeg, uploads the outputs into the output asset's container and
+//! registers them as Files. Job state lives in SQLite, so a restarted emulator picks up where it
+//! stopped: jobs that were Scheduled or Processing when it died run again from the start (their
+//! outputs are overwritten); jobs that were Canceling end Canceled.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify, Semaphore};
+
+use super::encoder::{self, EncodeError};
+use super::jobs::{links, JOBS, TASKS};
+use super::odata::ApiError;
+use super::{assets, files, functions, manifest, now, to_value, AppState};
+use crate::ams::model::{job_state, Asset, AssetFile, ErrorDetail, Job, Task};
+use crate::storage::TransferOptions;
+
+/// Wakes the worker and carries cancellations to running jobs.
+#[derive(Default)]
+pub struct JobControl {
+    notify: Notify,
+    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+}
+
+impl JobControl {
+    /// A job was queued.
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+
+    /// Asks a running job to stop.
+    pub fn cancel(&self, job_id: &str) {
+        if let Some(tx) = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+        {
+            let _ = tx.send(true);
+        }
+    }
+}
+
+fn load<T: serde::de::DeserializeOwned>(st: &AppState, set: &str, id: &str) -> Result<T, ApiError> {
+    let v = st
+        .db
+        .get(set, id)?
+        .ok_or_else(|| ApiError::not_found(format!("{set} '{id}' was not found")))?;
+    serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Ends a job in `state` (Finished, Error, Canceled).
+pub fn finish(
+    st: &AppState,
+    job: &mut Job,
+    state: i32,
+    _why: Option<&str>,
+) -> Result<(), ApiError> {
+    let t = now();
+    job.state = state;
+    job.end_time = Some(t);
+    job.last_modified = t;
+    if let Some(start) = job.start_time {
+        job.running_duration = (t - start).as_seconds_f64();
+    }
+    st.db.update(JOBS.name, &job.id, &to_value(job)?)?;
+    Ok(())
+}
+
+fn update_task(st: &AppState, task: &Task) {
+    if let Ok(v) = to_value(task) {
+        let _ = st.db.update(TASKS.name, &task.id, &v);
+    }
+}
+
+/// Puts interrupted jobs back in the queue (or ends the ones being canceled).
+fn recover(st: &AppState) -> Result<(), ApiError> {
+    for v in st.db.list(JOBS.name, None)? {
+        let Ok(mut job) = serde_json::from_value::<Job>(v) else {
+            continue;
+        };
+        match job.state {
+            job_state::SCHEDULED | job_state::PROCESSING => {
+                tracing::warn!(job = %job.id, "the emulator stopped while this job ran: running it again");
+                job.state = job_state::QUEUED;
+                job.start_time = None;
+                st.db.update(JOBS.name, &job.id, &to_value(&job)?)?;
+            }
+            job_state::CANCELING => finish(st, &mut job, job_state::CANCELED, None)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn next_queued(st: &AppState) -> Result<Option<Job>, ApiError> {
+    let mut queued: Vec<Job> = st
+        .db
+        .list(JOBS.name, None)?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value::<Job>(v).ok())
+        .filter(|j| j.state == job_state::QUEUED)
+        .collect();
+    queued.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
+    Ok(queued.into_iter().next())
+}
+
+/// Starts the worker; it runs until the process ends.
+pub fn start(st: Arc<AppState>, concurrency: usize) {
+    if let Err(e) = recover(&st) {
+        tracing::error!(error = %e.message, "cannot recover the job queue");
+    }
+    tokio::spawn(async move {
+        let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+        loop {
+            let permit = slots.clone().acquire_owned().await.expect("never closed");
+            let next = match next_queued(&st) {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::error!(error = %e.message, "job queue");
+                    None
+                }
+            };
+            match next {
+                Some(mut job) => {
+                    job.state = job_state::SCHEDULED;
+                    job.last_modified = now();
+                    if let Ok(v) = to_value(&job) {
+                        let _ = st.db.update(JOBS.name, &job.id, &v);
+                    }
+                    let st = st.clone();
+                    tokio::spawn(async move {
+                        run_job(&st, job).await;
+                        drop(permit);
+                        st.jobs.wake();
+                    });
+                }
+                None => {
+                    drop(permit);
+                    tokio::select! {
+                        _ = st.jobs.notify.notified() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn run_job(st: &AppState, mut job: Job) {
+    let (tx, rx) = watch::channel(false);
+    st.jobs
+        .cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(job.id.clone(), tx);
+    job.state = job_state::PROCESSING;
+    job.start_time = Some(now());
+    job.last_modified = now();
+    if let Ok(v) = to_value(&job) {
+        let _ = st.db.update(JOBS.name, &job.id, &v);
+    }
+    let outcome = run_tasks(st, &job, rx).await;
+    st.jobs
+        .cancels
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&job.id);
+    let state = match &outcome {
+        Ok(()) => job_state::FINISHED,
+        Err(EncodeError::Canceled) => job_state::CANCELED,
+        Err(_) => job_state::ERROR,
+    };
+    if let Err(e) = &outcome {
+        tracing::warn!(job = %job.id, error = %e, "job ended {}", job_state::name(state));
+    }
+    if let Err(e) = finish(st, &mut job, state, None) {
+        tracing::error!(job = %job.id, error = %e.message, "cannot record the job's end");
+    }
+}
+
+async fn run_tasks(
+    st: &AppState,
+    job: &Job,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), EncodeError> {
+    let l = links(&st.db, &job.id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    for (task_id, input, output) in &l.tasks {
+        let mut task: Task =
+            load(st, TASKS.name, task_id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+        task.state = job_state::PROCESSING;
+        task.start_time = Some(now());
+        update_task(st, &task);
+        let started = Instant::now();
+        let result = run_task(
+            st,
+            &job.id,
+            &mut task,
+            &l.inputs[*input],
+            &l.outputs[*output],
+            cancel.clone(),
+        )
+        .await;
+        task.end_time = Some(now());
+        task.running_duration = started.elapsed().as_secs_f64();
+        match &result {
+            Ok(()) => {
+                task.state = job_state::FINISHED;
+                task.progress = 100.0;
+            }
+            Err(EncodeError::Canceled) => task.state = job_state::CANCELED,
+            Err(e) => {
+                task.state = job_state::ERROR;
+                task.error_details.push(ErrorDetail {
+                    code: error_code(e).into(),
+                    message: e.to_string(),
+                });
+            }
+        }
+        update_task(st, &task);
+        result?;
+    }
+    Ok(())
+}
+
+fn error_code(e: &EncodeError) -> &'static str {
+    match e {
+        EncodeError::NotVideo(_) => "ErrorParsingConfiguration",
+        EncodeError::UnknownPreset(_) => "ErrorParsingConfiguration",
+        EncodeError::NotInstalled { .. } => "ErrorProcessingTask",
+        _ => "ErrorProcessingTask",
+    }
+}
+
+fn storage_err(e: impl std::fmt::Display) -> EncodeError {
+    EncodeError::Ffmpeg(format!("storage: {e}"))
+}
+
+async fn run_task(
+    st: &AppState,
+    job_id: &str,
+    task: &mut Task,
+    input: &str,
+    output: &str,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), EncodeError> {
+    let work: PathBuf = st
+        .config
+        .data_dir
+        .join("work")
+        .join(job_id.replace(':', "_"));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(work.join("out"))?;
+    let result = encode_into(st, task, input, output, &work, cancel).await;
+    let _ = std::fs::remove_dir_all(&work);
+    if result.is_err() {
+        // Nothing half-written stays in the output asset.
+        let out: Result<Asset, _> = load(st, assets::INFO.name, output);
+        if let Ok(out) = out {
+            if let Ok(blobs) = st.storage.blobs(&out.container()).await {
+                for b in blobs {
+                    let _ = st.storage.delete_blob(&out.container(), &b.name).await;
+                }
+            }
+            let _ = st.db.delete_children(files::INFO.name, output);
+        }
+    }
+    result
+}
+
+async fn encode_into(
+    st: &AppState,
+    task: &mut Task,
+    input: &str,
+    output: &str,
+    work: &std::path::Path,
+    cancel: watch::Receiver<bool>,
+) -> Result<(), EncodeError> {
+    let input_asset: Asset =
+        load(st, assets::INFO.name, input).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    let output_asset: Asset =
+        load(st, assets::INFO.name, output).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    // The mezzanine: the primary file, else the first file, else the first blob.
+    let files: Vec<AssetFile> = st
+        .db
+        .list(files::INFO.name, Some(input))
+        .map_err(storage_err)?
+        .into_iter()
+        .filter_map(|v| serde_json::from_value(v).ok())
+        .collect();
+    let name = match files.iter().find(|f| f.is_primary).or(files.first()) {
+        Some(f) => f.name.clone(),
+        None => st
+            .storage
+            .blobs(&input_asset.container())
+            .await
+            .map_err(storage_err)?
+            .into_iter()
+            .next()
+            .map(|b| b.name)
+            .ok_or_else(|| EncodeError::NotVideo(format!("input asset '{input}' has no files")))?,
+    };
+    let local = work.join(&name);
+    st.storage
+        .download_file(
+            &input_asset.container(),
+            &name,
+            &local,
+            &TransferOptions::default(),
+            None,
+        )
+        .await
+        .map_err(storage_err)?;
+    let src = encoder::probe(&st.tools, &local).await?;
+    let preset = task
+        .configuration
+        .clone()
+        .unwrap_or_else(|| "Adaptive Streaming".into());
+    let rungs = encoder::ladder(&preset, &src)?;
+    let stem = std::path::Path::new(&name)
+        .file_stem()
+        .map(|s| {
+            s.to_string_lossy().replace(
+                |c: char| !(c.is_alphanumeric() || c == '-' || c == '_'),
+                "_",
+            )
+        })
+        .unwrap_or_else(|| "output".into());
+    let out_dir = work.join("out");
+    let mut last = Instant::now();
+    let task_id = task.id.clone();
+    let plan = encoder::Plan {
+        input: &local,
+        out_dir: &out_dir,
+        name: &stem,
+        src: &src,
+        rungs: &rungs,
+    };
+    let mp4s = encoder::encode(
+        &st.tools,
+        &plan,
+        |p| {
+            if last.elapsed() >= Duration::from_millis(500) {
+                last = Instant::now();
+                if let Ok(mut t) = load::<Task>(st, TASKS.name, &task_id) {
+                    t.progress = (p * 10.0).round() / 10.0;
+                    update_task(st, &t);
+                }
+            }
+        },
+        cancel.clone(),
+    )
+    .await?;
+    std::fs::write(
+        out_dir.join(format!("{stem}.ism")),
+        manifest::ism(&stem, &rungs, src.has_audio),
+    )?;
+    std::fs::write(
+        out_dir.join(format!("{stem}.ismc")),
+        manifest::ismc(&rungs, src.duration, src.has_audio),
+    )?;
+    let mut outputs = mp4s;
+    outputs.push(out_dir.join(format!("{stem}.ism")));
+    outputs.push(out_dir.join(format!("{stem}.ismc")));
+    for path in &outputs {
+        if *cancel.borrow() {
+            return Err(EncodeError::Canceled);
+        }
+        let blob = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        st.storage
+            .upload_file(
+                &output_asset.container(),
+                path,
+                &blob,
+                &TransferOptions::default(),
+                None,
+            )
+            .await
+            .map_err(storage_err)?;
+    }
+    if *cancel.borrow() {
+        return Err(EncodeError::Canceled);
+    }
+    functions::register_files(st, output)
+        .await
+        .map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    // Keep the task's latest progress write from racing the final state.
+    *task = load(st, TASKS.name, &task.id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    Ok(())
+}

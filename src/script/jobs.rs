@@ -1,0 +1,179 @@
+//! Encoding in scripts: `a.encode(asset, preset)` (submit, progress bar, wait), `submit_job`,
+//! and the `Job` type whose `state`, `progress` and `errors` are read live from the service.
+
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Engine};
+
+use super::account::Account;
+use super::engine::func;
+use super::errors::{invalid, IntoScript, RhaiResult};
+use super::media::Asset;
+use crate::ams::model::{self, job_state};
+
+/// An encoding job, with the account it runs in.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub account: Account,
+    pub job: model::Job,
+}
+
+impl Job {
+    fn refresh(&mut self) -> RhaiResult<()> {
+        let m = self.account.media()?;
+        self.job = self.account.block_on(m.job(&self.job.id)).script()?;
+        Ok(())
+    }
+
+    fn tasks(&self) -> RhaiResult<Vec<model::Task>> {
+        let m = self.account.media()?;
+        self.account.block_on(m.job_tasks(&self.job.id)).script()
+    }
+
+    fn progress(&self) -> RhaiResult<f64> {
+        let tasks = self.tasks()?;
+        Ok(if tasks.is_empty() {
+            0.0
+        } else {
+            tasks.iter().map(|t| t.progress).sum::<f64>() / tasks.len() as f64
+        })
+    }
+
+    fn errors(&self) -> RhaiResult<String> {
+        Ok(self
+            .tasks()?
+            .iter()
+            .flat_map(|t| {
+                t.error_details
+                    .iter()
+                    .map(|e| format!("{}: {}", e.code, e.message))
+            })
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
+    fn output(&self) -> RhaiResult<Asset> {
+        let m = self.account.media()?;
+        let outs = self
+            .account
+            .block_on(m.job_outputs(&self.job.id))
+            .script()?;
+        let asset = outs
+            .into_iter()
+            .next()
+            .ok_or_else(|| invalid(format!("job '{}' has no output asset", self.job.id)))?;
+        Ok(Asset {
+            account: self.account.clone(),
+            asset,
+        })
+    }
+
+    /// Polls until the job ends, drawing progress; returns the final job.
+    fn wait(&mut self) -> RhaiResult<Job> {
+        let bar = crate::progress::bars_enabled().then(|| {
+            let p = crate::progress::Progress::bytes(
+                format!("encode {}", self.job.name.clone().unwrap_or_default()),
+                100,
+            );
+            p
+        });
+        let mut shown = 0u64;
+        let mut delay = Duration::from_millis(100);
+        loop {
+            self.refresh()?;
+            let p = self.progress()?.round() as u64;
+            if let Some(b) = &bar {
+                if p > shown {
+                    b.inc(p - shown);
+                    shown = p;
+                }
+            }
+            if matches!(
+                self.job.state,
+                job_state::FINISHED | job_state::ERROR | job_state::CANCELED
+            ) {
+                if let Some(b) = bar {
+                    b.finish();
+                }
+                return Ok(self.clone());
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+fn submit(a: &Account, asset: &Asset, preset: &str, output: Option<&str>) -> RhaiResult<Job> {
+    let m = a.media()?;
+    let name = output
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("OutputAsset_{}", uuid::Uuid::new_v4()));
+    let job = a
+        .block_on(m.submit_job(&asset.asset.id, preset, &name))
+        .script()?;
+    Ok(Job {
+        account: a.clone(),
+        job,
+    })
+}
+
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<Job>("Job");
+    engine.register_get("id", |j: &mut Job| j.job.id.clone());
+    engine.register_get("name", |j: &mut Job| j.job.name.clone().unwrap_or_default());
+    engine.register_get("state", |j: &mut Job| -> RhaiResult<String> {
+        j.refresh()?;
+        Ok(job_state::name(j.job.state).to_string())
+    });
+    engine.register_get("progress", |j: &mut Job| j.progress());
+    engine.register_get("errors", |j: &mut Job| j.errors());
+    engine.register_get("output", |j: &mut Job| j.output());
+    engine.register_get("running_seconds", |j: &mut Job| j.job.running_duration);
+    engine.register_fn("to_string", |j: &mut Job| {
+        format!("Job({} {})", j.job.id, job_state::name(j.job.state))
+    });
+    engine.register_fn("to_debug", |j: &mut Job| {
+        format!("Job({} {})", j.job.id, job_state::name(j.job.state))
+    });
+
+    func("encode", &["account: Account", "asset: Asset", "preset: String", "Job"],
+        "Encodes an asset with Media Encoder Standard (\"Adaptive Streaming\", \"H264 Multiple Bitrate 1080p\",\n\"H264 Multiple Bitrate 720p\" or a JSON ladder), waits with a progress bar, and returns the final\njob; its output asset's .ism is the primary file. A failed job is returned too: check job.state.\nExample: let job = a.encode(src, \"Adaptive Streaming\"); if job.state != \"Finished\" { throw job.errors; }")
+        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str| -> RhaiResult<Job> {
+            submit(a, &x, preset, None)?.wait()
+        });
+    func("encode", &["account: Account", "asset: Asset", "preset: String", "output_name: String", "Job"],
+        "Encodes as encode(asset, preset), naming the output asset.\nExample: let job = a.encode(src, \"Adaptive Streaming\", \"Encoded clip\");")
+        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str, out: &str| -> RhaiResult<Job> {
+            submit(a, &x, preset, Some(out))?.wait()
+        });
+    func("submit_job", &["account: Account", "asset: Asset", "preset: String", "Job"],
+        "Submits an encoding job and returns at once; see job.wait(), job.state, job.progress.\nExample: let job = a.submit_job(src, \"Adaptive Streaming\"); print(job.state);")
+        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str| submit(a, &x, preset, None));
+    func("wait", &["job: Job", "Job"],
+        "Waits until the job is Finished, Error or Canceled (progress bar on a terminal).\nExample: let done = job.wait(); print(done.state);")
+        .register_into_engine(engine, |j: &mut Job| j.wait());
+    func(
+        "jobs",
+        &["account: Account", "Array"],
+        "Every job of the account.\nExample: for j in a.jobs() { print(`${j.name} ${j.state}`); }",
+    )
+    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
+        let m = a.media()?;
+        let all = a.block_on(m.jobs()).script()?;
+        Ok(all
+            .into_iter()
+            .map(|job| {
+                Dynamic::from(Job {
+                    account: a.clone(),
+                    job,
+                })
+            })
+            .collect())
+    });
+    func("cancel_job", &["account: Account", "job: Job", "()"],
+        "Cancels a queued or running job; it ends Canceled with no output files registered.\nExample: a.cancel_job(job);")
+        .register_into_engine(engine, |a: &mut Account, j: Job| -> RhaiResult<()> {
+            let m = a.media()?;
+            a.block_on(m.cancel_job(&j.job.id)).script()
+        });
+}
