@@ -136,9 +136,25 @@ impl Azurite {
 }
 
 impl Drop for Azurite {
+    /// An attached Azurite is stopped politely, so that it saves its state to disk: a killed
+    /// one loses the writes of its last seconds.
     fn drop(&mut self) {
-        if !self.spec.detach {
-            self.kill();
+        if self.spec.detach {
+            return;
+        }
+        if let Some(mut c) = self.child.take() {
+            if matches!(c.try_wait(), Ok(None)) {
+                signal(self.pid, Signal::Term);
+                let started = Instant::now();
+                while started.elapsed() < Duration::from_secs(5) {
+                    if matches!(c.try_wait(), Ok(Some(_))) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            let _ = c.kill();
+            let _ = c.wait();
         }
     }
 }

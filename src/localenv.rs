@@ -152,6 +152,29 @@ impl LocalEnv {
         Ok(key)
     }
 
+    /// The port this part of the environment had last time, if it is free now (else 0). Stable
+    /// ports keep the URLs the emulators stored (asset URIs, locator paths) valid across runs.
+    fn preferred_port(&self, part: &str) -> u16 {
+        let ports: std::collections::BTreeMap<String, u16> =
+            std::fs::read_to_string(self.root.join("ports.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or_default();
+        match ports.get(part) {
+            Some(&p) if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() => p,
+            _ => 0,
+        }
+    }
+
+    fn remember_ports(&self, blob: u16, media: &[(String, u16)]) {
+        let mut ports: std::collections::BTreeMap<String, u16> = media.iter().cloned().collect();
+        ports.insert("blob".into(), blob);
+        let _ = std::fs::write(
+            self.root.join("ports.json"),
+            serde_json::to_string_pretty(&ports).unwrap_or_default(),
+        );
+    }
+
     /// The running environment's state, if it is running.
     pub fn running(&self) -> Result<Option<LocalState>, LocalEnvError> {
         let path = self.state_path();
@@ -176,7 +199,7 @@ impl LocalEnv {
         Ok(AzuriteSpec {
             accounts,
             location: Some(self.root.join("azurite")),
-            port: 0,
+            port: self.preferred_port("blob"),
             log: self.root.join("azurite.log"),
             detach,
         })
@@ -239,9 +262,14 @@ impl LocalEnv {
                     path: self.root.clone(),
                     message: e.to_string(),
                 })?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(self.io())?;
+            let listener =
+                match tokio::net::TcpListener::bind(("127.0.0.1", self.preferred_port(name))).await
+                {
+                    Ok(l) => l,
+                    Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
+                        .await
+                        .map_err(self.io())?,
+                };
             let port = listener.local_addr().map_err(self.io())?.port();
             let config = crate::emulator::EmulatorConfig {
                 account: media_account(acct),
@@ -288,7 +316,7 @@ impl LocalEnv {
                 "--storage",
                 "AMSPLAY_LOCAL_STORAGE",
                 "--listen",
-                "127.0.0.1:0",
+                &format!("127.0.0.1:{}", self.preferred_port(name)),
                 "--data-dir",
             ])
             .arg(self.root.join("media").join(name))
@@ -371,6 +399,7 @@ impl LocalEnv {
         )
         .map_err(self.io())?;
         self.write_accounts(state.blob_port, &media_ports(&state))?;
+        self.remember_ports(state.blob_port, &media_ports(&state));
         Ok(state)
     }
 
@@ -414,6 +443,7 @@ impl LocalEnv {
         let az = Azurite::start(self.spec(false)?).await?;
         let (media, ports) = self.start_in_process(az.port).await?;
         let accounts = self.write_accounts(az.port, &ports)?;
+        self.remember_ports(az.port, &ports);
         Ok(LocalSession {
             accounts,
             accounts_path: self.accounts_path(),
