@@ -7,7 +7,7 @@ CARGO ?= cargo
 APT_PACKAGES := nodejs npm ffmpeg
 DEMO ?= scripts/replicate_storage.rhai
 
-.PHONY: setup system-packages demo test lint bench clean-local
+.PHONY: setup system-packages demo test lint bench clean-local api-docs
 
 # System packages, installed only when a command is missing (needs root or sudo).
 system-packages:
@@ -47,3 +47,8 @@ bench: setup
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null
 	rm -rf .amsplay
+
+# Regenerate the README's API table from the engine's metadata (a test checks it is current).
+api-docs:
+	$(CARGO) run -q -- doc --markdown > target/api.md
+	python3 -c "import re,pathlib; p=pathlib.Path('README.md'); t=pathlib.Path('target/api.md').read_text().strip(); s=p.read_text(); a=s.index('<!-- api:start -->')+len('<!-- api:start -->'); b=s.index('<!-- api:end -->'); p.write_text(s[:a]+'\n'+t+'\n'+s[b:])"

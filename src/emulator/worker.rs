@@ -175,7 +175,7 @@ async fn run_job(st: &AppState, mut job: Job) {
         Err(_) => job_state::ERROR,
     };
     if let Err(e) = &outcome {
-        tracing::warn!(job = %job.id, error = %e, "job ended {}", job_state::name(state));
+        tracing::info!(job = %job.id, error = %e, "job ended {}", job_state::name(state));
     }
     if let Err(e) = finish(st, &mut job, state, None) {
         tracing::error!(job = %job.id, error = %e.message, "cannot record the job's end");

@@ -4,6 +4,7 @@
 mod cli;
 mod copy;
 mod emulator;
+mod encoding;
 mod harness;
 mod scripts;
 mod storage;

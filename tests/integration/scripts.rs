@@ -58,7 +58,7 @@ fn readme_api_table_is_generated_from_the_engine() {
     assert_eq!(
         current,
         table.trim(),
-        "README API table is stale: regenerate it with `cargo run -q -- doc --markdown`"
+        "README API table is stale: regenerate it with `make api-docs`"
     );
 }
 
