@@ -5,7 +5,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 APT_PACKAGES := nodejs npm ffmpeg
-DEMO ?= scripts/replicate_storage.rhai
+DEMO ?= scripts/failover.rhai
 
 .PHONY: setup system-packages demo test lint bench clean-local api-docs
 

@@ -11,6 +11,9 @@
 //! - `azurite`: Azurite as a supervised child process; `localenv`: the local two-datacenter
 //!   environment built on it (the embedded default).
 //! - `progress`: progress bars on a terminal, `tracing` events otherwise.
+//! - `ams`: Media Services v2 wire model (shared), tokens and the client; `emulator`: `amsplay
+//!   serve`, the v2 REST API, the job queue and the ffmpeg encoder; `replicate`: the
+//!   walkthrough's seven replication steps as one idempotent function.
 
 pub mod ams;
 pub mod azurite;
@@ -19,5 +22,6 @@ pub mod config;
 pub mod emulator;
 pub mod localenv;
 pub mod progress;
+pub mod replicate;
 pub mod script;
 pub mod storage;

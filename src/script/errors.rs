@@ -84,3 +84,14 @@ impl<T> IntoScript<T> for Result<T, crate::ams::client::AmsError> {
         })
     }
 }
+
+impl<T> IntoScript<T> for Result<T, crate::replicate::ReplicateError> {
+    fn script(self) -> RhaiResult<T> {
+        use crate::replicate::ReplicateError;
+        self.or_else(|e| match e {
+            ReplicateError::Media(e) => Err(e).script(),
+            ReplicateError::Storage(e) => Err(e).script(),
+            ReplicateError::Invalid(m) => Err(invalid(m)),
+        })
+    }
+}

@@ -117,7 +117,96 @@ fn submit(a: &Account, asset: &Asset, preset: &str, output: Option<&str>) -> Rha
     })
 }
 
+fn replicate(a: &Account, b: &Account, x: &Asset, opts: rhai::Map) -> RhaiResult<rhai::Map> {
+    use crate::replicate::{replicate, Side};
+    let mut locator_id = None;
+    for (k, v) in &opts {
+        match k.as_str() {
+            "locator_id" => locator_id = Some(v.to_string()),
+            other => {
+                return Err(invalid(format!(
+                    "replicate has no option '{other}'; known: locator_id"
+                )))
+            }
+        }
+    }
+    let (ma, mb) = (a.media()?, b.media()?);
+    let copy = crate::storage::CopyOptions {
+        progress: crate::progress::bars_enabled(),
+        ..Default::default()
+    };
+    let r = a
+        .block_on(replicate(
+            &Side {
+                media: ma,
+                storage: &a.storage,
+            },
+            &Side {
+                media: mb,
+                storage: &b.storage,
+            },
+            &x.asset.id,
+            locator_id,
+            &copy,
+        ))
+        .script()?;
+    let mut m = rhai::Map::new();
+    m.insert(
+        "origin".into(),
+        Dynamic::from(super::media::Locator {
+            account: a.clone(),
+            locator: r.origin,
+        }),
+    );
+    m.insert(
+        "replica".into(),
+        Dynamic::from(super::media::Locator {
+            account: b.clone(),
+            locator: r.replica,
+        }),
+    );
+    m.insert(
+        "target".into(),
+        Dynamic::from(Asset {
+            account: b.clone(),
+            asset: r.target,
+        }),
+    );
+    m.insert("copied".into(), (r.copy.copied as i64).into());
+    m.insert("skipped".into(), (r.copy.skipped as i64).into());
+    Ok(m)
+}
+
 pub fn register(engine: &mut Engine) {
+    for with_opts in [false, true] {
+        const DOC: &str = "Replicates an asset from A to B, the walkthrough's seven steps in one idempotent, resumable\ncall: A's origin locator, a read SAS, B's target asset, a write SAS, the verified copy,\nCreateFileInfos, and B's origin locator with A's Id. Options: locator_id (use or create A's\norigin locator with this Id). Returns #{origin, replica, target, copied, skipped}.\nExample: let r = replicate(a, b, out, #{}); print(r.replica.path);";
+        if with_opts {
+            func(
+                "replicate",
+                &[
+                    "a: Account",
+                    "b: Account",
+                    "asset: Asset",
+                    "options: Map",
+                    "Map",
+                ],
+                DOC,
+            )
+            .register_into_engine(engine, |a: Account, b: Account, x: Asset, o: rhai::Map| {
+                replicate(&a, &b, &x, o)
+            });
+        } else {
+            func(
+                "replicate",
+                &["a: Account", "b: Account", "asset: Asset", "Map"],
+                DOC,
+            )
+            .register_into_engine(engine, |a: Account, b: Account, x: Asset| {
+                replicate(&a, &b, &x, rhai::Map::new())
+            });
+        }
+    }
+
     engine.register_type_with_name::<Job>("Job");
     engine.register_get("id", |j: &mut Job| j.job.id.clone());
     engine.register_get("name", |j: &mut Job| j.job.name.clone().unwrap_or_default());

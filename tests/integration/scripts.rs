@@ -124,3 +124,45 @@ fn the_walkthrough_steps_up_to_the_copy_run_on_the_embedded_default() {
     let path = |u: &str| u.splitn(4, '/').nth(3).unwrap().to_string();
     assert_eq!(path(&a), path(&b));
 }
+
+#[test]
+fn replicate_and_replicate_all_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("setup.rhai");
+    std::fs::write(
+        &script,
+        r#"
+        let a = account("dc-a"); let b = account("dc-b");
+        for i in 0..2 {
+            let f = `${temp_dir()}/clip${i}.mp4`;
+            make_sample_file(f, 300000 + i);
+            let x = a.upload(f);
+            a.origin_locator(x, 30);
+        }
+        let x = a.assets()[0];
+        let r1 = replicate(a, b, x, #{});
+        let r2 = replicate(a, b, x, #{});
+        print(`same id: ${r1.origin.id == r1.replica.id}`);
+        print(`second copied: ${r2.copied} skipped: ${r2.skipped}`);
+        print(`B files: ${r2.target.files.len()}`);
+    "#,
+    )
+    .unwrap();
+    let run = |args: Vec<&std::ffi::OsStr>| {
+        amsplay()
+            .cwd(dir.path())
+            .env("AMSPLAY_LOCAL_DIR", dir.path().join("local"))
+            .args(args)
+            .output()
+            .success()
+    };
+    run(vec!["run".as_ref(), script.as_os_str()])
+        .stdout_has("same id: true")
+        .stdout_has("second copied: 0 skipped: 1")
+        .stdout_has("B files: 1");
+    let all = repo().join("scripts/replicate_all.rhai");
+    run(vec!["run".as_ref(), all.as_os_str()]).stdout_has("2 asset(s) replicated");
+    run(vec!["run".as_ref(), all.as_os_str()])
+        .stdout_has("copied 0, skipped 1")
+        .stdout_has("2 asset(s) replicated");
+}

@@ -1,0 +1,221 @@
+//! The walkthrough's replication, as one idempotent, resumable function: given an asset in
+//! datacenter A, make B hold the same files under an origin locator with the same Id, so the
+//! streaming URLs differ only by host.
+//!
+//! The seven steps: (1) A's origin locator (reused, or created with the requested Id), (2) a read
+//! SAS on A's asset and its container name, (3) B's target asset (reused by that name), (4) a
+//! write SAS on it, (5) the copy (verified; blobs already there are skipped), (6) CreateFileInfos,
+//! (7) B's origin locator with A's Id (reused if there). The SAS locators are deleted at the end.
+//! A run interrupted anywhere is finished by running it again.
+
+use time::OffsetDateTime;
+
+use crate::ams::client::{AmsError, MediaClient};
+use crate::ams::model::{format_date, locator_type, permissions, requests, Asset, Locator};
+use crate::storage::{copy_blobs, CopyOptions, CopyReport, Storage, StorageError};
+
+/// One side of the replication: a Media Services account and its storage.
+pub struct Side<'a> {
+    pub media: &'a MediaClient,
+    pub storage: &'a Storage,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicateError {
+    #[error(transparent)]
+    Media(#[from] AmsError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What a replication did.
+#[derive(Debug, Clone)]
+pub struct Replica {
+    pub origin: Locator,
+    pub replica: Locator,
+    pub target: Asset,
+    pub copy: CopyReport,
+}
+
+async fn locator(
+    side: &Side<'_>,
+    asset: &str,
+    kind: i32,
+    perms: i32,
+    days: f64,
+    id: Option<String>,
+) -> Result<Locator, AmsError> {
+    let name = if kind == locator_type::SAS {
+        "amsplay replication SAS"
+    } else {
+        "amsplay streaming policy"
+    };
+    let policy = side
+        .media
+        .create_access_policy(name, days * 1440.0, perms)
+        .await?;
+    side.media
+        .create_locator(&requests::NewLocator {
+            id,
+            asset_id: asset.to_string(),
+            access_policy_id: policy.id,
+            kind,
+            start_time: Some(format_date(
+                OffsetDateTime::now_utc() - time::Duration::minutes(5),
+            )),
+            name: None,
+        })
+        .await
+}
+
+fn container_of(l: &Locator) -> String {
+    url::Url::parse(&l.base_uri)
+        .ok()
+        .and_then(|u| {
+            u.path_segments()
+                .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+        })
+        .unwrap_or_default()
+}
+
+/// Replicates `asset_id` from A to B (see the module docs).
+pub async fn replicate(
+    a: &Side<'_>,
+    b: &Side<'_>,
+    asset_id: &str,
+    locator_id: Option<String>,
+    copy: &CopyOptions,
+) -> Result<Replica, ReplicateError> {
+    let asset = a.media.asset(asset_id).await?;
+    // 1. A's origin locator.
+    let existing = a.media.asset_locators(&asset.id).await?;
+    let origin = match (
+        &locator_id,
+        existing
+            .iter()
+            .find(|l| l.kind == locator_type::ON_DEMAND_ORIGIN),
+    ) {
+        (Some(id), _) => match existing.iter().find(|l| l.id.eq_ignore_ascii_case(id)) {
+            Some(l) => l.clone(),
+            None => {
+                locator(
+                    a,
+                    &asset.id,
+                    locator_type::ON_DEMAND_ORIGIN,
+                    permissions::READ,
+                    30.0,
+                    Some(id.clone()),
+                )
+                .await?
+            }
+        },
+        (None, Some(l)) => l.clone(),
+        (None, None) => {
+            locator(
+                a,
+                &asset.id,
+                locator_type::ON_DEMAND_ORIGIN,
+                permissions::READ,
+                30.0,
+                None,
+            )
+            .await?
+        }
+    };
+    // 2. A read SAS and the container name.
+    let read = locator(
+        a,
+        &asset.id,
+        locator_type::SAS,
+        permissions::READ | permissions::LIST,
+        1.0,
+        None,
+    )
+    .await?;
+    let container = container_of(&read);
+    let result = async {
+        // 3. B's target asset, named after the container as the walkthrough does.
+        let target = match b
+            .media
+            .assets()
+            .await?
+            .into_iter()
+            .find(|x| x.name.as_deref() == Some(container.as_str()))
+        {
+            Some(t) => t,
+            None => b.media.create_asset(&container).await?,
+        };
+        // 4. A write SAS on it.
+        let write = locator(
+            b,
+            &target.id,
+            locator_type::SAS,
+            permissions::WRITE,
+            1.0,
+            None,
+        )
+        .await?;
+        let copied = async {
+            // 5. The copy.
+            let report = copy_blobs(
+                a.storage,
+                &container,
+                b.storage,
+                &container_of(&write),
+                copy,
+            )
+            .await?;
+            if report.failed > 0 {
+                return Err(ReplicateError::Invalid(format!(
+                    "{} blob(s) not copied: {}",
+                    report.failed,
+                    report
+                        .failures
+                        .iter()
+                        .map(|f| format!("{} ({})", f.name, f.error))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            // 6. CreateFileInfos.
+            b.media.create_file_infos(&target.id).await?;
+            // 7. B's origin locator with A's Id.
+            let replica = match b.media.locator(&origin.id).await {
+                Ok(l) if l.asset_id == target.id => l,
+                Ok(l) => {
+                    return Err(ReplicateError::Invalid(format!(
+                        "locator '{}' exists in B on another asset ({}); delete it there first",
+                        l.id, l.asset_id
+                    )))
+                }
+                Err(AmsError::NotFound { .. }) => {
+                    locator(
+                        b,
+                        &target.id,
+                        locator_type::ON_DEMAND_ORIGIN,
+                        permissions::READ,
+                        100.0,
+                        Some(origin.id.clone()),
+                    )
+                    .await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            Ok((report, replica))
+        }
+        .await;
+        let _ = b.media.delete_locator(&write.id).await;
+        let (copy, replica) = copied?;
+        Ok::<_, ReplicateError>(Replica {
+            origin: origin.clone(),
+            replica,
+            target,
+            copy,
+        })
+    }
+    .await;
+    let _ = a.media.delete_locator(&read.id).await;
+    result
+}
