@@ -333,17 +333,24 @@ pub async fn encode(
         rungs,
         ..
     } = *plan;
-    let mut child = tokio::process::Command::new(&tools.ffmpeg)
-        .args(ffmpeg_args(plan))
+    let mut cmd = tokio::process::Command::new(&tools.ffmpeg);
+    cmd.args(ffmpeg_args(plan))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| EncodeError::NotInstalled {
-            tool: tools.ffmpeg.display().to_string(),
-            message: e.to_string(),
-        })?;
+        .kill_on_drop(true);
+    // If the emulator dies, its ffmpeg dies with it instead of encoding for nobody.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().map_err(|e| EncodeError::NotInstalled {
+        tool: tools.ffmpeg.display().to_string(),
+        message: e.to_string(),
+    })?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     let mut stderr = child.stderr.take().expect("piped");
     let errors = tokio::spawn(async move {
