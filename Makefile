@@ -43,6 +43,7 @@ test: setup lint
 bench: setup
 	bench/replicate
 	bench/emulator
+	bench/encode
 
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null
