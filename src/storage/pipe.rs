@@ -12,7 +12,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use futures::StreamExt;
 
-use super::{classify, BlobInfo, Storage, StorageError};
+use super::{BlobInfo, Storage, StorageError};
 use crate::progress::Progress;
 
 /// Default largest blob sent as one streamed Put Blob (`TransferOptions::pipe_max`).
@@ -38,21 +38,10 @@ pub(crate) async fn pipe_blob(
     let body = if blob.size == 0 {
         reqwest::Body::from(Vec::new())
     } else {
-        let t = src.target(src_container, Some(&blob.name));
-        let mut pages = src
-            .blob_client(src_container, &blob.name)
-            .get()
-            .chunk_size(blob.size)
-            .into_stream();
-        let resp = pages
-            .next()
-            .await
-            .ok_or_else(|| StorageError::Other {
-                op: "read blob".into(),
-                message: "empty response".into(),
-            })?
-            .map_err(|e| classify("read blob", t, e))?;
-        reqwest::Body::wrap_stream(resp.data.map(move |chunk| {
+        let data = src
+            .open_range(src_container, &blob.name, 0..blob.size)
+            .await?;
+        reqwest::Body::wrap_stream(data.map(move |chunk| {
             let chunk = chunk.map_err(std::io::Error::other)?;
             if let Some(p) = &progress {
                 p.inc(chunk.len() as u64);

@@ -97,20 +97,10 @@ impl Storage {
                 let range = range.clone();
                 async move {
                     let t = self.target(container, Some(blob));
-                    let client = self.blob_client(container, blob);
-                    let mut pages = client.get().range(range).chunk_size(len).into_stream();
-                    let resp = pages
-                        .next()
-                        .await
-                        .ok_or_else(|| StorageError::Other {
-                            op: "read blob".into(),
-                            message: "empty response".into(),
-                        })?
-                        .map_err(|e| classify("read blob", t, e))?;
+                    let mut body = self.open_range(container, blob, range).await?;
                     // Read into a buffer of the known size: growing one by doubling would
                     // hold up to twice the block in memory.
                     let mut buf = bytes::BytesMut::with_capacity(len as usize);
-                    let mut body = resp.data;
                     while let Some(chunk) = body.next().await {
                         buf.extend_from_slice(&chunk.map_err(|e| classify("read blob", t, e))?);
                     }
@@ -125,6 +115,32 @@ impl Storage {
                 }
             })
             .await
+    }
+
+    /// Starts reading `range` of a blob (one request, once); the body arrives as a stream.
+    pub(crate) async fn open_range(
+        &self,
+        container: &str,
+        blob: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<azure_core::ResponseBody, StorageError> {
+        let t = self.target(container, Some(blob));
+        let len = range.end - range.start;
+        let mut pages = self
+            .blob_client(container, blob)
+            .get()
+            .range(range)
+            .chunk_size(len)
+            .into_stream();
+        let resp = pages
+            .next()
+            .await
+            .ok_or_else(|| StorageError::Other {
+                op: "read blob".into(),
+                message: "empty response".into(),
+            })?
+            .map_err(|e| classify("read blob", t, e))?;
+        Ok(resp.data)
     }
 
     /// Writes a whole blob in one request, with its MD5 checked by the service.
