@@ -14,12 +14,7 @@ mod files;
 mod functions;
 mod jobs;
 mod locators;
-mod manifest;
-
-/// The manifest writer, for tests that compare it with what was encoded.
-pub mod manifest_for_tests {
-    pub use super::manifest::{ism, ismc};
-}
+pub mod manifest;
 pub mod odata;
 mod policies;
 mod processors;

@@ -140,7 +140,7 @@ async fn encode_and_check(w: u32, h: u32, expect: &[(u32, u32)]) {
         keys.iter().all(|k| k == &keys[0]),
         "keyframes at the same times in every rung: {keys:?}"
     );
-    let ism = amsplay::emulator::manifest_for_tests::ism("clip", &rungs, true);
+    let ism = amsplay::emulator::manifest::ism("clip", &rungs, true);
     let listed: Vec<String> = ism
         .split("src=\"")
         .skip(1)
