@@ -358,9 +358,14 @@ async fn encode_into(
         out_dir.join(format!("{stem}.ism")),
         manifest::ism(&stem, &rungs, src.has_audio),
     )?;
+    let codecs = mp4s
+        .iter()
+        .map(|p| manifest::codec_data(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(EncodeError::Ffmpeg)?;
     std::fs::write(
         out_dir.join(format!("{stem}.ismc")),
-        manifest::ismc(&rungs, src.duration, src.has_audio),
+        manifest::ismc(&rungs, &codecs, src.duration, src.has_audio),
     )?;
     let mut outputs = mp4s;
     outputs.push(out_dir.join(format!("{stem}.ism")));

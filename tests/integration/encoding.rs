@@ -140,6 +140,19 @@ async fn encode_and_check(w: u32, h: u32, expect: &[(u32, u32)]) {
         keys.iter().all(|k| k == &keys[0]),
         "keyframes at the same times in every rung: {keys:?}"
     );
+    let codecs: Vec<_> = files
+        .iter()
+        .map(|f| amsplay::emulator::manifest::codec_data(f).unwrap())
+        .collect();
+    assert!(
+        codecs.iter().all(|c| c.video.starts_with("00000001")),
+        "{codecs:?}"
+    );
+    assert_eq!(
+        codecs[0].audio.as_ref().map(|a| (a.0.as_str(), a.2)),
+        Some(("1190", 2)),
+        "AAC-LC 48 kHz stereo"
+    );
     let ism = amsplay::emulator::manifest::ism("clip", &rungs, true);
     let listed: Vec<String> = ism
         .split("src=\"")
