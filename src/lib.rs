@@ -21,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod emulator;
 pub mod localenv;
+pub mod origin;
 pub mod progress;
 pub mod replicate;
 pub mod script;

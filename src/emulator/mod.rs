@@ -61,6 +61,8 @@ pub struct AppState {
     pub storage: Storage,
     pub tools: encoder::Tools,
     pub jobs: worker::JobControl,
+    /// Presentations the streaming origin has indexed.
+    pub origin: crate::origin::Cache,
 }
 
 /// The emulator's router, to serve or to call in-process.
@@ -87,6 +89,7 @@ pub async fn serve(
         storage,
         tools,
         jobs: worker::JobControl::default(),
+        origin: crate::origin::Cache::default(),
     });
     worker::start(state.clone(), concurrency);
     tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");

@@ -47,6 +47,11 @@ async fn handle(
     if path == "/" || lower == GLOBAL_PREFIX || lower.starts_with(&format!("{GLOBAL_PREFIX}/")) {
         return redirect(&format!("{root}/api/"));
     }
+    if method == Method::GET || method == Method::HEAD {
+        if let Some(r) = crate::origin::handle(&st, path).await {
+            return r;
+        }
+    }
     let Some(rest) = strip_api(path) else {
         return ApiError::not_found(format!(
             "no such endpoint '{path}'; the API is under /api/, tokens at /v2/OAuth2-13"

@@ -6,5 +6,6 @@ mod copy;
 mod emulator;
 mod encoding;
 mod harness;
+mod origin;
 mod scripts;
 mod storage;

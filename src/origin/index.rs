@@ -1,0 +1,259 @@
+//! The index of a progressive MP4 in blob storage: its `moov`, read with ranged reads (the
+//! encoder writes it first, `+faststart`) and decoded with `mp4-atom`, expanded into per-track
+//! sample tables, and cut into fragments at the video keyframes (every 2 s, the same instants in
+//! every rung).
+
+use std::ops::Range;
+
+use mp4_atom::{Codec, Decode, Moov, StszSamples, Trak};
+
+use crate::storage::{Storage, StorageError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{blob} is not an MP4 the origin can package: {message}")]
+    Format { blob: String, message: String },
+}
+
+/// One sample: where its bytes are and when it plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub offset: u64,
+    pub size: u32,
+    pub dts: u64,
+    pub duration: u32,
+    pub cts_offset: i64,
+    pub sync: bool,
+}
+
+/// A track's samples and its description.
+#[derive(Debug, Clone)]
+pub struct Track {
+    pub id: u32,
+    pub video: bool,
+    pub timescale: u32,
+    pub samples: Vec<Sample>,
+    pub trak: Trak,
+}
+
+/// A progressive MP4's index.
+#[derive(Debug, Clone)]
+pub struct Mp4Index {
+    pub moov: Moov,
+    pub tracks: Vec<Track>,
+}
+
+fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
+    IndexError::Format {
+        blob: blob.to_string(),
+        message: message.into(),
+    }
+}
+
+impl Mp4Index {
+    /// Reads the `moov` of `blob` with ranged reads and indexes its tracks.
+    pub async fn load(storage: &Storage, container: &str, blob: &str) -> Result<Self, IndexError> {
+        let size = storage
+            .blob(container, blob)
+            .await?
+            .ok_or_else(|| format_err(blob, "no such blob"))?
+            .size;
+        let mut pos = 0u64;
+        let moov = loop {
+            if pos + 16 > size {
+                return Err(format_err(blob, "no moov box"));
+            }
+            let head = storage.get_range(container, blob, pos..pos + 16).await?;
+            let mut box_size = u32::from_be_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
+            if box_size == 1 {
+                box_size = u64::from_be_bytes(head[8..16].try_into().expect("8 bytes"));
+            } else if box_size == 0 {
+                box_size = size - pos;
+            }
+            if box_size < 8 || pos + box_size > size {
+                return Err(format_err(
+                    blob,
+                    format!("a box at {pos} claims {box_size} bytes"),
+                ));
+            }
+            if &head[4..8] == b"moov" {
+                break storage
+                    .get_range(container, blob, pos..pos + box_size)
+                    .await?;
+            }
+            pos += box_size;
+        };
+        Self::parse(&moov).map_err(|m| format_err(blob, m))
+    }
+
+    /// Indexes a `moov` box given as bytes (header included).
+    pub fn parse(moov_bytes: &[u8]) -> Result<Self, String> {
+        let moov = Moov::decode(&mut &moov_bytes[..]).map_err(|e| e.to_string())?;
+        let tracks = moov.trak.iter().map(track).collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { moov, tracks })
+    }
+
+    pub fn video(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| t.video)
+    }
+
+    pub fn audio(&self) -> Option<&Track> {
+        self.tracks.iter().find(|t| !t.video)
+    }
+}
+
+fn track(trak: &Trak) -> Result<Track, String> {
+    let stbl = &trak.mdia.minf.stbl;
+    let sizes: Vec<u32> = match &stbl.stsz.samples {
+        StszSamples::Identical { count, size } => vec![*size; *count as usize],
+        StszSamples::Different { sizes } => sizes.clone(),
+    };
+    let count = sizes.len();
+    let chunks: Vec<u64> = match (&stbl.stco, &stbl.co64) {
+        (Some(s), _) => s.entries.iter().map(|&o| o as u64).collect(),
+        (_, Some(c)) => c.entries.clone(),
+        _ => return Err("a track has no chunk offsets".into()),
+    };
+    let mut offsets = Vec::with_capacity(count);
+    let runs = &stbl.stsc.entries;
+    for (ri, run) in runs.iter().enumerate() {
+        let last = runs
+            .get(ri + 1)
+            .map(|r| r.first_chunk)
+            .unwrap_or(chunks.len() as u32 + 1);
+        for chunk in run.first_chunk..last {
+            let mut off = *chunks
+                .get(chunk as usize - 1)
+                .ok_or("stsc names a missing chunk")?;
+            for _ in 0..run.samples_per_chunk {
+                let i = offsets.len();
+                if i >= count {
+                    break;
+                }
+                offsets.push(off);
+                off += sizes[i] as u64;
+            }
+        }
+    }
+    if offsets.len() != count {
+        return Err(format!(
+            "sample tables disagree ({} offsets, {count} samples)",
+            offsets.len()
+        ));
+    }
+    let mut durations = Vec::with_capacity(count);
+    for e in &stbl.stts.entries {
+        durations.extend(std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+    }
+    durations.resize(count, durations.last().copied().unwrap_or(0));
+    let mut cts = Vec::with_capacity(count);
+    if let Some(ctts) = &stbl.ctts {
+        for e in &ctts.entries {
+            cts.extend(std::iter::repeat_n(
+                e.sample_offset,
+                e.sample_count as usize,
+            ));
+        }
+    }
+    cts.resize(count, 0);
+    let sync: Option<std::collections::HashSet<u32>> = stbl
+        .stss
+        .as_ref()
+        .map(|s| s.entries.iter().copied().collect());
+    let mut dts = 0u64;
+    let samples = (0..count)
+        .map(|i| {
+            let s = Sample {
+                offset: offsets[i],
+                size: sizes[i],
+                dts,
+                duration: durations[i],
+                cts_offset: cts[i],
+                sync: sync
+                    .as_ref()
+                    .is_none_or(|set| set.contains(&(i as u32 + 1))),
+            };
+            dts += durations[i] as u64;
+            s
+        })
+        .collect();
+    Ok(Track {
+        id: trak.tkhd.track_id,
+        video: trak.mdia.hdlr.handler.as_ref() == b"vide",
+        timescale: trak.mdia.mdhd.timescale,
+        samples,
+        trak: trak.clone(),
+    })
+}
+
+impl Track {
+    /// Fragments of a video track: each starts at a sync sample.
+    pub fn video_fragments(&self) -> Vec<Range<usize>> {
+        let starts: Vec<usize> = self
+            .samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sync)
+            .map(|(i, _)| i)
+            .collect();
+        starts
+            .iter()
+            .enumerate()
+            .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(self.samples.len()))
+            .collect()
+    }
+
+    /// Fragments cut at the given instants (seconds), for audio beside video.
+    pub fn fragments_at(&self, cuts: &[f64]) -> Vec<Range<usize>> {
+        let ts = self.timescale as f64;
+        let idx = |t: f64| {
+            self.samples
+                .partition_point(|s| (s.dts as f64) / ts < t - 1e-9)
+        };
+        cuts.iter()
+            .enumerate()
+            .map(|(k, &t)| {
+                idx(t)
+                    ..cuts
+                        .get(k + 1)
+                        .map(|&n| idx(n))
+                        .unwrap_or(self.samples.len())
+            })
+            .filter(|r| !r.is_empty())
+            .collect()
+    }
+
+    pub fn start(&self, r: &Range<usize>) -> u64 {
+        self.samples[r.start].dts
+    }
+
+    pub fn duration(&self, r: &Range<usize>) -> u64 {
+        self.samples[r.clone()]
+            .iter()
+            .map(|s| s.duration as u64)
+            .sum()
+    }
+
+    /// Width and height of a video track.
+    pub fn size(&self) -> (u16, u16) {
+        match self.trak.mdia.minf.stbl.stsd.codecs.first() {
+            Some(Codec::Avc1(a)) => (a.visual.width, a.visual.height),
+            _ => (0, 0),
+        }
+    }
+
+    /// The RFC 6381 codec: `avc1.64001f` or `mp4a.40.2`.
+    pub fn codec(&self) -> String {
+        match self.trak.mdia.minf.stbl.stsd.codecs.first() {
+            Some(Codec::Avc1(a)) => format!(
+                "avc1.{:02x}{:02x}{:02x}",
+                a.avcc.avc_profile_indication,
+                a.avcc.profile_compatibility,
+                a.avcc.avc_level_indication
+            ),
+            _ => "mp4a.40.2".into(),
+        }
+    }
+}

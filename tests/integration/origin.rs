@@ -1,0 +1,151 @@
+//! The streaming origin, read by real clients: ffmpeg decodes the HLS and DASH streams of an
+//! encoded asset from both datacenters, which serve the same bytes for the same paths.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::encoding::sample;
+use crate::harness::amsplay;
+
+fn decode(url: &str, map: &str) -> (bool, String) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-i",
+            url,
+            "-map",
+            map,
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .expect("ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0.0)
+}
+
+/// A plain GET over a TCP stream (HTTP/1.0, so the body ends with the connection).
+fn get(url: &str) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let u = url::Url::parse(url).unwrap();
+    let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
+    let path = &url[url.find(u.path()).unwrap()..];
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        u.host_str().unwrap()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, raw[split + 4..].to_vec())
+}
+
+#[test]
+fn hls_and_dash_decode_in_ffmpeg_from_both_datacenters_with_identical_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let run = |args: &[&std::ffi::OsStr]| {
+        amsplay()
+            .cwd(dir.path())
+            .env("AMSPLAY_LOCAL_DIR", &local)
+            .args(args)
+            .output()
+            .success()
+    };
+    run(&["local".as_ref(), "up".as_ref()]);
+    let result = std::panic::catch_unwind(|| {
+        let mezz = sample(dir.path(), "show.mp4", 640, 360, 5);
+        let failover = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/failover.rhai");
+        let out = run(&["run".as_ref(), failover.as_os_str(), mezz.as_os_str()]).stdout();
+        let line = |p: &str| {
+            out.lines()
+                .find_map(|l| l.strip_prefix(p).map(str::to_string))
+                .unwrap()
+        };
+        let a = line("Original Locator Path: ")
+            .trim_end_matches("/manifest")
+            .to_string();
+        let b = line("Replicated Locator Path: ")
+            .trim_end_matches("/manifest")
+            .to_string();
+        for base in [&a, &b] {
+            for format in ["m3u8-aapl", "mpd-time-csf"] {
+                let url = format!("{base}/manifest(format={format})");
+                for map in ["0:v:0", "0:v:1", "0:v:2", "0:a:0"] {
+                    let (ok, err) = decode(&url, map);
+                    assert!(ok && err.trim().is_empty(), "{url} {map}: {err}");
+                }
+                let d = duration(&url);
+                assert!((d - 5.0).abs() < 0.1, "{url}: duration {d}");
+            }
+        }
+        // The same path returns the same bytes from both datacenters.
+        for path in [
+            "manifest(format=m3u8-aapl)",
+            "manifest(format=mpd-time-csf)",
+            "QualityLevels(1150000)/Manifest(video,format=m3u8-aapl)",
+            "QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)",
+            "QualityLevels(720000)/Fragments(video=30720,format=mpd-time-csf)",
+            "QualityLevels(128000)/Fragments(audio=0,format=m3u8-aapl).m4s",
+        ] {
+            let (sa, ba) = get(&format!("{a}/{path}"));
+            let (sb, bb) = get(&format!("{b}/{path}"));
+            assert_eq!((sa, sb), (200, 200), "{path}");
+            assert!(
+                !ba.is_empty() && ba == bb,
+                "{path}: {} vs {} bytes",
+                ba.len(),
+                bb.len()
+            );
+        }
+        // Anything but a valid origin locator is 404; a malformed fragment is 400 or 404.
+        let guid = a.rsplit('/').nth(1).unwrap();
+        let host = a.split(guid).next().unwrap();
+        let (s, _) = get(&format!(
+            "{host}00000000-0000-0000-0000-000000000000/show.ism/manifest(format=m3u8-aapl)"
+        ));
+        assert_eq!(s, 404);
+        for bad in [
+            "QualityLevels(x)/Fragments(video=0,format=mpd-time-csf)",
+            "QualityLevels(1150000)/Fragments(video=12345,format=mpd-time-csf)",
+            "QualityLevels(999)/Manifest(video,format=m3u8-aapl)",
+            "QualityLevels(1150000)/Fragments(video",
+        ] {
+            let (s, _) = get(&format!("{a}/{bad}"));
+            assert!(s == 400 || s == 404, "{bad}: {s}");
+        }
+    });
+    run(&["local".as_ref(), "down".as_ref()]);
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
