@@ -289,6 +289,21 @@ pub async fn stop_pid(pid: u32) {
     }
 }
 
+/// `stop_pid` for callers without a runtime (destructors).
+pub fn stop_pid_blocking(pid: u32) {
+    if !alive(pid) {
+        return;
+    }
+    signal(pid, Signal::Term);
+    let started = Instant::now();
+    while alive(pid) && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if alive(pid) {
+        signal(pid, Signal::Kill);
+    }
+}
+
 /// A fresh random account key, base64, as Azure issues them (64 bytes).
 pub fn generate_key() -> String {
     use base64::Engine as _;

@@ -91,6 +91,32 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         jobs: usize,
     },
+    /// Failover reverse proxy in front of origins, in priority order.
+    ///
+    /// Probes each origin (GET /) every --probe-ms; an origin is down after --fall failed probes
+    /// and up after --rise good ones. A request that fails on an origin (connect error, timeout,
+    /// 5xx) is retried on the next before the client sees anything. GET /status shows health.
+    /// Prints "listening on http://ADDR" once it accepts requests.
+    Front {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// An origin, e.g. http://127.0.0.1:7001 (repeat; the first is the primary).
+        #[arg(long = "origin", required = true)]
+        origins: Vec<url::Url>,
+        /// Milliseconds between health probes.
+        #[arg(long, default_value_t = 500)]
+        probe_ms: u64,
+        /// Failed probes in a row before an origin is down.
+        #[arg(long, default_value_t = 2)]
+        fall: u32,
+        /// Good probes in a row before it is up again.
+        #[arg(long, default_value_t = 2)]
+        rise: u32,
+        /// Milliseconds to wait for an origin before trying the next.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
     /// Print the playbook API reference (Markdown with --markdown).
     Doc {
         #[arg(long)]
@@ -200,6 +226,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Local { action } => local(&rt, action),
+        Command::Front {
+            listen,
+            origins,
+            probe_ms,
+            fall,
+            rise,
+            timeout_ms,
+        } => {
+            let config = crate::front::FrontConfig {
+                origins,
+                probe_interval: std::time::Duration::from_millis(probe_ms.max(10)),
+                fall: fall.max(1),
+                rise: rise.max(1),
+                timeout: std::time::Duration::from_millis(timeout_ms.max(10)),
+            };
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                println!("listening on http://{}", listener.local_addr()?);
+                crate::front::serve(config, listener, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             account,
             key,
@@ -317,6 +367,9 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     m.datacenter, m.port, m.pid
                 );
             }
+            if let Some(front) = state.front_url() {
+                println!("front door: {front} (origins dc-a, then dc-b; {front}/status)");
+            }
             println!("accounts file: {}", env.accounts_path().display());
             Ok(ExitCode::SUCCESS)
         }
@@ -349,6 +402,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     "azurite_pid": state.azurite_pid,
                     "blob_port": state.blob_port,
                     "started": state.started,
+                    "front_door": state.front_url(),
                     "accounts_file": env.accounts_path(),
                     "datacenters": dcs,
                 });
@@ -360,6 +414,9 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     state.azurite_pid,
                     env.accounts_path().display()
                 );
+                if let Some(front) = state.front_url() {
+                    println!("front door: {front} (status at {front}/status)");
+                }
                 for dc in dcs {
                     println!("\n{}:", dc.name);
                     println!("  storage account    {}", dc.storage_account);
@@ -373,6 +430,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                         dc.media_token_endpoint, dc.media_aad_token_endpoint
                     );
                     println!("  media key          {}", dc.media_key);
+                    println!("  streaming origin   {}", dc.origin);
                 }
             }
             Ok(ExitCode::SUCCESS)

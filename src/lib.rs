@@ -20,6 +20,7 @@ pub mod azurite;
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod front;
 pub mod localenv;
 pub mod origin;
 pub mod progress;

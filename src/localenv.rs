@@ -2,19 +2,23 @@
 //!
 //! One Azurite process holds two storage accounts, `dca` and `dcb`, each with its own
 //! generated key (Azurite copies between accounts only inside one process, as two accounts in
-//! one Azure region would), and one Media Services emulator per datacenter (`amsdca`, `amsdcb`)
-//! stores its assets in its datacenter's account. Data lives under `.amsplay/local/`; keys are
-//! generated once and kept in `keys/`; the accounts file `amsplay.toml` there names the
-//! datacenters `dc-a` and `dc-b`. `up` leaves it all running as background processes (state in
-//! `state.json`); `run`/`repl` without an accounts file reuse a running one or start one for the
-//! length of the command (the emulators then run inside the command itself).
+//! one Azure region would); one Media Services emulator per datacenter (`amsdca`, `amsdcb`,
+//! `amsplay serve`) stores its assets in its datacenter's account and is that datacenter's
+//! streaming origin; one front door (`amsplay front`) stands in front of both origins. Data lives
+//! under `.amsplay/local/`; keys are generated once into `keys/`; ports are kept from run to run
+//! (`ports.json`) because the emulators store URLs; the accounts file `amsplay.toml` there names
+//! the datacenters `dc-a` and `dc-b`. `up` leaves everything running in the background (state in
+//! `state.json`); `run`/`repl` without an accounts file reuse it, or bring it up for the length of
+//! the command and take it down afterwards.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::azurite::{self, Azurite, AzuriteError, AzuriteSpec};
-use crate::config::{AccountEntry, AccountsFile};
+use crate::config::{AccountEntry, AccountsFile, StorageAccount};
 
 /// Where the local environment lives unless `AMSPLAY_LOCAL_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = ".amsplay/local";
@@ -38,6 +42,17 @@ pub enum LocalEnvError {
     },
     #[error("local environment state {path} is damaged ({message}); run `amsplay local down` and `amsplay local up`")]
     State { path: PathBuf, message: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// A background process of the environment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MediaProcess {
+    /// `dc-a`, `dc-b`, or `front`.
+    pub datacenter: String,
+    pub pid: u32,
+    pub port: u16,
 }
 
 /// What `state.json` records about a running environment.
@@ -46,17 +61,28 @@ pub struct LocalState {
     pub azurite_pid: u32,
     pub blob_port: u16,
     pub started: String,
-    /// The Media Services emulators, one per datacenter.
+    /// The Media Services emulators (origins), one per datacenter.
     #[serde(default)]
     pub media: Vec<MediaProcess>,
+    /// The front door before both origins.
+    #[serde(default)]
+    pub front: Option<MediaProcess>,
 }
 
-/// One background Media Services emulator.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct MediaProcess {
-    pub datacenter: String,
-    pub pid: u32,
-    pub port: u16,
+impl LocalState {
+    fn media_ports(&self) -> Vec<(String, u16)> {
+        self.media
+            .iter()
+            .map(|m| (m.datacenter.clone(), m.port))
+            .collect()
+    }
+
+    /// The front door's URL.
+    pub fn front_url(&self) -> Option<String> {
+        self.front
+            .as_ref()
+            .map(|f| format!("http://127.0.0.1:{}", f.port))
+    }
 }
 
 /// A datacenter as `local status` shows it.
@@ -72,6 +98,7 @@ pub struct DatacenterInfo {
     pub media_token_endpoint: String,
     pub media_aad_token_endpoint: String,
     pub media_key: String,
+    pub origin: String,
 }
 
 /// The local environment, rooted at a folder.
@@ -80,25 +107,24 @@ pub struct LocalEnv {
     root: PathBuf,
 }
 
-/// A local environment in use by one command; stops Azurite on drop if the command started it.
+/// The environment as one command uses it; brought down on drop if the command brought it up.
 pub struct LocalSession {
     pub accounts: AccountsFile,
     pub accounts_path: PathBuf,
-    _media: Vec<InProcess>,
-    _owned: Option<Azurite>,
+    env: LocalEnv,
+    owned: bool,
 }
 
-/// An emulator running inside this process; stopped when dropped.
-struct InProcess {
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl Drop for InProcess {
+impl Drop for LocalSession {
     fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
+        if self.owned {
+            self.env.down_now();
         }
     }
+}
+
+fn alive_and_listening(pid: u32, port: u16) -> bool {
+    azurite::alive(pid) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 impl LocalEnv {
@@ -127,10 +153,6 @@ impl LocalEnv {
         self.root.join("amsplay.toml")
     }
 
-    fn key_path(&self, account: &str) -> PathBuf {
-        self.root.join("keys").join(format!("{account}.key"))
-    }
-
     fn io(&self) -> impl Fn(std::io::Error) -> LocalEnvError + '_ {
         move |source| LocalEnvError::Io {
             dir: self.root.clone(),
@@ -140,7 +162,7 @@ impl LocalEnv {
 
     /// The key of a local account, generated on first use and kept.
     fn key(&self, account: &str) -> Result<String, LocalEnvError> {
-        let path = self.key_path(account);
+        let path = self.root.join("keys").join(format!("{account}.key"));
         if let Ok(k) = std::fs::read_to_string(&path) {
             if !k.trim().is_empty() {
                 return Ok(k.trim().to_string());
@@ -152,75 +174,101 @@ impl LocalEnv {
         Ok(key)
     }
 
-    /// The port this part of the environment had last time, if it is free now (else 0). Stable
-    /// ports keep the URLs the emulators stored (asset URIs, locator paths) valid across runs.
+    fn ports(&self) -> BTreeMap<String, u16> {
+        std::fs::read_to_string(self.root.join("ports.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    /// The port this part had last time, if it is free now (else 0, any free port).
     fn preferred_port(&self, part: &str) -> u16 {
-        let ports: std::collections::BTreeMap<String, u16> =
-            std::fs::read_to_string(self.root.join("ports.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or_default();
-        match ports.get(part) {
+        match self.ports().get(part) {
             Some(&p) if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() => p,
             _ => 0,
         }
     }
 
-    fn remember_ports(&self, blob: u16, media: &[(String, u16)]) {
-        let mut ports: std::collections::BTreeMap<String, u16> = media.iter().cloned().collect();
-        ports.insert("blob".into(), blob);
+    fn remember_ports(&self, state: &LocalState) {
+        let mut ports = self.ports();
+        ports.extend(state.media_ports());
+        ports.insert("blob".into(), state.blob_port);
+        if let Some(f) = &state.front {
+            ports.insert("front".into(), f.port);
+        }
         let _ = std::fs::write(
             self.root.join("ports.json"),
             serde_json::to_string_pretty(&ports).unwrap_or_default(),
         );
     }
 
-    /// The running environment's state, if it is running.
-    pub fn running(&self) -> Result<Option<LocalState>, LocalEnvError> {
+    fn load_state(&self) -> Result<Option<LocalState>, LocalEnvError> {
         let path = self.state_path();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io()(e)),
-        };
-        let state: LocalState = serde_json::from_str(&text).map_err(|e| LocalEnvError::State {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let listening = std::net::TcpStream::connect(("127.0.0.1", state.blob_port)).is_ok();
-        Ok((azurite::alive(state.azurite_pid) && listening).then_some(state))
+        match std::fs::read_to_string(&path) {
+            Ok(t) => serde_json::from_str(&t)
+                .map(Some)
+                .map_err(|e| LocalEnvError::State {
+                    path,
+                    message: e.to_string(),
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io()(e)),
+        }
     }
 
-    fn spec(&self, detach: bool) -> Result<AzuriteSpec, LocalEnvError> {
-        let accounts = DATACENTERS
-            .iter()
-            .map(|(_, acct)| Ok((acct.to_string(), self.key(acct)?)))
-            .collect::<Result<Vec<_>, LocalEnvError>>()?;
-        Ok(AzuriteSpec {
-            accounts,
-            location: Some(self.root.join("azurite")),
-            port: self.preferred_port("blob"),
-            log: self.root.join("azurite.log"),
-            detach,
+    fn save_state(&self, state: &LocalState) -> Result<(), LocalEnvError> {
+        std::fs::write(
+            self.state_path(),
+            serde_json::to_string_pretty(state).expect("serializable"),
+        )
+        .map_err(self.io())?;
+        self.remember_ports(state);
+        Ok(())
+    }
+
+    /// The running environment's state, if every part of it is up.
+    pub fn running(&self) -> Result<Option<LocalState>, LocalEnvError> {
+        let Some(state) = self.load_state()? else {
+            return Ok(None);
+        };
+        let up = alive_and_listening(state.azurite_pid, state.blob_port)
+            && state.media.len() == DATACENTERS.len()
+            && state
+                .media
+                .iter()
+                .all(|m| alive_and_listening(m.pid, m.port))
+            && state
+                .front
+                .as_ref()
+                .is_some_and(|f| alive_and_listening(f.pid, f.port));
+        Ok(up.then_some(state))
+    }
+
+    fn storage_account(&self, acct: &str, port: u16) -> Result<StorageAccount, LocalEnvError> {
+        Ok(StorageAccount {
+            account: acct.to_string(),
+            endpoint: url::Url::parse(&format!("http://127.0.0.1:{port}/{acct}"))
+                .expect("valid URL"),
+            key: self.key(acct)?,
         })
     }
 
-    fn write_accounts(
-        &self,
-        port: u16,
-        media: &[(String, u16)],
-    ) -> Result<AccountsFile, LocalEnvError> {
+    fn write_accounts(&self, state: &LocalState) -> Result<AccountsFile, LocalEnvError> {
         let mut file = AccountsFile::default();
         for (name, acct) in DATACENTERS {
             self.key(acct)?;
             let ams = media_account(acct);
             self.key(&ams)?;
-            let media_port = media.iter().find(|(dc, _)| dc == name).map(|(_, p)| *p);
+            let media_port = state
+                .media
+                .iter()
+                .find(|m| m.datacenter == name)
+                .map(|m| m.port);
             file.accounts.insert(
                 name.to_string(),
                 AccountEntry {
                     storage_account: Some(acct.to_string()),
-                    blob_endpoint: Some(format!("http://127.0.0.1:{port}/{acct}")),
+                    blob_endpoint: Some(format!("http://127.0.0.1:{}/{acct}", state.blob_port)),
                     key_file: Some(PathBuf::from(format!("keys/{acct}.key"))),
                     media_account: media_port.map(|_| ams.clone()),
                     media_api: media_port.map(|p| format!("http://127.0.0.1:{p}/api/")),
@@ -236,220 +284,260 @@ impl LocalEnv {
         })
     }
 
-    fn storage_account(
+    /// Starts `amsplay ARGS` in the background and waits for its "listening on" line.
+    async fn spawn_amsplay(
         &self,
-        acct: &str,
-        port: u16,
-    ) -> Result<crate::config::StorageAccount, LocalEnvError> {
-        Ok(crate::config::StorageAccount {
-            account: acct.to_string(),
-            endpoint: url::Url::parse(&format!("http://127.0.0.1:{port}/{acct}"))
-                .expect("valid URL"),
-            key: self.key(acct)?,
-        })
-    }
-
-    /// Starts one emulator per datacenter inside this process.
-    async fn start_in_process(
-        &self,
-        blob_port: u16,
-    ) -> Result<(Vec<InProcess>, Vec<(String, u16)>), LocalEnvError> {
-        let mut handles = Vec::new();
-        let mut ports = Vec::new();
-        for (name, acct) in DATACENTERS {
-            let storage = crate::storage::Storage::open(&self.storage_account(acct, blob_port)?)
-                .map_err(|e| LocalEnvError::State {
-                    path: self.root.clone(),
-                    message: e.to_string(),
-                })?;
-            let listener =
-                match tokio::net::TcpListener::bind(("127.0.0.1", self.preferred_port(name))).await
-                {
-                    Ok(l) => l,
-                    Err(_) => tokio::net::TcpListener::bind("127.0.0.1:0")
-                        .await
-                        .map_err(self.io())?,
-                };
-            let port = listener.local_addr().map_err(self.io())?.port();
-            let config = crate::emulator::EmulatorConfig {
-                account: media_account(acct),
-                key: self.key(&media_account(acct))?,
-                data_dir: self.root.join("media").join(name),
-                streaming_base: format!("http://127.0.0.1:{port}"),
-                token_lifetime: None,
-                ffmpeg: None,
-                job_concurrency: 1,
-            };
-            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(async move {
-                if let Err(e) = crate::emulator::serve(config, storage, listener, async {
-                    let _ = rx.await;
-                })
-                .await
-                {
-                    tracing::error!(%e, "Media Services emulator stopped");
-                }
-            });
-            handles.push(InProcess { stop: Some(tx) });
-            ports.push((name.to_string(), port));
-        }
-        Ok((handles, ports))
-    }
-
-    /// Starts one background `amsplay serve` per datacenter.
-    async fn spawn_media(&self, blob_port: u16) -> Result<Vec<MediaProcess>, LocalEnvError> {
+        part: &str,
+        args: &[String],
+        envs: &[(&str, String)],
+    ) -> Result<MediaProcess, LocalEnvError> {
         let exe = std::env::current_exe().map_err(self.io())?;
-        let mut out = Vec::new();
-        for (name, acct) in DATACENTERS {
-            let sa = self.storage_account(acct, blob_port)?;
-            let cs = format!(
-                "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};",
-                sa.account, sa.key, sa.endpoint
-            );
-            let log_path = self.root.join(format!("media-{name}.log"));
-            let log = std::fs::File::create(&log_path).map_err(self.io())?;
-            let mut cmd = std::process::Command::new(&exe);
-            cmd.args([
-                "serve",
-                "--account",
-                &media_account(acct),
-                "--storage",
-                "AMSPLAY_LOCAL_STORAGE",
-                "--listen",
-                &format!("127.0.0.1:{}", self.preferred_port(name)),
-                "--data-dir",
-            ])
-            .arg(self.root.join("media").join(name))
-            .env("AMSPLAY_MEDIA_KEY", self.key(&media_account(acct))?)
-            .env("AMSPLAY_LOCAL_STORAGE", cs)
+        let log_path = self.root.join(format!("{part}.log"));
+        let log = std::fs::File::create(&log_path).map_err(self.io())?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(args)
             .env_remove("AMSPLAY_ACCOUNTS")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().map_err(self.io())?)
             .stderr(log);
-            use std::os::unix::process::CommandExt;
-            cmd.process_group(0);
-            let mut child = cmd.spawn().map_err(self.io())?;
-            let started = std::time::Instant::now();
-            let port = loop {
-                let text = std::fs::read_to_string(&log_path).unwrap_or_default();
-                if let Some(p) = text
-                    .split("listening on http://127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| {
-                        r.chars()
-                            .take_while(char::is_ascii_digit)
-                            .collect::<String>()
-                            .parse::<u16>()
-                            .ok()
-                    })
-                {
-                    break p;
-                }
-                if child.try_wait().map_err(self.io())?.is_some()
-                    || started.elapsed().as_secs() > 20
-                {
-                    let _ = child.kill();
-                    return Err(LocalEnvError::State {
-                        path: log_path,
-                        message: format!(
-                            "the Media Services emulator for {name} did not start: {text}"
-                        ),
-                    });
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(30)).await;
-            };
-            out.push(MediaProcess {
-                datacenter: name.to_string(),
-                pid: child.id(),
-                port,
-            });
+        for (k, v) in envs {
+            cmd.env(k, v);
         }
-        Ok(out)
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(self.io())?;
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let port = text
+                .split("listening on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|r| {
+                    r.chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse::<u16>()
+                        .ok()
+                });
+            if let Some(port) = port {
+                return Ok(MediaProcess {
+                    datacenter: part.to_string(),
+                    pid: child.id(),
+                    port,
+                });
+            }
+            if child.try_wait().map_err(self.io())?.is_some()
+                || started.elapsed() > Duration::from_secs(20)
+            {
+                let _ = child.kill();
+                return Err(LocalEnvError::State {
+                    path: log_path,
+                    message: format!("{part} did not start: {text}"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Starts the emulator (origin) of one datacenter, on `port` (0: any).
+    async fn spawn_media(
+        &self,
+        name: &str,
+        blob_port: u16,
+        port: u16,
+    ) -> Result<MediaProcess, LocalEnvError> {
+        let acct = DATACENTERS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, a)| *a)
+            .ok_or_else(|| {
+                LocalEnvError::Usage(format!(
+                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
+                ))
+            })?;
+        let sa = self.storage_account(acct, blob_port)?;
+        let cs = format!(
+            "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};",
+            sa.account, sa.key, sa.endpoint
+        );
+        let data = self.root.join("media").join(name);
+        let args: Vec<String> = [
+            "serve",
+            "--account",
+            &media_account(acct),
+            "--storage",
+            "AMSPLAY_LOCAL_STORAGE",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([data.display().to_string()])
+        .collect();
+        self.spawn_amsplay(
+            name,
+            &args,
+            &[
+                ("AMSPLAY_MEDIA_KEY", self.key(&media_account(acct))?),
+                ("AMSPLAY_LOCAL_STORAGE", cs),
+            ],
+        )
+        .await
+    }
+
+    async fn spawn_front(&self, media: &[MediaProcess]) -> Result<MediaProcess, LocalEnvError> {
+        let mut args: Vec<String> = vec![
+            "front".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.preferred_port("front")),
+        ];
+        for m in media {
+            args.push("--origin".into());
+            args.push(format!("http://127.0.0.1:{}", m.port));
+        }
+        self.spawn_amsplay("front", &args, &[]).await
     }
 
     /// Starts the environment in the background (if it is not running) and writes its accounts file.
     pub async fn up(&self) -> Result<LocalState, LocalEnvError> {
         if let Some(state) = self.running()? {
-            self.write_accounts(state.blob_port, &media_ports(&state))?;
+            self.write_accounts(&state)?;
             return Ok(state);
         }
         self.down().await?;
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
-        let az = Azurite::start(self.spec(true)?).await?;
-        let (pid, port) = (az.pid, az.port);
-        az.detach();
-        let media = match self.spawn_media(port).await {
-            Ok(m) => m,
-            Err(e) => {
-                azurite::stop_pid(pid).await;
-                return Err(e);
-            }
-        };
-        let state = LocalState {
-            azurite_pid: pid,
-            blob_port: port,
+        let accounts = DATACENTERS
+            .iter()
+            .map(|(_, acct)| Ok((acct.to_string(), self.key(acct)?)))
+            .collect::<Result<Vec<_>, LocalEnvError>>()?;
+        let az = Azurite::start(AzuriteSpec {
+            accounts,
+            location: Some(self.root.join("azurite")),
+            port: self.preferred_port("blob"),
+            log: self.root.join("azurite.log"),
+            detach: true,
+        })
+        .await?;
+        let mut state = LocalState {
+            azurite_pid: az.pid,
+            blob_port: az.port,
             started: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            media,
+            media: Vec::new(),
+            front: None,
         };
-        std::fs::write(
-            self.state_path(),
-            serde_json::to_string_pretty(&state).expect("serializable"),
-        )
-        .map_err(self.io())?;
-        self.write_accounts(state.blob_port, &media_ports(&state))?;
-        self.remember_ports(state.blob_port, &media_ports(&state));
+        az.detach();
+        // From here on, what has started is in the state file, so `down` can stop it.
+        self.save_state(&state)?;
+        for (name, _) in DATACENTERS {
+            let m = self
+                .spawn_media(name, state.blob_port, self.preferred_port(name))
+                .await?;
+            state.media.push(m);
+            self.save_state(&state)?;
+        }
+        state.front = Some(self.spawn_front(&state.media).await?);
+        self.save_state(&state)?;
+        self.write_accounts(&state)?;
         Ok(state)
     }
 
     /// Stops a running environment; its data stays. False when nothing was running.
     pub async fn down(&self) -> Result<bool, LocalEnvError> {
-        let path = self.state_path();
-        let state = match std::fs::read_to_string(&path) {
-            Ok(t) => serde_json::from_str::<LocalState>(&t).ok(),
-            Err(_) => None,
-        };
-        let Some(state) = state else {
+        let Some(state) = self.load_state().ok().flatten() else {
             return Ok(false);
         };
         let was_running = azurite::alive(state.azurite_pid);
-        for m in &state.media {
-            azurite::stop_pid(m.pid).await;
+        for p in state.front.iter().chain(state.media.iter()) {
+            azurite::stop_pid(p.pid).await;
         }
         azurite::stop_pid(state.azurite_pid).await;
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(self.state_path());
         Ok(was_running)
     }
 
-    /// Accounts for one command: the running environment's, or a fresh Azurite owned by the
-    /// returned session (stopped when it drops).
-    pub async fn session(&self) -> Result<LocalSession, LocalEnvError> {
-        if let Some(state) = self.running()? {
-            tracing::info!(
-                port = state.blob_port,
-                "using the running local environment"
-            );
-            let accounts = self.write_accounts(state.blob_port, &media_ports(&state))?;
-            return Ok(LocalSession {
-                accounts,
-                accounts_path: self.accounts_path(),
-                _media: Vec::new(),
-                _owned: None,
-            });
+    /// `down` for destructors: the same, without a runtime.
+    fn down_now(&self) {
+        let Some(state) = self.load_state().ok().flatten() else {
+            return;
+        };
+        let pids: Vec<u32> = state
+            .front
+            .iter()
+            .chain(state.media.iter())
+            .map(|p| p.pid)
+            .chain([state.azurite_pid])
+            .collect();
+        for pid in pids {
+            azurite::stop_pid_blocking(pid);
         }
-        std::fs::create_dir_all(&self.root).map_err(self.io())?;
-        tracing::info!(dir = %self.root.display(), "starting the local environment for this command");
-        let az = Azurite::start(self.spec(false)?).await?;
-        let (media, ports) = self.start_in_process(az.port).await?;
-        let accounts = self.write_accounts(az.port, &ports)?;
-        self.remember_ports(az.port, &ports);
+        let _ = std::fs::remove_file(self.state_path());
+    }
+
+    /// Accounts for one command: the running environment's, or one brought up for it (and
+    /// brought down when the session drops).
+    pub async fn session(&self) -> Result<LocalSession, LocalEnvError> {
+        let (state, owned) = match self.running()? {
+            Some(s) => {
+                tracing::info!(port = s.blob_port, "using the running local environment");
+                (s, false)
+            }
+            None => {
+                tracing::info!(dir = %self.root.display(), "starting the local environment for this command");
+                (self.up().await?, true)
+            }
+        };
+        let accounts = self.write_accounts(&state)?;
         Ok(LocalSession {
             accounts,
             accounts_path: self.accounts_path(),
-            _media: media,
-            _owned: Some(az),
+            env: self.clone(),
+            owned,
         })
+    }
+
+    /// Stops one datacenter's emulator (its API and streaming origin), as an outage would.
+    pub async fn stop_datacenter(&self, name: &str) -> Result<(), LocalEnvError> {
+        let state = self
+            .load_state()?
+            .ok_or_else(|| LocalEnvError::Usage("the local environment is not running".into()))?;
+        let m = state
+            .media
+            .iter()
+            .find(|m| m.datacenter == name)
+            .ok_or_else(|| {
+                LocalEnvError::Usage(format!(
+                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
+                ))
+            })?;
+        azurite::stop_pid(m.pid).await;
+        Ok(())
+    }
+
+    /// Starts a stopped datacenter's emulator again, on the same port and data.
+    pub async fn start_datacenter(&self, name: &str) -> Result<(), LocalEnvError> {
+        let mut state = self
+            .load_state()?
+            .ok_or_else(|| LocalEnvError::Usage("the local environment is not running".into()))?;
+        let pos = state
+            .media
+            .iter()
+            .position(|m| m.datacenter == name)
+            .ok_or_else(|| {
+                LocalEnvError::Usage(format!(
+                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
+                ))
+            })?;
+        if alive_and_listening(state.media[pos].pid, state.media[pos].port) {
+            return Ok(());
+        }
+        let m = self
+            .spawn_media(name, state.blob_port, state.media[pos].port)
+            .await?;
+        state.media[pos] = m;
+        self.save_state(&state)
     }
 
     /// Endpoints, names and keys of each datacenter, for pointing other tools at it.
@@ -468,9 +556,7 @@ impl LocalEnv {
                 Ok(DatacenterInfo {
                     name: name.to_string(),
                     storage_account: acct.to_string(),
-                    connection_string: format!(
-                        "DefaultEndpointsProtocol=http;AccountName={acct};AccountKey={key};BlobEndpoint={endpoint};"
-                    ),
+                    connection_string: format!("DefaultEndpointsProtocol=http;AccountName={acct};AccountKey={key};BlobEndpoint={endpoint};"),
                     blob_endpoint: endpoint,
                     account_key: key,
                     media_account: media_account(acct),
@@ -478,18 +564,11 @@ impl LocalEnv {
                     media_token_endpoint: format!("{media}/v2/OAuth2-13"),
                     media_aad_token_endpoint: format!("{media}/common/oauth2/token"),
                     media_key: self.key(&media_account(acct))?,
+                    origin: media,
                 })
             })
             .collect()
     }
-}
-
-fn media_ports(state: &LocalState) -> Vec<(String, u16)> {
-    state
-        .media
-        .iter()
-        .map(|m| (m.datacenter.clone(), m.port))
-        .collect()
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
