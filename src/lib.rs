@@ -23,6 +23,7 @@ pub mod emulator;
 pub mod front;
 pub mod localenv;
 pub mod origin;
+pub mod player;
 pub mod progress;
 pub mod replicate;
 pub mod script;

@@ -8,7 +8,7 @@ use rhai::Engine;
 use tokio::runtime::Handle;
 
 use super::errors::{IntoScript, RhaiResult};
-use super::{account, help, jobs, media, storage, util, Account};
+use super::{account, drill, help, jobs, media, storage, util, Account};
 use crate::config::AccountsFile;
 
 /// What host functions share: the async runtime, the accounts, and accounts already opened.
@@ -38,6 +38,11 @@ impl Host {
     /// The engine never runs on a runtime worker, so this cannot block one.
     pub fn block_on<F: Future>(&self, f: F) -> F::Output {
         self.rt.block_on(f)
+    }
+
+    /// The runtime, for host functions that start background work.
+    pub fn handle(&self) -> Handle {
+        self.rt.clone()
     }
 
     pub fn accounts(&self) -> &AccountsFile {
@@ -74,6 +79,7 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
     storage::register(&mut engine, &host);
     media::register(&mut engine);
     jobs::register(&mut engine);
+    drill::register(&mut engine, &host);
     util::register(&mut engine, &host);
     help::install(&mut engine);
     engine

@@ -12,6 +12,7 @@
 
 mod account;
 pub mod diagnostic;
+mod drill;
 mod engine;
 mod errors;
 pub mod help;

@@ -149,3 +149,57 @@ fn hls_and_dash_decode_in_ffmpeg_from_both_datacenters_with_identical_bytes() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn the_drill_loses_no_request_while_datacenter_a_is_stopped_and_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let run = |args: &[&std::ffi::OsStr]| {
+        amsplay()
+            .cwd(dir.path())
+            .env("AMSPLAY_LOCAL_DIR", &local)
+            .args(args)
+            .output()
+    };
+    run(&["local".as_ref(), "up".as_ref()]).success();
+    let result = std::panic::catch_unwind(|| {
+        let mezz = sample(dir.path(), "drill.mp4", 640, 360, 4);
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        run(&[
+            "run".as_ref(),
+            repo.join("scripts/failover.rhai").as_os_str(),
+            mezz.as_os_str(),
+        ])
+        .success();
+        let out = run(&[
+            "run".as_ref(),
+            repo.join("scripts/drill.rhai").as_os_str(),
+            "8".as_ref(),
+        ])
+        .success();
+        let stdout = out.stdout();
+        assert!(
+            stdout.contains("failed: 0") && stdout.contains("no request failed"),
+            "{stdout}"
+        );
+        assert!(
+            stdout.contains("traffic moved"),
+            "traffic must move to B: {stdout}"
+        );
+        assert!(
+            stdout.contains("traffic came back"),
+            "and come back to A: {stdout}"
+        );
+        let requests: u64 = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("requests: "))
+            .and_then(|l| l.split(',').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap();
+        assert!(requests > 50, "the player kept requesting: {stdout}");
+    });
+    run(&["local".as_ref(), "down".as_ref()]).success();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

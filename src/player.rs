@@ -1,0 +1,177 @@
+//! A player for drills: reads an HLS stream the way a player does (master playlist, a variant
+//! playlist, then its init segment and media segments in order, round and round) and records
+//! every request: whether it failed, and which origin served it (`x-served-by` from the front
+//! door), so a drill can count failures and see when traffic moved.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What a play session saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PlayReport {
+    pub requests: u64,
+    pub failed: u64,
+    pub seconds: f64,
+    /// Requests answered by each origin.
+    pub served_by: BTreeMap<String, u64>,
+    /// Changes of the serving origin: (seconds since start, from, to).
+    pub switches: Vec<(f64, String, String)>,
+    /// The first few failures, for the report.
+    pub errors: Vec<String>,
+}
+
+fn resolve(base: &url::Url, reference: &str) -> Result<url::Url, String> {
+    base.join(reference)
+        .map_err(|e| format!("cannot resolve {reference}: {e}"))
+}
+
+/// The URIs of a playlist, relative to it: variant playlists of a master, or the init segment
+/// and media segments of a media playlist.
+fn playlist_uris(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
+            out.push(rest.trim_end_matches('"').to_string());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push(line.to_string());
+        }
+    }
+    out
+}
+
+struct Recorder {
+    started: Instant,
+    report: PlayReport,
+    last_origin: Option<String>,
+}
+
+impl Recorder {
+    fn record(&mut self, result: Result<Option<String>, String>) {
+        self.report.requests += 1;
+        match result {
+            Ok(origin) => {
+                let origin = origin.unwrap_or_else(|| "(direct)".into());
+                *self.report.served_by.entry(origin.clone()).or_default() += 1;
+                if let Some(last) = &self.last_origin {
+                    if *last != origin {
+                        let at = self.started.elapsed().as_secs_f64();
+                        self.report
+                            .switches
+                            .push((at, last.clone(), origin.clone()));
+                    }
+                }
+                self.last_origin = Some(origin);
+            }
+            Err(e) => {
+                self.report.failed += 1;
+                if self.report.errors.len() < 10 {
+                    self.report.errors.push(e);
+                }
+            }
+        }
+    }
+}
+
+async fn fetch(
+    http: &reqwest::Client,
+    url: &url::Url,
+) -> Result<(bytes::Bytes, Option<String>), String> {
+    let r = http
+        .get(url.clone())
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    if !r.status().is_success() {
+        return Err(format!("{url}: {}", r.status()));
+    }
+    let origin = r
+        .headers()
+        .get("x-served-by")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    Ok((body, origin))
+}
+
+/// Plays the HLS stream at `url` for `seconds`, pausing `gap` between requests.
+pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, String> {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let master = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+    let mut rec = Recorder {
+        started: Instant::now(),
+        report: PlayReport::default(),
+        last_origin: None,
+    };
+    let deadline = Duration::from_secs_f64(seconds.max(0.0));
+    // The manifests, as a player reads them first (retried, so the drill can start anywhere).
+    let mut segments: Vec<url::Url> = Vec::new();
+    while segments.is_empty() && rec.started.elapsed() < deadline {
+        let r = async {
+            let (text, origin) = fetch(&http, &master).await?;
+            let variant = playlist_uris(&String::from_utf8_lossy(&text))
+                .into_iter()
+                .next()
+                .ok_or("the master playlist lists no variant")?;
+            let variant = resolve(&master, &variant)?;
+            let (media, _) = fetch(&http, &variant).await?;
+            let uris = playlist_uris(&String::from_utf8_lossy(&media))
+                .iter()
+                .map(|u| resolve(&variant, u))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok::<_, String>((uris, origin))
+        }
+        .await;
+        match r {
+            Ok((uris, origin)) => {
+                rec.record(Ok(origin));
+                segments = uris;
+            }
+            Err(e) => {
+                rec.record(Err(e));
+                tokio::time::sleep(gap).await;
+            }
+        }
+    }
+    let mut i = 0;
+    while rec.started.elapsed() < deadline && !segments.is_empty() {
+        let result = fetch(&http, &segments[i % segments.len()])
+            .await
+            .map(|(_, origin)| origin);
+        rec.record(result);
+        i += 1;
+        tokio::time::sleep(gap).await;
+    }
+    rec.report.seconds = rec.started.elapsed().as_secs_f64();
+    Ok(rec.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn playlists_give_their_uris_in_order() {
+        let media = "#EXTM3U\n#EXT-X-MAP:URI=\"Fragments(video=i,format=m3u8-aapl).mp4\"\n#EXTINF:2.0,\nFragments(video=0,format=m3u8-aapl).m4s\n#EXT-X-ENDLIST\n";
+        assert_eq!(
+            playlist_uris(media),
+            [
+                "Fragments(video=i,format=m3u8-aapl).mp4",
+                "Fragments(video=0,format=m3u8-aapl).m4s"
+            ]
+        );
+        let base =
+            url::Url::parse("http://h/g/x.ism/QualityLevels(1)/Manifest(video,format=m3u8-aapl)")
+                .unwrap();
+        assert_eq!(
+            resolve(&base, "Fragments(video=0,format=m3u8-aapl).m4s")
+                .unwrap()
+                .as_str(),
+            "http://h/g/x.ism/QualityLevels(1)/Fragments(video=0,format=m3u8-aapl).m4s"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! Drills in scripts: `local_env()` to stop and start a datacenter of the local environment,
+//! `play(url, seconds)` / `start_play(url, seconds)` to watch a stream as a player does.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rhai::{Array, Dynamic, Engine, Map};
+
+use super::engine::{func, Host};
+use super::errors::{host_error, IntoScript, RhaiResult};
+use crate::localenv::LocalEnv;
+use crate::player::{play, PlayReport};
+
+/// The local environment as a drill drives it.
+#[derive(Clone)]
+pub struct LocalEnvHandle {
+    env: LocalEnv,
+    rt: tokio::runtime::Handle,
+}
+
+type Running = tokio::task::JoinHandle<Result<PlayReport, String>>;
+
+/// A player running in the background.
+#[derive(Clone)]
+pub struct Player {
+    task: Arc<Mutex<Option<Running>>>,
+    started: Instant,
+    rt: tokio::runtime::Handle,
+}
+
+fn report_map(r: &PlayReport) -> Map {
+    let mut m = Map::new();
+    m.insert("requests".into(), (r.requests as i64).into());
+    m.insert("failed".into(), (r.failed as i64).into());
+    m.insert("seconds".into(), r.seconds.into());
+    let served: Map = r
+        .served_by
+        .iter()
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from(*v as i64)))
+        .collect();
+    m.insert("served_by".into(), served.into());
+    let switches: Array = r
+        .switches
+        .iter()
+        .map(|(at, from, to)| {
+            let mut s = Map::new();
+            s.insert("at".into(), (*at).into());
+            s.insert("from".into(), from.clone().into());
+            s.insert("to".into(), to.clone().into());
+            s.into()
+        })
+        .collect();
+    m.insert("switches".into(), switches.into());
+    m.insert(
+        "errors".into(),
+        r.errors
+            .iter()
+            .map(|e| Dynamic::from(e.clone()))
+            .collect::<Array>()
+            .into(),
+    );
+    m
+}
+
+const GAP: Duration = Duration::from_millis(20);
+
+fn player_error(e: String) -> Box<rhai::EvalAltResult> {
+    host_error("play", e, None, None)
+}
+
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+    engine.register_type_with_name::<LocalEnvHandle>("LocalEnv");
+    engine.register_type_with_name::<Player>("Player");
+
+    let h = host.clone();
+    func("local_env", &["LocalEnv"],
+        "The running local environment, for drills: env.stop(\"dc-a\"), env.start(\"dc-a\"), env.front (the\nfront door's URL), env.origin(\"dc-b\").\nExample: let env = local_env(); env.stop(\"dc-a\");")
+        .register_into_engine(engine, move || -> RhaiResult<LocalEnvHandle> {
+            let env = LocalEnv::default_location();
+            env.running().script()?.ok_or_else(|| {
+                host_error("local_env", "the local environment is not running", Some("run this playbook without an accounts file, or start it with `amsplay local up`".into()), None)
+            })?;
+            Ok(LocalEnvHandle { env, rt: h.handle() })
+        });
+    engine.register_get("front", |e: &mut LocalEnvHandle| -> RhaiResult<String> {
+        let state = e.env.running().script()?.ok_or_else(|| {
+            host_error(
+                "local_env",
+                "the local environment is not running",
+                None,
+                None,
+            )
+        })?;
+        state.front_url().ok_or_else(|| {
+            host_error(
+                "local_env",
+                "the local environment has no front door",
+                None,
+                None,
+            )
+        })
+    });
+    func("origin", &["env: LocalEnv", "datacenter: String", "String"],
+        "The streaming origin (emulator) URL of a datacenter of the local environment.\nExample: print(local_env().origin(\"dc-b\"));")
+        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<String> {
+            let state = e.env.running().script()?.ok_or_else(|| host_error("local_env", "the local environment is not running", None, None))?;
+            state
+                .media
+                .iter()
+                .find(|m| m.datacenter == dc)
+                .map(|m| format!("http://127.0.0.1:{}", m.port))
+                .ok_or_else(|| host_error("local_env", format!("no datacenter '{dc}'; the local environment has dc-a and dc-b"), None, None))
+        });
+    func("stop", &["env: LocalEnv", "datacenter: String", "()"],
+        "Stops a datacenter's Media Services emulator and streaming origin, as an outage would.\nExample: local_env().stop(\"dc-a\");")
+        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
+            e.rt.block_on(e.env.stop_datacenter(dc)).script()
+        });
+    func("start", &["env: LocalEnv", "datacenter: String", "()"],
+        "Starts a stopped datacenter again (same port, same data).\nExample: local_env().start(\"dc-a\");")
+        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
+            e.rt.block_on(e.env.start_datacenter(dc)).script()
+        });
+
+    let h = host.clone();
+    func("start_play", &["url: String", "seconds: f64", "Player"],
+        "Starts playing an HLS stream in the background for `seconds` (master playlist, a variant, then\nits segments round and round); see player.wait() and player.elapsed.\nExample: let p = start_play(`${env.front}/${path}`, 10.0); sleep(2); env.stop(\"dc-a\"); let r = p.wait();")
+        .register_into_engine(engine, move |url: &str, seconds: f64| -> Player {
+            let url = url.to_string();
+            let rt = h.handle();
+            let task = rt.spawn(async move { play(&url, seconds, GAP).await });
+            Player { task: Arc::new(Mutex::new(Some(task))), started: Instant::now(), rt }
+        });
+    engine.register_get("elapsed", |p: &mut Player| {
+        p.started.elapsed().as_secs_f64()
+    });
+    func("wait", &["player: Player", "Map"],
+        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, errors}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
+        .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
+            let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for".into()))?;
+            let report = p.rt.block_on(task).map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
+            Ok(report_map(&report))
+        });
+    let h = host.clone();
+    func("play", &["url: String", "seconds: f64", "Map"],
+        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, errors}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
+        .register_into_engine(engine, move |url: &str, seconds: f64| -> RhaiResult<Map> {
+            let report = h.block_on(play(url, seconds, GAP)).map_err(player_error)?;
+            Ok(report_map(&report))
+        });
+}
