@@ -48,7 +48,8 @@ async fn handle(
         return redirect(&format!("{root}/api/"));
     }
     if method == Method::GET || method == Method::HEAD {
-        if let Some(r) = crate::origin::handle(&st, path).await {
+        let range = headers.get("range").and_then(|v| v.to_str().ok());
+        if let Some(r) = crate::origin::handle(&st, path, range).await {
             return r;
         }
     }

@@ -168,10 +168,74 @@ fn smil_entries(text: &str) -> Vec<(String, String, u32)> {
     out
 }
 
-/// Presentations already indexed, by container and manifest.
+/// Presentations already indexed, and recently served fragments (an origin shield).
 #[derive(Default)]
 pub struct Cache {
     presentations: Mutex<HashMap<String, Arc<Presentation>>>,
+    fragments: Mutex<FragmentCache>,
+}
+
+/// Bytes of fragments kept in memory.
+pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
+
+/// Fragments by key, the least recently used evicted first once over the byte budget.
+#[derive(Default)]
+struct FragmentCache {
+    entries: HashMap<String, (Body, u64)>,
+    order: std::collections::BTreeMap<u64, String>,
+    tick: u64,
+    bytes: usize,
+}
+
+/// A packaged body and its ETag.
+#[derive(Clone)]
+struct Body {
+    data: bytes::Bytes,
+    etag: String,
+}
+
+impl Body {
+    fn new(data: Vec<u8>) -> Self {
+        use md5::{Digest, Md5};
+        let etag = format!("\"{}\"", hex::encode(Md5::digest(&data)));
+        Self {
+            data: data.into(),
+            etag,
+        }
+    }
+}
+
+impl FragmentCache {
+    fn get(&mut self, key: &str) -> Option<Body> {
+        self.tick += 1;
+        let tick = self.tick;
+        let (body, old) = self.entries.get_mut(key)?;
+        self.order.remove(old);
+        *old = tick;
+        self.order.insert(tick, key.to_string());
+        Some(body.clone())
+    }
+
+    fn put(&mut self, key: String, body: Body) {
+        if body.data.len() > FRAGMENT_CACHE_BYTES / 4 {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += body.data.len();
+        if let Some((old, t)) = self.entries.insert(key.clone(), (body, self.tick)) {
+            self.bytes -= old.data.len();
+            self.order.remove(&t);
+        }
+        self.order.insert(self.tick, key);
+        while self.bytes > FRAGMENT_CACHE_BYTES {
+            let Some((_, k)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some((b, _)) = self.entries.remove(&k) {
+                self.bytes -= b.data.len();
+            }
+        }
+    }
 }
 
 fn plain(status: StatusCode, message: &str) -> Response {
@@ -181,20 +245,59 @@ fn plain(status: StatusCode, message: &str) -> Response {
     r
 }
 
-fn reply(content_type: &'static str, max_age: u32, body: Vec<u8>) -> Response {
-    use md5::{Digest, Md5};
-    let etag = format!("\"{}\"", hex::encode(Md5::digest(&body)));
-    let mut r = (StatusCode::OK, body).into_response();
+/// A 200 (or a 206 for a satisfiable `Range`) with the caching and CORS headers players need.
+fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&str>) -> Response {
+    let total = body.data.len() as u64;
+    let mut r = match range.map(|r| parse_range(r, total)) {
+        Some(None) => {
+            let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, "").into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
+                r.headers_mut().insert("content-range", v);
+            }
+            r
+        }
+        Some(Some((a, b))) => {
+            let mut r = (
+                StatusCode::PARTIAL_CONTENT,
+                body.data.slice(a as usize..=b as usize),
+            )
+                .into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")) {
+                r.headers_mut().insert("content-range", v);
+            }
+            r
+        }
+        None => (StatusCode::OK, body.data.clone()).into_response(),
+    };
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(content_type));
     h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    h.insert("accept-ranges", HeaderValue::from_static("bytes"));
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         h.insert("cache-control", v);
     }
-    if let Ok(v) = HeaderValue::from_str(&etag) {
+    if let Ok(v) = HeaderValue::from_str(&body.etag) {
         h.insert("etag", v);
     }
     r
+}
+
+/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range, clamped; None when unsatisfiable.
+fn parse_range(header: &str, total: u64) -> Option<(u64, u64)> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') || total == 0 {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (total.saturating_sub(n), total - 1)
+        }
+        (a, "") => (a.parse().ok()?, total - 1),
+        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(total - 1)),
+    };
+    (start <= end && start < total).then_some((start, end))
 }
 
 /// The locator's asset, if the locator may serve now.
@@ -212,7 +315,7 @@ fn serving_asset(st: &AppState, guid: &uuid::Uuid) -> Option<Asset> {
 }
 
 /// Answers an origin request (`/{guid}/…`); None when the path is not one.
-pub async fn handle(st: &AppState, path: &str) -> Option<Response> {
+pub async fn handle(st: &AppState, path: &str, range: Option<&str>) -> Option<Response> {
     let (first, rest) = path.strip_prefix('/')?.split_once('/')?;
     let guid = uuid::Uuid::parse_str(first).ok()?;
     let Some(asset) = serving_asset(st, &guid) else {
@@ -258,14 +361,25 @@ pub async fn handle(st: &AppState, path: &str) -> Option<Response> {
             }
         },
     };
-    Some(serve(st, &p, tail).await.unwrap_or_else(|e| e))
+    Some(serve(st, &p, tail, range).await.unwrap_or_else(|e| e))
 }
 
-async fn serve(st: &AppState, p: &Presentation, tail: &str) -> Result<Response, Response> {
+async fn serve(
+    st: &AppState,
+    p: &Presentation,
+    tail: &str,
+    range: Option<&str>,
+) -> Result<Response, Response> {
     let bad = |m: &str| plain(StatusCode::BAD_REQUEST, m);
     match tail {
-        "manifest(format=m3u8-aapl)" => return Ok(reply("application/vnd.apple.mpegurl", 60, manifests::hls_master(p).into_bytes())),
-        "manifest(format=mpd-time-csf)" => return Ok(reply("application/dash+xml", 60, manifests::dash(p).into_bytes())),
+        "manifest(format=m3u8-aapl)" => {
+            let body = Body::new(manifests::hls_master(p).into_bytes());
+            return Ok(reply("application/vnd.apple.mpegurl", 60, body, range));
+        }
+        "manifest(format=mpd-time-csf)" => {
+            let body = Body::new(manifests::dash(p).into_bytes());
+            return Ok(reply("application/dash+xml", 60, body, range));
+        }
         "manifest" => {
             return Err(plain(
                 StatusCode::NOT_FOUND,
@@ -293,7 +407,8 @@ async fn serve(st: &AppState, p: &Presentation, tail: &str) -> Result<Response, 
         return Ok(reply(
             "application/vnd.apple.mpegurl",
             60,
-            manifests::hls_media(r).into_bytes(),
+            Body::new(manifests::hls_media(r).into_bytes()),
+            range,
         ));
     }
     let what = what
@@ -315,29 +430,69 @@ async fn serve(st: &AppState, p: &Presentation, tail: &str) -> Result<Response, 
         .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such quality level"))?;
     let track = r.track();
     let mime = if r.video { "video/mp4" } else { "audio/mp4" };
-    if t == "i" {
-        return Ok(reply(
-            mime,
-            86400,
-            fmp4::init_segment(&r.index, track).map_err(|e| bad(&e))?,
-        ));
-    }
-    let t: u64 = t
-        .parse()
-        .map_err(|_| bad("the fragment time is not a number"))?;
-    let (seq, range) = r
+    let key = format!("{}/{}/{}/{t}", p.container, r.blob, track.id);
+    let cached = st
+        .origin
         .fragments
-        .iter()
-        .enumerate()
-        .find(|(_, f)| track.start(f) == t)
-        .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
-    let span = fmp4::span(track, range.clone());
-    let data = st
-        .storage
-        .get_range(&p.container, &r.blob, span.clone())
-        .await
-        .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
-    let body = fmp4::media_segment(track, range.clone(), seq as u32 + 1, &data, span.start)
-        .map_err(|e| bad(&e))?;
-    Ok(reply(mime, 86400, body))
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key);
+    if let Some(body) = cached {
+        return Ok(reply(mime, 86400, body, range));
+    }
+    let body = if t == "i" {
+        fmp4::init_segment(&r.index, track).map_err(|e| bad(&e))?
+    } else {
+        let start: u64 = t
+            .parse()
+            .map_err(|_| bad("the fragment time is not a number"))?;
+        let (seq, frag) = r
+            .fragments
+            .iter()
+            .enumerate()
+            .find(|(_, f)| track.start(f) == start)
+            .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
+        let span = fmp4::span(track, frag.clone());
+        let data = st
+            .storage
+            .get_range(&p.container, &r.blob, span.clone())
+            .await
+            .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
+        fmp4::media_segment(track, frag.clone(), seq as u32 + 1, &data, span.start)
+            .map_err(|e| bad(&e))?
+    };
+    let body = Body::new(body);
+    st.origin
+        .fragments
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(key, body.clone());
+    Ok(reply(mime, 86400, body, range))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(parse_range("bytes=100-", 100), None);
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+    }
+
+    #[test]
+    fn the_fragment_cache_keeps_to_its_budget() {
+        let mut c = FragmentCache::default();
+        let chunk = FRAGMENT_CACHE_BYTES / 8;
+        for i in 0..20 {
+            c.put(format!("k{i}"), Body::new(vec![0u8; chunk]));
+        }
+        assert!(c.bytes <= FRAGMENT_CACHE_BYTES);
+        assert!(c.get("k0").is_none(), "the oldest went first");
+        assert!(c.get("k19").is_some());
+    }
 }

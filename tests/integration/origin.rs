@@ -51,13 +51,18 @@ fn duration(url: &str) -> f64 {
 
 /// A plain GET over a TCP stream (HTTP/1.0, so the body ends with the connection).
 fn get(url: &str) -> (u16, Vec<u8>) {
+    get_with(url, "")
+}
+
+/// The same, with extra header lines (each ending in CRLF).
+fn get_with(url: &str, extra: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let u = url::Url::parse(url).unwrap();
     let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
     let path = &url[url.find(u.path()).unwrap()..];
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        "GET {path} HTTP/1.0\r\nHost: {}\r\n{extra}\r\n",
         u.host_str().unwrap()
     )
     .unwrap();
@@ -127,6 +132,13 @@ fn hls_and_dash_decode_in_ffmpeg_from_both_datacenters_with_identical_bytes() {
                 bb.len()
             );
         }
+        // Ranges of a fragment: 206 with the asked bytes; past the end: 416.
+        let frag = format!("{a}/QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)");
+        let (_, whole) = get(&frag);
+        let (s, part) = get_with(&frag, "Range: bytes=10-19\r\n");
+        assert_eq!((s, part.as_slice()), (206, &whole[10..20]));
+        let (s, _) = get_with(&frag, &format!("Range: bytes={}-\r\n", whole.len()));
+        assert_eq!(s, 416);
         // Anything but a valid origin locator is 404; a malformed fragment is 400 or 404.
         let guid = a.rsplit('/').nth(1).unwrap();
         let host = a.split(guid).next().unwrap();
