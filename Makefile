@@ -44,6 +44,7 @@ bench: setup
 	bench/replicate
 	bench/emulator
 	bench/encode
+	bench/origin
 
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null
