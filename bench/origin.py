@@ -109,6 +109,10 @@ http {{ access_log off; sendfile on; tcp_nopush on; keepalive_requests 100000;
     shutil.rmtree(work, ignore_errors=True)
 
 
+def fmt(x):
+    return x if x == "n/a" else f"{float(x):.3f}"
+
+
 def write(rows, latency, requests, failed, moved, back, size_mb):
     cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
     nginx_rps = rows[0][1]
@@ -121,8 +125,8 @@ def write(rows, latency, requests, failed, moved, back, size_mb):
         lines.append(f"| {case} | {rps:,.0f} | {mbs:,.0f} | {p50 or ''} | {p99 or ''} | {rps / nginx_rps:.0%} |")
     lines += ["", f"- Front door, one request at a time: p50 {latency[0]} direct to the origin, {latency[1]} through the front door.",
               f"- Drill (`scripts/drill.rhai 12`, datacenter A stopped for 4 s and restored): {requests} requests, "
-              f"{failed} failed; traffic moved {float(moved) if moved != 'n/a' else moved} s after the outage and came back "
-              f"{float(back) if back != 'n/a' else back} s after the restore (Azure Traffic Manager needs about 40 s).",
+              f"{failed} failed; traffic moved {fmt(moved)} s after the outage and came back "
+              f"{fmt(back)} s after the restore (Azure Traffic Manager needs about 40 s).",
               "<!-- bench:origin:end -->"]
     section = "\n".join(lines) + "\n"
     doc = ROOT / "docs/bench.md"
