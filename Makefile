@@ -4,7 +4,6 @@
 
 SHELL := /bin/bash
 CARGO ?= cargo
-APT_PACKAGES := nodejs npm ffmpeg
 DEMO ?= scripts/failover.rhai
 
 .PHONY: setup system-packages demo test lint bench clean-local api-docs
@@ -15,6 +14,7 @@ system-packages:
 	command -v node >/dev/null || missing="$$missing nodejs"; \
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
+	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-libav"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -1,7 +1,7 @@
 //! The streaming origin: dynamic packaging of the encoder's progressive MP4s behind
-//! OnDemandOrigin locators. `/{locator guid}/{name}.ism/manifest(format=m3u8-aapl)` (HLS with
-//! fMP4 segments) and `…/manifest(format=mpd-time-csf)` (DASH, SegmentTimeline), fragments at
-//! `QualityLevels(bitrate)/Fragments(video=t,format=…)`.
+//! OnDemandOrigin locators. `/{locator guid}/{name}.ism/manifest` (Smooth, `smooth.rs`),
+//! `…/manifest(format=m3u8-aapl)` (HLS with fMP4 segments) and `…/manifest(format=mpd-time-csf)`
+//! (DASH, SegmentTimeline), fragments at `QualityLevels(bitrate)/Fragments(video=t[,format=…])`.
 //!
 //! Each MP4's index is read once with ranged reads (`index.rs`) and cached with its
 //! presentation; a fragment is one ranged read of the bytes its samples span, repackaged as
@@ -12,6 +12,7 @@
 pub mod fmp4;
 pub mod index;
 mod manifests;
+pub mod smooth;
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -381,10 +382,8 @@ async fn serve(
             return Ok(reply("application/dash+xml", 60, body, range));
         }
         "manifest" => {
-            return Err(plain(
-                StatusCode::NOT_FOUND,
-                "Smooth Streaming is not packaged by this origin yet; use manifest(format=m3u8-aapl) or manifest(format=mpd-time-csf)",
-            ))
+            let body = Body::new(smooth::manifest(p).into_bytes());
+            return Ok(reply("application/vnd.ms-sstr+xml", 60, body, range));
         }
         _ => {}
     }
@@ -430,6 +429,40 @@ async fn serve(
         .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such quality level"))?;
     let track = r.track();
     let mime = if r.video { "video/mp4" } else { "audio/mp4" };
+    // Without a format it is a Smooth fragment, its time in 10 MHz ticks.
+    if !args.contains("format=") {
+        let key = format!("{}/{}/{}/smooth/{t}", p.container, r.blob, track.id);
+        let cached = st
+            .origin
+            .fragments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key);
+        if let Some(body) = cached {
+            return Ok(reply(mime, 86400, body, range));
+        }
+        let start: u64 = t
+            .parse()
+            .map_err(|_| bad("the fragment time is not a number"))?;
+        let (seq, frag) = smooth::fragment_at(r, start)
+            .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
+        let span = fmp4::span(track, frag.clone());
+        let data = st
+            .storage
+            .get_range(&p.container, &r.blob, span.clone())
+            .await
+            .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
+        let body = Body::new(
+            smooth::fragment(track, frag, seq as u32 + 1, &data, span.start)
+                .map_err(|e| bad(&e))?,
+        );
+        st.origin
+            .fragments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(key, body.clone());
+        return Ok(reply(mime, 86400, body, range));
+    }
     let key = format!("{}/{}/{}/{t}", p.container, r.blob, track.id);
     let cached = st
         .origin

@@ -1,5 +1,6 @@
-//! The streaming origin, read by real clients: ffmpeg decodes the HLS and DASH streams of an
-//! encoded asset from both datacenters, which serve the same bytes for the same paths.
+//! The streaming origin, read by real clients: ffmpeg decodes the HLS and DASH streams, and
+//! GStreamer's Smooth Streaming demuxer the Smooth one, of an encoded asset from both
+//! datacenters, which serve the same bytes for the same paths.
 
 use std::path::Path;
 use std::process::Command;
@@ -28,6 +29,27 @@ fn decode(url: &str, map: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Buffers GStreamer's Smooth Streaming demuxer (mssdemux) delivers decoded on one of its pads.
+fn gst_decoded(manifest: &str, pad: &str) -> (usize, String) {
+    let out = Command::new("gst-launch-1.0")
+        .args(["-v", "souphttpsrc"])
+        .arg(format!("location={manifest}"))
+        .args(["!", "mssdemux", "name=d", &format!("d.{pad}"), "!", "queue", "!", "decodebin", "!", "fakesink", "sync=false", "silent=false"])
+        .output()
+        .expect("GStreamer must be installed for these tests: apt-get install -y gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-libav");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let errors: String = text
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    (text.matches("last-message = chain").count(), errors)
 }
 
 fn duration(url: &str) -> f64 {
@@ -75,7 +97,7 @@ fn get_with(url: &str, extra: &str) -> (u16, Vec<u8>) {
 }
 
 #[test]
-fn hls_and_dash_decode_in_ffmpeg_from_both_datacenters_with_identical_bytes() {
+fn smooth_hls_and_dash_decode_in_real_clients_from_both_datacenters_with_identical_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("local");
     let run = |args: &[&std::ffi::OsStr]| {
@@ -113,8 +135,24 @@ fn hls_and_dash_decode_in_ffmpeg_from_both_datacenters_with_identical_bytes() {
                 assert!((d - 5.0).abs() < 0.1, "{url}: duration {d}");
             }
         }
+        // Smooth Streaming, read by GStreamer's demuxer: every frame of the 5 s at 30 fps, and audio.
+        for base in [&a, &b] {
+            let manifest = format!("{base}/manifest");
+            let (frames, errors) = gst_decoded(&manifest, "video_00");
+            assert!(
+                frames >= 150 && errors.is_empty(),
+                "{manifest}: {frames} frames, {errors}"
+            );
+            let (audio, errors) = gst_decoded(&manifest, "audio_00");
+            assert!(
+                audio > 100 && errors.is_empty(),
+                "{manifest}: {audio} audio buffers, {errors}"
+            );
+        }
         // The same path returns the same bytes from both datacenters.
         for path in [
+            "manifest",
+            "QualityLevels(720000)/Fragments(video=20000000)",
             "manifest(format=m3u8-aapl)",
             "manifest(format=mpd-time-csf)",
             "QualityLevels(1150000)/Manifest(video,format=m3u8-aapl)",
