@@ -429,41 +429,15 @@ async fn serve(
         .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such quality level"))?;
     let track = r.track();
     let mime = if r.video { "video/mp4" } else { "audio/mp4" };
-    // Without a format it is a Smooth fragment, its time in 10 MHz ticks.
-    if !args.contains("format=") {
-        let key = format!("{}/{}/{}/smooth/{t}", p.container, r.blob, track.id);
-        let cached = st
-            .origin
-            .fragments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key);
-        if let Some(body) = cached {
-            return Ok(reply(mime, 86400, body, range));
-        }
-        let start: u64 = t
-            .parse()
-            .map_err(|_| bad("the fragment time is not a number"))?;
-        let (seq, frag) = smooth::fragment_at(r, start)
-            .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
-        let span = fmp4::span(track, frag.clone());
-        let data = st
-            .storage
-            .get_range(&p.container, &r.blob, span.clone())
-            .await
-            .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
-        let body = Body::new(
-            smooth::fragment(track, frag, seq as u32 + 1, &data, span.start)
-                .map_err(|e| bad(&e))?,
-        );
-        st.origin
-            .fragments
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(key, body.clone());
-        return Ok(reply(mime, 86400, body, range));
-    }
-    let key = format!("{}/{}/{}/{t}", p.container, r.blob, track.id);
+    // Without a format it is a Smooth fragment, its time in 10 MHz ticks; with one, fMP4.
+    let smooth = !args.contains("format=");
+    let key = format!(
+        "{}/{}/{}/{}{t}",
+        p.container,
+        r.blob,
+        track.id,
+        if smooth { "smooth/" } else { "" }
+    );
     let cached = st
         .origin
         .fragments
@@ -473,26 +447,35 @@ async fn serve(
     if let Some(body) = cached {
         return Ok(reply(mime, 86400, body, range));
     }
-    let body = if t == "i" {
+    let body = if t == "i" && !smooth {
         fmp4::init_segment(&r.index, track).map_err(|e| bad(&e))?
     } else {
         let start: u64 = t
             .parse()
             .map_err(|_| bad("the fragment time is not a number"))?;
-        let (seq, frag) = r
-            .fragments
-            .iter()
-            .enumerate()
-            .find(|(_, f)| track.start(f) == start)
-            .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
+        let found = if smooth {
+            smooth::fragment_at(r, start)
+        } else {
+            r.fragments
+                .iter()
+                .enumerate()
+                .find(|(_, f)| track.start(f) == start)
+                .map(|(i, f)| (i, f.clone()))
+        };
+        let (seq, frag) =
+            found.ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
         let span = fmp4::span(track, frag.clone());
         let data = st
             .storage
             .get_range(&p.container, &r.blob, span.clone())
             .await
             .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
-        fmp4::media_segment(track, frag.clone(), seq as u32 + 1, &data, span.start)
-            .map_err(|e| bad(&e))?
+        let packaged = if smooth {
+            smooth::fragment(track, frag, seq as u32 + 1, &data, span.start)
+        } else {
+            fmp4::media_segment(track, frag, seq as u32 + 1, &data, span.start)
+        };
+        packaged.map_err(|e| bad(&e))?
     };
     let body = Body::new(body);
     st.origin
