@@ -10,6 +10,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from benchdoc import cpu as benchdoc_cpu, write_section
+
 sys.path.insert(0, str(Path(__file__).parent))
 import replicate as R  # noqa: E402  (Azurite helper, account keys)
 
@@ -68,24 +70,15 @@ def main():
 
 
 def write(rows):
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-    lines = ["<!-- bench:emulator:start -->", "## Media Services emulator (`bench/emulator`)", "",
+    cpu = benchdoc_cpu()
+    lines = ["## Media Services emulator (`bench/emulator`)", "",
              f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}); release build; wrk (1 thread) and the emulator "
              "share the machine, 10 s per case, over Azurite holding the storage account. An asset holds at most five "
              "locators, so the locator case deletes each locator it creates (both requests are counted).", "",
              "| case | requests/s | p50 | p99 | non-2xx |", "|---|---:|---:|---:|---:|"]
     for case, rps, p50, p99, bad in rows:
         lines.append(f"| {case} | {rps:,.0f} | {p50} | {p99} | {bad} |")
-    lines.append("<!-- bench:emulator:end -->")
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs/bench.md"
-    text = doc.read_text()
-    if "<!-- bench:emulator:start -->" in text:
-        text = re.sub(r"<!-- bench:emulator:start -->.*<!-- bench:emulator:end -->\n", section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(f"wrote {doc}")
+    write_section("emulator", lines)
 
 
 if __name__ == "__main__":

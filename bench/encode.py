@@ -7,6 +7,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchdoc import cpu as benchdoc_cpu, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 AMSPLAY = ROOT / "target/release/amsplay"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "60"))
@@ -65,24 +67,15 @@ def main():
 
 
 def write(rows, one):
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
-    lines = ["<!-- bench:encode:start -->", "## Encoding (`bench/encode`)", "",
+    cpu = benchdoc_cpu()
+    lines = ["## Encoding (`bench/encode`)", "",
              f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}), one run each, the same {SECONDS} s 1080p30 "
              f"source (test pattern + tone), the \"Adaptive Streaming\" ladder ({len(LADDER)} rungs, "
              + "/".join(str(k) for *_, k in LADDER) + " kbps) + AAC 128 kbps, x264 `veryfast`.", "",
              "| case | seconds | real-time factor | vs one pass |", "|---|---:|---:|---:|"]
     for case, secs in rows:
         lines.append(f"| {case} | {secs:.1f} | {SECONDS / secs:.2f}× | {secs / one:.2f}× |")
-    lines.append("<!-- bench:encode:end -->")
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs/bench.md"
-    text = doc.read_text()
-    if "<!-- bench:encode:start -->" in text:
-        text = re.sub(r"<!-- bench:encode:start -->.*<!-- bench:encode:end -->\n", section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(f"wrote {doc}")
+    write_section("encode", lines)
 
 
 if __name__ == "__main__":

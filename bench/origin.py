@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from benchdoc import cpu as benchdoc_cpu, write_section
+
 ROOT = Path(__file__).resolve().parent.parent
 AMSPLAY = str(ROOT / "target/release/amsplay")
 
@@ -114,9 +116,9 @@ def fmt(x):
 
 
 def write(rows, latency, requests, failed, moved, back, size_mb):
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
+    cpu = benchdoc_cpu()
     nginx_rps = rows[0][1]
-    lines = ["<!-- bench:origin:start -->", "## Streaming origin and front door (`bench/origin`)", "",
+    lines = ["## Streaming origin and front door (`bench/origin`)", "",
              f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}); release build; wrk `-t2 -c32`, 10 s, on loopback "
              f"beside the servers; the fragment is the top rung's third 2 s DASH fragment of a 20 s 1080p encode "
              f"({size_mb:.2f} MB).", "",
@@ -126,17 +128,8 @@ def write(rows, latency, requests, failed, moved, back, size_mb):
     lines += ["", f"- Front door, one request at a time: p50 {latency[0]} direct to the origin, {latency[1]} through the front door.",
               f"- Drill (`scripts/drill.rhai 12`, datacenter A stopped for 4 s and restored): {requests} requests, "
               f"{failed} failed; traffic moved {fmt(moved)} s after the outage and came back "
-              f"{fmt(back)} s after the restore (Azure Traffic Manager needs about 40 s).",
-              "<!-- bench:origin:end -->"]
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs/bench.md"
-    text = doc.read_text()
-    if "<!-- bench:origin:start -->" in text:
-        text = re.sub(r"<!-- bench:origin:start -->.*<!-- bench:origin:end -->\n", section, text, flags=re.S)
-    else:
-        text += "\n" + section
-    doc.write_text(text)
-    print(f"wrote {doc}")
+              f"{fmt(back)} s after the restore (Azure Traffic Manager needs about 40 s)."]
+    write_section("origin", lines)
 
 
 if __name__ == "__main__":

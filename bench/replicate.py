@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from benchdoc import cpu as benchdoc_cpu, write_section
+
 from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -272,9 +274,8 @@ def main():
 
 
 def write_report(rows_server, rows_stream):
-    cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"],
-                         capture_output=True, text=True).stdout.strip()
-    lines = ["<!-- bench:replicate:start -->", "## Replication (`bench/replicate`)", "",
+    cpu = benchdoc_cpu()
+    lines = ["## Replication (`bench/replicate`)", "",
              f"One run of each case, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({cpu}), "
              "Azurite 3.37 persisting to disk (as the local environment runs it), release build. Wall time of each whole command (process start, "
              "listing and verification included). Data sets: *encoded* = 8 MP4-sized files + .ism/.ismc "
@@ -310,16 +311,7 @@ def write_report(rows_server, rows_stream):
         raw = next(r[4] for r in rs if r[3].startswith("raw"))
         lines.append(f"- Streamed, {name} set: copy_blobs {best / cb[4]:.2f}× as fast as rclone's best, "
                      f"{raw / cb[4]:.2f}× the raw limit's speed, peak RSS {cb[5]:.0f} MB (aim < 150 MB).")
-    lines += ["<!-- bench:replicate:end -->"]
-    section = "\n".join(lines) + "\n"
-    doc = ROOT / "docs/bench.md"
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n\nEach section is written by its script under `bench/`.\n\n"
-    if "<!-- bench:replicate:start -->" in text:
-        text = re.sub(r"<!-- bench:replicate:start -->.*<!-- bench:replicate:end -->\n", section, text, flags=re.S)
-    else:
-        text += section
-    doc.write_text(text)
-    print(f"wrote {doc}")
+    write_section("replicate", lines)
 
 
 if __name__ == "__main__":
