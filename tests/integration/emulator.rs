@@ -951,3 +951,86 @@ async fn a_job_running_when_the_emulator_dies_runs_again_after_restart() {
         .await;
     assert_eq!(state["value"], 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_serves_only_started_unexpired_origin_locators() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw
+        .ok("POST", "/api/Assets", Some(r#"{"Name":"gate"}"#))
+        .await["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let policy = |minutes: i32| {
+        let raw = &raw;
+        async move {
+            raw.ok(
+                "POST",
+                "/api/AccessPolicies",
+                Some(&json!({"Name":"r","DurationInMinutes":minutes,"Permissions":1}).to_string()),
+            )
+            .await["Id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let at = |d: time::Duration| amsplay::ams::model::format_date(now + d);
+    let cases = [
+        (
+            "SAS locator",
+            1,
+            policy(60).await,
+            at(time::Duration::minutes(-5)),
+        ),
+        (
+            "not started yet",
+            2,
+            policy(60).await,
+            at(time::Duration::hours(1)),
+        ),
+        (
+            "expired",
+            2,
+            policy(1).await,
+            at(time::Duration::minutes(-10)),
+        ),
+        (
+            "valid, but the asset has no such .ism",
+            2,
+            policy(60).await,
+            at(time::Duration::minutes(-5)),
+        ),
+    ];
+    let http = reqwest::Client::new();
+    for (what, kind, pid, start) in cases {
+        let l = raw
+            .ok("POST", "/api/Locators", Some(&json!({"AssetId": aid, "AccessPolicyId": pid, "Type": kind, "StartTime": start}).to_string()))
+            .await;
+        let guid = l["Id"]
+            .as_str()
+            .unwrap()
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .to_string();
+        let r = http
+            .get(m.url(&format!("/{guid}/clip.ism/manifest(format=m3u8-aapl)")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{what}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "{what}");
+        let text = r.text().await.unwrap();
+        let refused = text.contains("no started, unexpired OnDemandOrigin locator");
+        assert_eq!(refused, !what.starts_with("valid"), "{what}: {text}");
+    }
+    let r = http
+        .get(m.url("/00000000-0000-0000-0000-000000000000/clip.ism/manifest"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
