@@ -169,6 +169,18 @@ fn accounts(
         None => {
             let env = LocalEnv::default_location();
             let session = rt.block_on(env.session())?;
+            if session.owned() {
+                // The environment runs in its own process groups, so Ctrl-C does not reach it:
+                // take it down here before leaving.
+                let env = env.clone();
+                rt.spawn(async move {
+                    if tokio::signal::ctrl_c().await.is_ok() {
+                        eprintln!("amsplay: interrupted; stopping the local environment");
+                        env.down().await.ok();
+                        std::process::exit(130);
+                    }
+                });
+            }
             Ok((
                 session.accounts.clone(),
                 format!("the local environment in {}", env.root().display()),

@@ -115,6 +115,13 @@ pub struct LocalSession {
     owned: bool,
 }
 
+impl LocalSession {
+    /// Whether this command brought the environment up (and will take it down).
+    pub fn owned(&self) -> bool {
+        self.owned
+    }
+}
+
 impl Drop for LocalSession {
     fn drop(&mut self) {
         if self.owned {
