@@ -28,12 +28,9 @@ pub async fn handle(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav.as_deref()) {
-        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx).await,
-        ("GET", Some(id), None) => {
-            let a: Asset = ctx.load(&INFO, &id)?;
-            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&a)?))
-        }
+        ("GET", Some(id), None) => ctx.get::<Asset>(&INFO, &id),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => update(ctx, &id),
         ("DELETE", Some(id), None) => delete(ctx, &id).await,
         ("GET", Some(id), Some(nav)) => {

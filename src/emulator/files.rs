@@ -21,12 +21,9 @@ pub async fn handle(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav.as_deref()) {
-        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx),
-        ("GET", Some(id), None) => {
-            let f: AssetFile = ctx.load(&INFO, &id)?;
-            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&f)?))
-        }
+        ("GET", Some(id), None) => ctx.get::<AssetFile>(&INFO, &id),
         ("GET", Some(id), Some("ParentAsset")) => {
             let f: AssetFile = ctx.load(&INFO, &id)?;
             let a: Asset = ctx.load(&assets::INFO, &f.parent_asset_id)?;

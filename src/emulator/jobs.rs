@@ -48,12 +48,9 @@ pub async fn handle_jobs(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav.as_deref()) {
-        ("GET", None, None) => Ok(ctx.collection(&JOBS, ctx.st.db.list(JOBS.name, None)?)),
+        ("GET", None, None) => ctx.list(&JOBS),
         ("POST", None, None) => submit(ctx).await,
-        ("GET", Some(id), None) => {
-            let j: Job = ctx.load(&JOBS, &id)?;
-            Ok(ctx.entity(&JOBS, StatusCode::OK, to_value(&j)?))
-        }
+        ("GET", Some(id), None) => ctx.get::<Job>(&JOBS, &id),
         ("GET", Some(id), Some(nav)) => {
             let _: Job = ctx.load(&JOBS, &id)?;
             let l = links(&ctx.st.db, &id)?;
@@ -121,11 +118,8 @@ pub async fn handle_tasks(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav.as_deref()) {
-        ("GET", None, None) => Ok(ctx.collection(&TASKS, ctx.st.db.list(TASKS.name, None)?)),
-        ("GET", Some(id), None) => {
-            let t: Task = ctx.load(&TASKS, &id)?;
-            Ok(ctx.entity(&TASKS, StatusCode::OK, to_value(&t)?))
-        }
+        ("GET", None, None) => ctx.list(&TASKS),
+        ("GET", Some(id), None) => ctx.get::<Task>(&TASKS, &id),
         ("GET", Some(id), Some(nav @ ("OutputMediaAssets" | "InputMediaAssets"))) => {
             let _: Task = ctx.load(&TASKS, &id)?;
             let job = ctx

@@ -28,12 +28,9 @@ pub async fn handle(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav.as_deref()) {
-        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx).await,
-        ("GET", Some(id), None) => {
-            let l: Locator = ctx.load(&INFO, &normalize_id(&id).unwrap_or(id))?;
-            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&l)?))
-        }
+        ("GET", Some(id), None) => ctx.get::<Locator>(&INFO, &normalize_id(&id).unwrap_or(id)),
         ("GET", Some(id), Some(nav)) => {
             let l: Locator = ctx.load(&INFO, &normalize_id(&id).unwrap_or(id))?;
             match nav {

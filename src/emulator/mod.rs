@@ -118,6 +118,21 @@ impl Ctx<'_> {
         serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
     }
 
+    /// `GET {Set}`: every entity of the set, with the request's query options.
+    pub fn list(&self, info: &SetInfo) -> Result<Response, ApiError> {
+        Ok(self.collection(info, self.st.db.list(info.name, None)?))
+    }
+
+    /// `GET {Set}('id')`: one entity, read as `T` (so a damaged record is an error, not a reply).
+    pub fn get<T: DeserializeOwned + serde::Serialize>(
+        &self,
+        info: &SetInfo,
+        id: &str,
+    ) -> Result<Response, ApiError> {
+        let e: T = self.load(info, id)?;
+        Ok(self.entity(info, StatusCode::OK, to_value(&e)?))
+    }
+
     pub fn entity(&self, info: &SetInfo, status: StatusCode, value: Value) -> Response {
         let id = value["Id"].as_str().unwrap_or_default().to_string();
         let mut r = odata::respond(

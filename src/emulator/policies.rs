@@ -21,12 +21,9 @@ pub async fn handle(
     nav: Option<String>,
 ) -> Result<Response, ApiError> {
     match (method, key, nav) {
-        ("GET", None, None) => Ok(ctx.collection(&INFO, ctx.st.db.list(INFO.name, None)?)),
+        ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx),
-        ("GET", Some(id), None) => {
-            let p: AccessPolicy = ctx.load(&INFO, &id)?;
-            Ok(ctx.entity(&INFO, StatusCode::OK, to_value(&p)?))
-        }
+        ("GET", Some(id), None) => ctx.get::<AccessPolicy>(&INFO, &id),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
             let mut p: AccessPolicy = ctx.load(&INFO, &id)?;
             let body = Body::parse(ctx.body)?;
