@@ -468,3 +468,32 @@ impl Drop for Media {
         }
     }
 }
+
+/// A local environment brought up with `amsplay local up` in a temporary folder, and taken
+/// down when dropped (also when the test panics).
+pub struct LocalUp {
+    pub dir: tempfile::TempDir,
+}
+
+impl LocalUp {
+    pub fn start() -> Self {
+        let me = Self {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        me.amsplay().args(["local", "up"]).output().success();
+        me
+    }
+
+    /// The binary, pointed at this environment.
+    pub fn amsplay(&self) -> Amsplay {
+        amsplay()
+            .cwd(self.dir.path())
+            .env("AMSPLAY_LOCAL_DIR", self.dir.path().join("local"))
+    }
+}
+
+impl Drop for LocalUp {
+    fn drop(&mut self) {
+        let _ = self.amsplay().args(["local", "down"]).output();
+    }
+}

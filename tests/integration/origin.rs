@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::encoding::sample;
-use crate::harness::amsplay;
+use crate::harness::LocalUp;
 
 fn decode(url: &str, map: &str) -> (bool, String) {
     let out = Command::new("ffmpeg")
@@ -98,158 +98,131 @@ fn get_with(url: &str, extra: &str) -> (u16, Vec<u8>) {
 
 #[test]
 fn smooth_hls_and_dash_decode_in_real_clients_from_both_datacenters_with_identical_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local");
-    let run = |args: &[&std::ffi::OsStr]| {
-        amsplay()
-            .cwd(dir.path())
-            .env("AMSPLAY_LOCAL_DIR", &local)
-            .args(args)
-            .output()
-            .success()
+    let env = LocalUp::start();
+    let dir = &env.dir;
+    let run = |args: &[&std::ffi::OsStr]| env.amsplay().args(args).output().success();
+    let mezz = sample(dir.path(), "show.mp4", 640, 360, 5);
+    let failover = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/failover.rhai");
+    let out = run(&["run".as_ref(), failover.as_os_str(), mezz.as_os_str()]).stdout();
+    let line = |p: &str| {
+        out.lines()
+            .find_map(|l| l.strip_prefix(p).map(str::to_string))
+            .unwrap()
     };
-    run(&["local".as_ref(), "up".as_ref()]);
-    let result = std::panic::catch_unwind(|| {
-        let mezz = sample(dir.path(), "show.mp4", 640, 360, 5);
-        let failover = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/failover.rhai");
-        let out = run(&["run".as_ref(), failover.as_os_str(), mezz.as_os_str()]).stdout();
-        let line = |p: &str| {
-            out.lines()
-                .find_map(|l| l.strip_prefix(p).map(str::to_string))
-                .unwrap()
-        };
-        let a = line("Original Locator Path: ")
-            .trim_end_matches("/manifest")
-            .to_string();
-        let b = line("Replicated Locator Path: ")
-            .trim_end_matches("/manifest")
-            .to_string();
-        for base in [&a, &b] {
-            for format in ["m3u8-aapl", "mpd-time-csf"] {
-                let url = format!("{base}/manifest(format={format})");
-                for map in ["0:v:0", "0:v:1", "0:v:2", "0:a:0"] {
-                    let (ok, err) = decode(&url, map);
-                    assert!(ok && err.trim().is_empty(), "{url} {map}: {err}");
-                }
-                let d = duration(&url);
-                assert!((d - 5.0).abs() < 0.1, "{url}: duration {d}");
+    let a = line("Original Locator Path: ")
+        .trim_end_matches("/manifest")
+        .to_string();
+    let b = line("Replicated Locator Path: ")
+        .trim_end_matches("/manifest")
+        .to_string();
+    for base in [&a, &b] {
+        for format in ["m3u8-aapl", "mpd-time-csf"] {
+            let url = format!("{base}/manifest(format={format})");
+            for map in ["0:v:0", "0:v:1", "0:v:2", "0:a:0"] {
+                let (ok, err) = decode(&url, map);
+                assert!(ok && err.trim().is_empty(), "{url} {map}: {err}");
             }
+            let d = duration(&url);
+            assert!((d - 5.0).abs() < 0.1, "{url}: duration {d}");
         }
-        // Smooth Streaming, read by GStreamer's demuxer: every frame of the 5 s at 30 fps, and audio.
-        for base in [&a, &b] {
-            let manifest = format!("{base}/manifest");
-            let (frames, errors) = gst_decoded(&manifest, "video_00");
-            assert!(
-                frames >= 150 && errors.is_empty(),
-                "{manifest}: {frames} frames, {errors}"
-            );
-            let (audio, errors) = gst_decoded(&manifest, "audio_00");
-            assert!(
-                audio > 100 && errors.is_empty(),
-                "{manifest}: {audio} audio buffers, {errors}"
-            );
-        }
-        // The same path returns the same bytes from both datacenters.
-        for path in [
-            "manifest",
-            "QualityLevels(720000)/Fragments(video=20000000)",
-            "manifest(format=m3u8-aapl)",
-            "manifest(format=mpd-time-csf)",
-            "QualityLevels(1150000)/Manifest(video,format=m3u8-aapl)",
-            "QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)",
-            "QualityLevels(720000)/Fragments(video=30720,format=mpd-time-csf)",
-            "QualityLevels(128000)/Fragments(audio=0,format=m3u8-aapl).m4s",
-        ] {
-            let (sa, ba) = get(&format!("{a}/{path}"));
-            let (sb, bb) = get(&format!("{b}/{path}"));
-            assert_eq!((sa, sb), (200, 200), "{path}");
-            assert!(
-                !ba.is_empty() && ba == bb,
-                "{path}: {} vs {} bytes",
-                ba.len(),
-                bb.len()
-            );
-        }
-        // Ranges of a fragment: 206 with the asked bytes; past the end: 416.
-        let frag = format!("{a}/QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)");
-        let (_, whole) = get(&frag);
-        let (s, part) = get_with(&frag, "Range: bytes=10-19\r\n");
-        assert_eq!((s, part.as_slice()), (206, &whole[10..20]));
-        let (s, _) = get_with(&frag, &format!("Range: bytes={}-\r\n", whole.len()));
-        assert_eq!(s, 416);
-        // Anything but a valid origin locator is 404; a malformed fragment is 400 or 404.
-        let guid = a.rsplit('/').nth(1).unwrap();
-        let host = a.split(guid).next().unwrap();
-        let (s, _) = get(&format!(
-            "{host}00000000-0000-0000-0000-000000000000/show.ism/manifest(format=m3u8-aapl)"
-        ));
-        assert_eq!(s, 404);
-        for bad in [
-            "QualityLevels(x)/Fragments(video=0,format=mpd-time-csf)",
-            "QualityLevels(1150000)/Fragments(video=12345,format=mpd-time-csf)",
-            "QualityLevels(999)/Manifest(video,format=m3u8-aapl)",
-            "QualityLevels(1150000)/Fragments(video",
-        ] {
-            let (s, _) = get(&format!("{a}/{bad}"));
-            assert!(s == 400 || s == 404, "{bad}: {s}");
-        }
-    });
-    run(&["local".as_ref(), "down".as_ref()]);
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
+    }
+    // Smooth Streaming, read by GStreamer's demuxer: every frame of the 5 s at 30 fps, and audio.
+    for base in [&a, &b] {
+        let manifest = format!("{base}/manifest");
+        let (frames, errors) = gst_decoded(&manifest, "video_00");
+        assert!(
+            frames >= 150 && errors.is_empty(),
+            "{manifest}: {frames} frames, {errors}"
+        );
+        let (audio, errors) = gst_decoded(&manifest, "audio_00");
+        assert!(
+            audio > 100 && errors.is_empty(),
+            "{manifest}: {audio} audio buffers, {errors}"
+        );
+    }
+    // The same path returns the same bytes from both datacenters.
+    for path in [
+        "manifest",
+        "QualityLevels(720000)/Fragments(video=20000000)",
+        "manifest(format=m3u8-aapl)",
+        "manifest(format=mpd-time-csf)",
+        "QualityLevels(1150000)/Manifest(video,format=m3u8-aapl)",
+        "QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)",
+        "QualityLevels(720000)/Fragments(video=30720,format=mpd-time-csf)",
+        "QualityLevels(128000)/Fragments(audio=0,format=m3u8-aapl).m4s",
+    ] {
+        let (sa, ba) = get(&format!("{a}/{path}"));
+        let (sb, bb) = get(&format!("{b}/{path}"));
+        assert_eq!((sa, sb), (200, 200), "{path}");
+        assert!(
+            !ba.is_empty() && ba == bb,
+            "{path}: {} vs {} bytes",
+            ba.len(),
+            bb.len()
+        );
+    }
+    // Ranges of a fragment: 206 with the asked bytes; past the end: 416.
+    let frag = format!("{a}/QualityLevels(1150000)/Fragments(video=i,format=mpd-time-csf)");
+    let (_, whole) = get(&frag);
+    let (s, part) = get_with(&frag, "Range: bytes=10-19\r\n");
+    assert_eq!((s, part.as_slice()), (206, &whole[10..20]));
+    let (s, _) = get_with(&frag, &format!("Range: bytes={}-\r\n", whole.len()));
+    assert_eq!(s, 416);
+    // Anything but a valid origin locator is 404; a malformed fragment is 400 or 404.
+    let guid = a.rsplit('/').nth(1).unwrap();
+    let host = a.split(guid).next().unwrap();
+    let (s, _) = get(&format!(
+        "{host}00000000-0000-0000-0000-000000000000/show.ism/manifest(format=m3u8-aapl)"
+    ));
+    assert_eq!(s, 404);
+    for bad in [
+        "QualityLevels(x)/Fragments(video=0,format=mpd-time-csf)",
+        "QualityLevels(1150000)/Fragments(video=12345,format=mpd-time-csf)",
+        "QualityLevels(999)/Manifest(video,format=m3u8-aapl)",
+        "QualityLevels(1150000)/Fragments(video",
+    ] {
+        let (s, _) = get(&format!("{a}/{bad}"));
+        assert!(s == 400 || s == 404, "{bad}: {s}");
     }
 }
 
 #[test]
 fn the_drill_loses_no_request_while_datacenter_a_is_stopped_and_restored() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local");
-    let run = |args: &[&std::ffi::OsStr]| {
-        amsplay()
-            .cwd(dir.path())
-            .env("AMSPLAY_LOCAL_DIR", &local)
-            .args(args)
-            .output()
-    };
-    run(&["local".as_ref(), "up".as_ref()]).success();
-    let result = std::panic::catch_unwind(|| {
-        let mezz = sample(dir.path(), "drill.mp4", 640, 360, 4);
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-        run(&[
-            "run".as_ref(),
-            repo.join("scripts/failover.rhai").as_os_str(),
-            mezz.as_os_str(),
-        ])
-        .success();
-        let out = run(&[
-            "run".as_ref(),
-            repo.join("scripts/drill.rhai").as_os_str(),
-            "8".as_ref(),
-        ])
-        .success();
-        let stdout = out.stdout();
-        assert!(
-            stdout.contains("failed: 0") && stdout.contains("no request failed"),
-            "{stdout}"
-        );
-        assert!(
-            stdout.contains("traffic moved"),
-            "traffic must move to B: {stdout}"
-        );
-        assert!(
-            stdout.contains("traffic came back"),
-            "and come back to A: {stdout}"
-        );
-        let requests: u64 = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("requests: "))
-            .and_then(|l| l.split(',').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        assert!(requests > 50, "the player kept requesting: {stdout}");
-    });
-    run(&["local".as_ref(), "down".as_ref()]).success();
-    if let Err(e) = result {
-        std::panic::resume_unwind(e);
-    }
+    let env = LocalUp::start();
+    let dir = &env.dir;
+    let run = |args: &[&std::ffi::OsStr]| env.amsplay().args(args).output();
+    let mezz = sample(dir.path(), "drill.mp4", 640, 360, 4);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    run(&[
+        "run".as_ref(),
+        repo.join("scripts/failover.rhai").as_os_str(),
+        mezz.as_os_str(),
+    ])
+    .success();
+    let out = run(&[
+        "run".as_ref(),
+        repo.join("scripts/drill.rhai").as_os_str(),
+        "8".as_ref(),
+    ])
+    .success();
+    let stdout = out.stdout();
+    assert!(
+        stdout.contains("failed: 0") && stdout.contains("no request failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("traffic moved"),
+        "traffic must move to B: {stdout}"
+    );
+    assert!(
+        stdout.contains("traffic came back"),
+        "and come back to A: {stdout}"
+    );
+    let requests: u64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("requests: "))
+        .and_then(|l| l.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(requests > 50, "the player kept requesting: {stdout}");
 }
