@@ -59,6 +59,14 @@ impl Raw {
         (status, headers, v)
     }
 
+    /// POSTs an entity and returns its Id.
+    async fn create(&self, path: &str, body: &str) -> String {
+        self.ok("POST", path, Some(body)).await["Id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("POST {path} returned no Id"))
+            .to_string()
+    }
+
     async fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
         let (s, _, v) = self.send(method, path, body, false).await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
@@ -353,15 +361,11 @@ async fn policies_files_locators_and_their_errors() {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(odata_error(&v, "odata.error").contains("DurationInMinutes"));
     let read = raw
-        .ok(
-            "POST",
+        .create(
             "/api/AccessPolicies",
-            Some(r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#),
+            r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#,
         )
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     assert_eq!(
         raw.ok("GET", "/api/AccessPolicies", None).await["value"]
             .as_array()
@@ -506,26 +510,15 @@ async fn sas_locator_paths_work_with_the_sdk_and_expire() {
     use amsplay::storage::{Storage, TransferOptions};
     let m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
-    let aid = raw
-        .ok("POST", "/api/Assets", Some(r#"{"Name":"sas"}"#))
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let aid = raw.create("/api/Assets", r#"{"Name":"sas"}"#).await;
     let policy = |perm: i32, minutes: i32| {
         let raw = &raw;
         async move {
-            raw.ok(
-                "POST",
+            raw.create(
                 "/api/AccessPolicies",
-                Some(
-                    &json!({"Name":"p","DurationInMinutes":minutes,"Permissions":perm}).to_string(),
-                ),
+                &json!({"Name":"p","DurationInMinutes":minutes,"Permissions":perm}).to_string(),
             )
-            .await["Id"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            .await
         }
     };
     let now = time::OffsetDateTime::now_utc();
@@ -640,42 +633,25 @@ async fn sas_locator_paths_work_with_the_sdk_and_expire() {
 async fn a_killed_emulator_restarts_with_every_entity() {
     let mut m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
-    let aid = raw
-        .ok("POST", "/api/Assets", Some(r#"{"Name":"kept"}"#))
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let aid = raw.create("/api/Assets", r#"{"Name":"kept"}"#).await;
     let pid = raw
-        .ok(
-            "POST",
+        .create(
             "/api/AccessPolicies",
-            Some(r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#),
+            r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#,
         )
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     let lid = raw
-        .ok(
-            "POST",
+        .create(
             "/api/Locators",
-            Some(&json!({"AssetId": aid, "AccessPolicyId": pid, "Type": 2}).to_string()),
+            &json!({"AssetId": aid, "AccessPolicyId": pid, "Type": 2}).to_string(),
         )
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     let fid = raw
-        .ok(
-            "POST",
+        .create(
             "/api/Files",
-            Some(&json!({"Name":"a.ism","ParentAssetId": aid}).to_string()),
+            &json!({"Name":"a.ism","ParentAssetId": aid}).to_string(),
         )
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+        .await;
     m.kill_and_restart();
     let raw = Raw::new(&m).await;
     assert_eq!(
@@ -956,24 +932,15 @@ async fn a_job_running_when_the_emulator_dies_runs_again_after_restart() {
 async fn the_origin_serves_only_started_unexpired_origin_locators() {
     let m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
-    let aid = raw
-        .ok("POST", "/api/Assets", Some(r#"{"Name":"gate"}"#))
-        .await["Id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let aid = raw.create("/api/Assets", r#"{"Name":"gate"}"#).await;
     let policy = |minutes: i32| {
         let raw = &raw;
         async move {
-            raw.ok(
-                "POST",
+            raw.create(
                 "/api/AccessPolicies",
-                Some(&json!({"Name":"r","DurationInMinutes":minutes,"Permissions":1}).to_string()),
+                &json!({"Name":"r","DurationInMinutes":minutes,"Permissions":1}).to_string(),
             )
-            .await["Id"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            .await
         }
     };
     let now = time::OffsetDateTime::now_utc();
