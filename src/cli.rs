@@ -90,12 +90,32 @@ pub enum Command {
         /// Encoding jobs run at once.
         #[arg(long, default_value_t = 1)]
         jobs: usize,
+        /// Reach storage through this host:port (a proxy, a private endpoint, a fault point);
+        /// URLs handed to clients keep the account's own endpoint.
+        #[arg(long, value_name = "HOST:PORT")]
+        storage_via: Option<String>,
+        /// Longest wait for one storage read of the streaming origin; past it the origin
+        /// answers 503 with Retry-After, so an edge fails over instead of waiting.
+        #[arg(long, default_value_t = 3000)]
+        storage_timeout_ms: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Fault points of the local environment (started by `amsplay local up`).
+    #[command(hide = true)]
+    Faults {
+        /// The fault points and the control address, as JSON (see faults.rs).
+        #[arg(long)]
+        config: PathBuf,
     },
     /// Failover reverse proxy in front of origins, in priority order.
     ///
-    /// Probes each origin (GET /) every --probe-ms; an origin is down after --fall failed probes
-    /// and up after --rise good ones. A request that fails on an origin (connect error, timeout,
-    /// 5xx) is retried on the next before the client sees anything. GET /status shows health.
+    /// Probes each origin's --probe-path every --probe-ms; an origin is down after --fall failed
+    /// probes and up after --rise good ones. A streaming request that fails on an origin (connect
+    /// error, timeout, 5xx) ejects it for --eject-ms and is retried on the next before the client
+    /// sees anything; a body cut mid-way is resumed from the next origin with a Range request.
+    /// Only GET and HEAD are proxied; CORS preflights are answered here; credentials are never
+    /// forwarded. GET /status shows health.
     /// Prints "listening on http://ADDR" once it accepts requests.
     Front {
         /// Address to listen on (port 0 picks a free one).
@@ -113,15 +133,47 @@ pub enum Command {
         /// Good probes in a row before it is up again.
         #[arg(long, default_value_t = 2)]
         rise: u32,
-        /// Milliseconds to wait for an origin before trying the next.
+        /// Milliseconds to wait for an origin's response headers (connect included), or for
+        /// the next chunk of its body, before trying the next origin.
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
+        /// The path probed on each origin: 2xx or 3xx in time is healthy (an amsplay origin's
+        /// /health answers 200 only when its database and storage answer).
+        #[arg(long, default_value = "/health")]
+        probe_path: String,
+        /// Milliseconds an origin stays out after it failed a streaming request (timeout,
+        /// reset, 5xx), even while its probes pass.
+        #[arg(long, default_value_t = 3000)]
+        eject_ms: u64,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Print the playbook API reference (Markdown with --markdown).
     Doc {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+/// What one client connection may cost a server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LimitArgs {
+    /// Longest wait for a request's headers (also closes idle kept-alive connections).
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Connections open at once (default: 1024, or half the file limit when lower).
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> crate::server::Limits {
+        let d = crate::server::Limits::default();
+        crate::server::Limits {
+            header_read: std::time::Duration::from_millis(self.header_timeout_ms.max(100)),
+            max_connections: self.max_connections.unwrap_or(d.max_connections).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -135,6 +187,26 @@ pub enum LocalAction {
         #[arg(long)]
         json: bool,
     },
+    /// Break a datacenter's paths, as real outages do (`heal` puts them right).
+    ///
+    /// Modes: ok, down (connections refused), hang (accepted, never answered), slow (each
+    /// request delayed by --latency-ms), 503 (origin answers Service Unavailable).
+    /// Example: amsplay local fail dc-a --storage down
+    Fail {
+        /// dc-a or dc-b.
+        datacenter: String,
+        /// The datacenter's path from its emulator and origin to storage.
+        #[arg(long, default_value = "ok")]
+        storage: crate::faults::Mode,
+        /// The path from players and the front door to its origin.
+        #[arg(long, default_value = "ok")]
+        origin: crate::faults::Mode,
+        /// Delay of the slow mode.
+        #[arg(long, default_value_t = 2000)]
+        latency_ms: u64,
+    },
+    /// Put a datacenter's paths right again.
+    Heal { datacenter: String },
 }
 
 /// Sets up logging to stderr, filtered by RUST_LOG (default: warnings, and amsplay's info).
@@ -245,13 +317,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             fall,
             rise,
             timeout_ms,
+            probe_path,
+            eject_ms,
+            limits,
         } => {
             let config = crate::front::FrontConfig {
                 origins,
                 probe_interval: std::time::Duration::from_millis(probe_ms.max(10)),
+                probe_path,
                 fall: fall.max(1),
                 rise: rise.max(1),
                 timeout: std::time::Duration::from_millis(timeout_ms.max(10)),
+                eject_for: std::time::Duration::from_millis(eject_ms),
+                limits: limits.limits(),
             };
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
@@ -272,9 +350,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             token_lifetime,
             ffmpeg,
             jobs,
+            storage_via,
+            storage_timeout_ms,
+            limits,
         } => {
             let storage_account = resolve_storage(cli.accounts.as_deref(), &storage)?;
-            let storage = crate::storage::Storage::open(&storage_account)?;
+            let storage =
+                crate::storage::Storage::open_via(&storage_account, storage_via.as_deref())?;
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
@@ -288,9 +370,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     token_lifetime,
                     ffmpeg,
                     job_concurrency: jobs,
+                    origin: crate::origin::OriginConfig {
+                        storage_timeout: std::time::Duration::from_millis(
+                            storage_timeout_ms.max(10),
+                        ),
+                        ..Default::default()
+                    },
+                    limits: limits.limits(),
                 };
                 println!("listening on http://{addr}");
                 crate::emulator::serve(config, storage, listener, shutdown_signal()).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Faults { config } => {
+            let text = std::fs::read_to_string(&config)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config.display()))?;
+            let config: crate::faults::FaultsConfig = serde_json::from_str(&text).map_err(|e| {
+                anyhow::anyhow!("{} is not a fault points file: {e}", config.display())
+            })?;
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(config.control).await?;
+                println!("listening on http://{}", listener.local_addr()?);
+                crate::faults::run(config, listener, shutdown_signal()).await
             })?;
             Ok(ExitCode::SUCCESS)
         }
@@ -396,6 +498,26 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
             }
             Ok(ExitCode::SUCCESS)
         }
+        LocalAction::Fail {
+            datacenter,
+            storage,
+            origin,
+            latency_ms,
+        } => {
+            let faults = crate::faults::DatacenterFaults {
+                storage,
+                origin,
+                latency_ms,
+            };
+            rt.block_on(env.fail(&datacenter, faults))?;
+            println!("{datacenter}: storage {storage}, origin {origin} (heal with `amsplay local heal {datacenter}`)");
+            Ok(ExitCode::SUCCESS)
+        }
+        LocalAction::Heal { datacenter } => {
+            rt.block_on(env.heal(&datacenter))?;
+            println!("{datacenter}: healed");
+            Ok(ExitCode::SUCCESS)
+        }
         LocalAction::Status { json } => {
             let Some(state) = env.running()? else {
                 if json {
@@ -408,6 +530,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 return Ok(ExitCode::from(3));
             };
             let dcs = env.datacenters(&state)?;
+            let faults = rt.block_on(env.faults()).unwrap_or_default();
             if json {
                 let v = serde_json::json!({
                     "running": true,
@@ -417,6 +540,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     "front_door": state.front_url(),
                     "accounts_file": env.accounts_path(),
                     "datacenters": dcs,
+                    "faults": faults,
                 });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -443,6 +567,20 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     );
                     println!("  media key          {}", dc.media_key);
                     println!("  streaming origin   {}", dc.origin);
+                    if let Some(f) = faults.get(&dc.name) {
+                        println!(
+                            "  faults             storage {}, origin {}{}",
+                            f.storage,
+                            f.origin,
+                            if f.storage == crate::faults::Mode::Slow
+                                || f.origin == crate::faults::Mode::Slow
+                            {
+                                format!(" ({} ms)", f.latency_ms)
+                            } else {
+                                String::new()
+                            }
+                        );
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -14,12 +14,16 @@
 //! - `ams`: Media Services v2 wire model (shared), tokens and the client; `emulator`: `amsplay
 //!   serve`, the v2 REST API, the job queue and the ffmpeg encoder; `replicate`: the
 //!   walkthrough's seven replication steps as one idempotent function.
+//! - `origin`: the streaming origin (its own router, errors, caches, deep health); `front`: the
+//!   failover front door; `faults`: fault points for outage drills; `server`: serving with
+//!   limits; `player`: the drill's HLS player.
 
 pub mod ams;
 pub mod azurite;
 pub mod cli;
 pub mod config;
 pub mod emulator;
+pub mod faults;
 pub mod front;
 pub mod localenv;
 pub mod origin;
@@ -27,4 +31,5 @@ pub mod player;
 pub mod progress;
 pub mod replicate;
 pub mod script;
+pub mod server;
 pub mod storage;

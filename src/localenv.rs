@@ -5,7 +5,11 @@
 //! one Azure region would); one Media Services emulator per datacenter (`amsdca`, `amsdcb`,
 //! `amsplay serve`) stores its assets in its datacenter's account and is that datacenter's
 //! streaming origin; one front door (`amsplay front`) stands in front of both origins. Data lives
-//! under `.amsplay/local/`; keys are generated once into `keys/`; ports are kept from run to run
+//! under `.amsplay/local/`; keys are generated once into `keys/`;
+//! each datacenter's paths run through fault points (`amsplay faults`, one process for the
+//! environment): its emulator reaches storage through one, and players and the front door
+//! reach its origin through another, so `fail`/`heal` can break either path on demand
+//! (playbooks reach storage directly, so their copies keep working); ports are kept from run to run
 //! (`ports.json`) because the emulators store URLs; the accounts file `amsplay.toml` there names
 //! the datacenters `dc-a` and `dc-b`. `up` leaves everything running in the background (state in
 //! `state.json`); `run`/`repl` without an accounts file reuse it, or bring it up for the length of
@@ -19,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::azurite::{self, Azurite, AzuriteError, AzuriteSpec};
 use crate::config::{AccountEntry, AccountsFile, StorageAccount};
+use crate::faults::{DatacenterFaults, Mode};
 
 /// Where the local environment lives unless `AMSPLAY_LOCAL_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = ".amsplay/local";
@@ -44,6 +49,14 @@ pub enum LocalEnvError {
     State { path: PathBuf, message: String },
     #[error("{0}")]
     Usage(String),
+    #[error("fault points: {0}")]
+    Faults(String),
+}
+
+fn unknown_datacenter(name: &str) -> LocalEnvError {
+    LocalEnvError::Usage(format!(
+        "no datacenter '{name}'; the local environment has dc-a and dc-b"
+    ))
 }
 
 /// A background process of the environment.
@@ -67,6 +80,38 @@ pub struct LocalState {
     /// The front door before both origins.
     #[serde(default)]
     pub front: Option<MediaProcess>,
+    /// The fault points of every datacenter.
+    #[serde(default)]
+    pub faults: Option<FaultsProcess>,
+}
+
+/// The fault points' process and where each datacenter's paths go through it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FaultsProcess {
+    pub pid: u32,
+    /// The control API's port.
+    pub port: u16,
+    pub points: Vec<DatacenterPoints>,
+}
+
+/// A datacenter's two fault points.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DatacenterPoints {
+    pub datacenter: String,
+    /// Where its emulator reaches storage.
+    pub storage: u16,
+    /// Where players and the front door reach its origin.
+    pub origin: u16,
+}
+
+impl FaultsProcess {
+    fn points(&self, datacenter: &str) -> Option<&DatacenterPoints> {
+        self.points.iter().find(|p| p.datacenter == datacenter)
+    }
+
+    pub fn control(&self) -> crate::faults::Control {
+        crate::faults::Control::new(std::net::SocketAddr::from(([127, 0, 0, 1], self.port)))
+    }
 }
 
 impl LocalState {
@@ -82,6 +127,12 @@ impl LocalState {
         self.front
             .as_ref()
             .map(|f| format!("http://127.0.0.1:{}", f.port))
+    }
+
+    /// A datacenter's streaming origin as players reach it (through its fault point).
+    pub fn origin_url(&self, datacenter: &str) -> Option<String> {
+        let p = self.faults.as_ref()?.points(datacenter)?;
+        Some(format!("http://127.0.0.1:{}", p.origin))
     }
 }
 
@@ -196,9 +247,27 @@ impl LocalEnv {
         }
     }
 
+    /// The port this part had last time if it is free, else a free one now.
+    fn port_for(&self, part: &str) -> u16 {
+        match self.preferred_port(part) {
+            0 => std::net::TcpListener::bind(("127.0.0.1", 0))
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .unwrap_or(0),
+            p => p,
+        }
+    }
+
     fn remember_ports(&self, state: &LocalState) {
         let mut ports = self.ports();
         ports.extend(state.media_ports());
+        if let Some(f) = &state.faults {
+            ports.insert("faults".into(), f.port);
+            for p in &f.points {
+                ports.insert(format!("{}.storage", p.datacenter), p.storage);
+                ports.insert(format!("{}.origin", p.datacenter), p.origin);
+            }
+        }
         ports.insert("blob".into(), state.blob_port);
         if let Some(f) = &state.front {
             ports.insert("front".into(), f.port);
@@ -246,6 +315,10 @@ impl LocalEnv {
                 .all(|m| alive_and_listening(m.pid, m.port))
             && state
                 .front
+                .as_ref()
+                .is_some_and(|f| alive_and_listening(f.pid, f.port))
+            && state
+                .faults
                 .as_ref()
                 .is_some_and(|f| alive_and_listening(f.pid, f.port));
         Ok(up.then_some(state))
@@ -346,42 +419,49 @@ impl LocalEnv {
         }
     }
 
-    /// Starts the emulator (origin) of one datacenter, on `port` (0: any).
-    async fn spawn_media(
-        &self,
-        name: &str,
-        blob_port: u16,
-        port: u16,
-    ) -> Result<MediaProcess, LocalEnvError> {
-        let acct = DATACENTERS
+    fn storage_account_of(&self, name: &str) -> Result<&'static str, LocalEnvError> {
+        DATACENTERS
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, a)| *a)
-            .ok_or_else(|| {
-                LocalEnvError::Usage(format!(
-                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
-                ))
-            })?;
-        let sa = self.storage_account(acct, blob_port)?;
+            .ok_or_else(|| unknown_datacenter(name))
+    }
+
+    /// Starts the emulator (origin) of one datacenter on `port`, reaching storage through its
+    /// fault point and naming its origin fault point in locator paths.
+    async fn spawn_media(
+        &self,
+        name: &str,
+        state: &LocalState,
+        port: u16,
+    ) -> Result<MediaProcess, LocalEnvError> {
+        let acct = self.storage_account_of(name)?;
+        let points = state
+            .faults
+            .as_ref()
+            .and_then(|f| f.points(name))
+            .ok_or_else(|| unknown_datacenter(name))?;
+        let sa = self.storage_account(acct, state.blob_port)?;
         let cs = format!(
             "DefaultEndpointsProtocol=http;AccountName={};AccountKey={};BlobEndpoint={};",
             sa.account, sa.key, sa.endpoint
         );
         let data = self.root.join("media").join(name);
-        let args: Vec<String> = [
-            "serve",
-            "--account",
-            &media_account(acct),
-            "--storage",
-            "AMSPLAY_LOCAL_STORAGE",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([data.display().to_string()])
-        .collect();
+        let args: Vec<String> = vec![
+            "serve".into(),
+            "--account".into(),
+            media_account(acct),
+            "--storage".into(),
+            "AMSPLAY_LOCAL_STORAGE".into(),
+            "--storage-via".into(),
+            format!("127.0.0.1:{}", points.storage),
+            "--streaming-base".into(),
+            format!("http://127.0.0.1:{}", points.origin),
+            "--listen".into(),
+            format!("127.0.0.1:{port}"),
+            "--data-dir".into(),
+            data.display().to_string(),
+        ];
         self.spawn_amsplay(
             name,
             &args,
@@ -393,15 +473,74 @@ impl LocalEnv {
         .await
     }
 
-    async fn spawn_front(&self, media: &[MediaProcess]) -> Result<MediaProcess, LocalEnvError> {
+    /// Starts the fault points: for each datacenter one before storage and one before its
+    /// emulator (whose port is chosen here, so the points know where to send traffic).
+    async fn spawn_faults(
+        &self,
+        blob_port: u16,
+        media_ports: &[(String, u16)],
+    ) -> Result<FaultsProcess, LocalEnvError> {
+        use crate::faults::{FaultsConfig, Link, PointSpec};
+        let local = |p: u16| std::net::SocketAddr::from(([127, 0, 0, 1], p));
+        let mut points = Vec::new();
+        let mut specs = Vec::new();
+        for (dc, media_port) in media_ports {
+            let p = DatacenterPoints {
+                datacenter: dc.clone(),
+                storage: self.port_for(&format!("{dc}.storage")),
+                origin: self.port_for(&format!("{dc}.origin")),
+            };
+            specs.push(PointSpec {
+                datacenter: dc.clone(),
+                link: Link::Storage,
+                listen: local(p.storage),
+                upstream: local(blob_port),
+            });
+            specs.push(PointSpec {
+                datacenter: dc.clone(),
+                link: Link::Origin,
+                listen: local(p.origin),
+                upstream: local(*media_port),
+            });
+            points.push(p);
+        }
+        let config = FaultsConfig {
+            control: local(self.preferred_port("faults")),
+            points: specs,
+        };
+        let path = self.root.join("faults.json");
+        std::fs::write(
+            &path,
+            serde_json::to_string_pretty(&config).expect("serializable"),
+        )
+        .map_err(self.io())?;
+        let args = vec![
+            "faults".to_string(),
+            "--config".into(),
+            path.display().to_string(),
+        ];
+        let p = self.spawn_amsplay("faults", &args, &[]).await?;
+        Ok(FaultsProcess {
+            pid: p.pid,
+            port: p.port,
+            points,
+        })
+    }
+
+    async fn spawn_front(&self, state: &LocalState) -> Result<MediaProcess, LocalEnvError> {
+        // Loopback origins answer in milliseconds: a second without headers is an outage.
         let mut args: Vec<String> = vec![
             "front".into(),
             "--listen".into(),
             format!("127.0.0.1:{}", self.preferred_port("front")),
+            "--timeout-ms".into(),
+            "1000".into(),
         ];
-        for m in media {
-            args.push("--origin".into());
-            args.push(format!("http://127.0.0.1:{}", m.port));
+        for (dc, _) in DATACENTERS {
+            if let Some(url) = state.origin_url(dc) {
+                args.push("--origin".into());
+                args.push(url);
+            }
         }
         self.spawn_amsplay("front", &args, &[]).await
     }
@@ -434,21 +573,38 @@ impl LocalEnv {
                 .unwrap_or_default(),
             media: Vec::new(),
             front: None,
+            faults: None,
         };
         az.detach();
         // From here on, what has started is in the state file, so `down` can stop it.
         self.save_state(&state)?;
-        for (name, _) in DATACENTERS {
-            let m = self
-                .spawn_media(name, state.blob_port, self.preferred_port(name))
-                .await?;
+        let media_ports: Vec<(String, u16)> = DATACENTERS
+            .iter()
+            .map(|(dc, _)| (dc.to_string(), self.port_for(dc)))
+            .collect();
+        state.faults = Some(self.spawn_faults(state.blob_port, &media_ports).await?);
+        self.save_state(&state)?;
+        for (name, port) in &media_ports {
+            let m = self.spawn_media(name, &state, *port).await?;
             state.media.push(m);
             self.save_state(&state)?;
         }
-        state.front = Some(self.spawn_front(&state.media).await?);
+        state.front = Some(self.spawn_front(&state).await?);
         self.save_state(&state)?;
         self.write_accounts(&state)?;
         Ok(state)
+    }
+
+    /// Every process of a state, the ones in front first.
+    fn pids(state: &LocalState) -> Vec<u32> {
+        state
+            .front
+            .iter()
+            .chain(state.media.iter())
+            .map(|p| p.pid)
+            .chain(state.faults.as_ref().map(|f| f.pid))
+            .chain([state.azurite_pid])
+            .collect()
     }
 
     /// Stops a running environment; its data stays. False when nothing was running.
@@ -457,10 +613,9 @@ impl LocalEnv {
             return Ok(false);
         };
         let was_running = azurite::alive(state.azurite_pid);
-        for p in state.front.iter().chain(state.media.iter()) {
-            azurite::stop_pid(p.pid).await;
+        for pid in Self::pids(&state) {
+            azurite::stop_pid(pid).await;
         }
-        azurite::stop_pid(state.azurite_pid).await;
         let _ = std::fs::remove_file(self.state_path());
         Ok(was_running)
     }
@@ -470,14 +625,7 @@ impl LocalEnv {
         let Some(state) = self.load_state().ok().flatten() else {
             return;
         };
-        let pids: Vec<u32> = state
-            .front
-            .iter()
-            .chain(state.media.iter())
-            .map(|p| p.pid)
-            .chain([state.azurite_pid])
-            .collect();
-        for pid in pids {
+        for pid in Self::pids(&state) {
             azurite::stop_pid_blocking(pid);
         }
         let _ = std::fs::remove_file(self.state_path());
@@ -505,46 +653,82 @@ impl LocalEnv {
         })
     }
 
-    /// Stops one datacenter's emulator (its API and streaming origin), as an outage would.
+    fn running_state(&self) -> Result<LocalState, LocalEnvError> {
+        self.load_state()?.ok_or_else(|| {
+            LocalEnvError::Usage(
+                "the local environment is not running; start it with `amsplay local up`".into(),
+            )
+        })
+    }
+
+    fn control(state: &LocalState) -> Result<crate::faults::Control, LocalEnvError> {
+        state
+            .faults
+            .as_ref()
+            .map(FaultsProcess::control)
+            .ok_or_else(|| LocalEnvError::Usage("this local environment has no fault points; restart it with `amsplay local down` and `amsplay local up`".into()))
+    }
+
+    /// Every datacenter's faults now.
+    pub async fn faults(&self) -> Result<BTreeMap<String, DatacenterFaults>, LocalEnvError> {
+        let state = self.running_state()?;
+        Self::control(&state)?
+            .all()
+            .await
+            .map_err(LocalEnvError::Faults)
+    }
+
+    /// Breaks a datacenter's paths as `faults` says (`heal` puts them right).
+    pub async fn fail(&self, name: &str, faults: DatacenterFaults) -> Result<(), LocalEnvError> {
+        self.storage_account_of(name)?;
+        let state = self.running_state()?;
+        Self::control(&state)?
+            .set(name, faults)
+            .await
+            .map_err(LocalEnvError::Faults)
+    }
+
+    /// Puts a datacenter's paths right again.
+    pub async fn heal(&self, name: &str) -> Result<(), LocalEnvError> {
+        self.fail(name, DatacenterFaults::default()).await
+    }
+
+    /// Takes a whole datacenter down, as an outage would: its storage path and its origin
+    /// refuse connections, and its emulator (API and origin) stops.
     pub async fn stop_datacenter(&self, name: &str) -> Result<(), LocalEnvError> {
-        let state = self
-            .load_state()?
-            .ok_or_else(|| LocalEnvError::Usage("the local environment is not running".into()))?;
+        let state = self.running_state()?;
         let m = state
             .media
             .iter()
             .find(|m| m.datacenter == name)
-            .ok_or_else(|| {
-                LocalEnvError::Usage(format!(
-                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
-                ))
-            })?;
+            .ok_or_else(|| unknown_datacenter(name))?;
+        let down = DatacenterFaults {
+            storage: Mode::Down,
+            origin: Mode::Down,
+            latency_ms: 0,
+        };
+        self.fail(name, down).await?;
         azurite::stop_pid(m.pid).await;
         Ok(())
     }
 
-    /// Starts a stopped datacenter's emulator again, on the same port and data.
+    /// Brings a stopped datacenter back: its emulator on the same port and data, then its
+    /// paths healed.
     pub async fn start_datacenter(&self, name: &str) -> Result<(), LocalEnvError> {
-        let mut state = self
-            .load_state()?
-            .ok_or_else(|| LocalEnvError::Usage("the local environment is not running".into()))?;
+        let mut state = self.running_state()?;
         let pos = state
             .media
             .iter()
             .position(|m| m.datacenter == name)
-            .ok_or_else(|| {
-                LocalEnvError::Usage(format!(
-                    "no datacenter '{name}'; the local environment has dc-a and dc-b"
-                ))
-            })?;
-        if alive_and_listening(state.media[pos].pid, state.media[pos].port) {
-            return Ok(());
+            .ok_or_else(|| unknown_datacenter(name))?;
+        if !alive_and_listening(state.media[pos].pid, state.media[pos].port) {
+            let m = self
+                .spawn_media(name, &state, state.media[pos].port)
+                .await?;
+            state.media[pos] = m;
+            self.save_state(&state)?;
         }
-        let m = self
-            .spawn_media(name, state.blob_port, state.media[pos].port)
-            .await?;
-        state.media[pos] = m;
-        self.save_state(&state)
+        self.heal(name).await
     }
 
     /// Endpoints, names and keys of each datacenter, for pointing other tools at it.
@@ -571,7 +755,7 @@ impl LocalEnv {
                     media_token_endpoint: format!("{media}/v2/OAuth2-13"),
                     media_aad_token_endpoint: format!("{media}/common/oauth2/token"),
                     media_key: self.key(&media_account(acct))?,
-                    origin: media,
+                    origin: state.origin_url(name).unwrap_or(media),
                 })
             })
             .collect()

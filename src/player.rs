@@ -2,6 +2,12 @@
 //! playlist, then its init segment and media segments in order, round and round) and records
 //! every request: whether it failed, and which origin served it (`x-served-by` from the front
 //! door), so a drill can count failures and see when traffic moved.
+//!
+//! It also tells what a viewer would have seen: the longest stall of a player that holds
+//! `BUFFER_SEGMENTS` segments and fetches one at a time. Starting full, the buffer drains
+//! while a request is under way (failed ones and their retry included) and grows by the
+//! segment's duration when it arrives, never past the cap; whenever it runs dry the picture
+//! stops until the next segment arrives. Only request latencies matter, not the drill's pace.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,7 +26,19 @@ pub struct PlayReport {
     pub switches: Vec<(f64, String, String)>,
     /// The first few failures, for the report.
     pub errors: Vec<String>,
+    /// The slowest request, in milliseconds.
+    pub worst_ms: f64,
+    /// The longest stall a player with a `BUFFER_SEGMENTS` buffer would have seen, in ms.
+    pub stall_ms: f64,
+    /// Requests that took `SLOW_MS` or more: (seconds since start, milliseconds, failed).
+    pub slow: Vec<(f64, f64, bool)>,
 }
+
+/// Segments a player keeps buffered.
+pub const BUFFER_SEGMENTS: f64 = 3.0;
+
+/// Requests at least this slow are listed in the report.
+pub const SLOW_MS: f64 = 200.0;
 
 fn resolve(base: &url::Url, reference: &str) -> Result<url::Url, String> {
     base.join(reference)
@@ -30,12 +48,24 @@ fn resolve(base: &url::Url, reference: &str) -> Result<url::Url, String> {
 /// The URIs of a playlist, relative to it: variant playlists of a master, or the init segment
 /// and media segments of a media playlist.
 fn playlist_uris(text: &str) -> Vec<String> {
+    playlist_entries(text).into_iter().map(|(u, _)| u).collect()
+}
+
+/// The same with each URI's duration in seconds (`#EXTINF`; 0 for the rest).
+fn playlist_entries(text: &str) -> Vec<(String, f64)> {
     let mut out = Vec::new();
+    let mut duration = 0.0;
     for line in text.lines().map(str::trim) {
         if let Some(rest) = line.strip_prefix("#EXT-X-MAP:URI=\"") {
-            out.push(rest.trim_end_matches('"').to_string());
+            out.push((rest.trim_end_matches('"').to_string(), 0.0));
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d
+                .split(',')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(0.0);
         } else if !line.is_empty() && !line.starts_with('#') {
-            out.push(line.to_string());
+            out.push((line.to_string(), std::mem::take(&mut duration)));
         }
     }
     out
@@ -45,9 +75,39 @@ struct Recorder {
     started: Instant,
     report: PlayReport,
     last_origin: Option<String>,
+    /// Seconds of media in the modelled player's buffer (None until the first segment).
+    buffer: Option<f64>,
+    stall: f64,
 }
 
 impl Recorder {
+    /// Records a request that began at `began` and the segment duration it was for.
+    fn timed(&mut self, began: Instant, segment: f64, result: Result<Option<String>, String>) {
+        let secs = began.elapsed().as_secs_f64();
+        let ms = secs * 1000.0;
+        self.report.worst_ms = self.report.worst_ms.max(ms);
+        if ms >= SLOW_MS && self.report.slow.len() < 1000 {
+            let at = began.duration_since(self.started).as_secs_f64();
+            self.report.slow.push((at, ms, result.is_err()));
+        }
+        if segment > 0.0 {
+            let cap = BUFFER_SEGMENTS * segment;
+            let mut level = self.buffer.unwrap_or(cap) - secs;
+            if level < 0.0 {
+                self.stall += -level;
+                level = 0.0;
+            } else {
+                self.stall = 0.0;
+            }
+            self.report.stall_ms = self.report.stall_ms.max(self.stall * 1000.0);
+            if result.is_ok() {
+                level = (level + segment).min(cap);
+            }
+            self.buffer = Some(level);
+        }
+        self.record(result);
+    }
+
     fn record(&mut self, result: Result<Option<String>, String>) {
         self.report.requests += 1;
         match result {
@@ -106,11 +166,14 @@ pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, 
         started: Instant::now(),
         report: PlayReport::default(),
         last_origin: None,
+        buffer: None,
+        stall: 0.0,
     };
     let deadline = Duration::from_secs_f64(seconds.max(0.0));
     // The manifests, as a player reads them first (retried, so the drill can start anywhere).
-    let mut segments: Vec<url::Url> = Vec::new();
+    let mut segments: Vec<(url::Url, f64)> = Vec::new();
     while segments.is_empty() && rec.started.elapsed() < deadline {
+        let began = Instant::now();
         let r = async {
             let (text, origin) = fetch(&http, &master).await?;
             let variant = playlist_uris(&String::from_utf8_lossy(&text))
@@ -119,30 +182,30 @@ pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, 
                 .ok_or("the master playlist lists no variant")?;
             let variant = resolve(&master, &variant)?;
             let (media, _) = fetch(&http, &variant).await?;
-            let uris = playlist_uris(&String::from_utf8_lossy(&media))
+            let uris = playlist_entries(&String::from_utf8_lossy(&media))
                 .iter()
-                .map(|u| resolve(&variant, u))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|(u, d)| Ok((resolve(&variant, u)?, *d)))
+                .collect::<Result<Vec<_>, String>>()?;
             Ok::<_, String>((uris, origin))
         }
         .await;
         match r {
             Ok((uris, origin)) => {
-                rec.record(Ok(origin));
+                rec.timed(began, 0.0, Ok(origin));
                 segments = uris;
             }
             Err(e) => {
-                rec.record(Err(e));
+                rec.timed(began, 0.0, Err(e));
                 tokio::time::sleep(gap).await;
             }
         }
     }
     let mut i = 0;
     while rec.started.elapsed() < deadline && !segments.is_empty() {
-        let result = fetch(&http, &segments[i % segments.len()])
-            .await
-            .map(|(_, origin)| origin);
-        rec.record(result);
+        let (url, duration) = &segments[i % segments.len()];
+        let began = Instant::now();
+        let result = fetch(&http, url).await.map(|(_, origin)| origin);
+        rec.timed(began, *duration, result);
         i += 1;
         tokio::time::sleep(gap).await;
     }

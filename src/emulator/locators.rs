@@ -194,3 +194,40 @@ async fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     ctx.st.db.update(INFO.name, id, &to_value(&l)?)?;
     Ok(no_content())
 }
+
+/// The streaming origin's view of this account's locators: an OnDemandOrigin locator by GUID
+/// with its asset's container. A damaged record is logged and treated as absent; only a
+/// database that cannot answer is an error (the origin answers 503 for it).
+pub fn origin_source(db: std::sync::Arc<super::db::Db>) -> crate::origin::LocatorSource {
+    std::sync::Arc::new(move |guid| {
+        let read = |set: &str, id: &str| db.get(set, id).map_err(|e| e.to_string());
+        let Some(v) = read("Locators", &IdKind::Locator.id(guid))? else {
+            return Ok(None);
+        };
+        let l: Locator = match serde_json::from_value(v) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%guid, error = %e, "a locator record is damaged");
+                return Ok(None);
+            }
+        };
+        if l.kind != locator_type::ON_DEMAND_ORIGIN {
+            return Ok(None);
+        }
+        let Some(a) = read("Assets", &l.asset_id)? else {
+            return Ok(None);
+        };
+        let a: Asset = match serde_json::from_value(a) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(asset = %l.asset_id, error = %e, "an asset record is damaged");
+                return Ok(None);
+            }
+        };
+        Ok(Some(crate::origin::LiveLocator {
+            container: a.container(),
+            start: l.start_time,
+            expiry: l.expiration_date_time,
+        }))
+    })
+}

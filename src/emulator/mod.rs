@@ -52,17 +52,21 @@ pub struct EmulatorConfig {
     pub ffmpeg: Option<PathBuf>,
     /// Jobs encoded at once.
     pub job_concurrency: usize,
+    /// How the streaming origin treats storage (deadline, read-ahead).
+    pub origin: crate::origin::OriginConfig,
+    /// Header-read timeout and connection cap.
+    pub limits: crate::server::Limits,
 }
 
 /// Shared by every request.
 pub struct AppState {
     pub config: EmulatorConfig,
-    pub db: Db,
+    pub db: Arc<Db>,
     pub storage: Storage,
     pub tools: encoder::Tools,
     pub jobs: worker::JobControl,
-    /// Presentations the streaming origin has indexed.
-    pub origin: crate::origin::Cache,
+    /// The streaming origin, served beside the API.
+    pub origin: Arc<crate::origin::Origin>,
 }
 
 /// The emulator's router, to serve or to call in-process.
@@ -77,25 +81,26 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = Db::open(&config.data_dir)?;
+    let db = Arc::new(Db::open(&config.data_dir)?);
     let tools = match &config.ffmpeg {
         Some(p) => encoder::Tools::with_ffmpeg(p.clone()),
         None => encoder::Tools::default(),
     };
     let concurrency = config.job_concurrency;
+    let limits = config.limits;
+    let origin =
+        crate::origin::Origin::new(&storage, locators::origin_source(db.clone()), config.origin);
     let state = Arc::new(AppState {
         config,
         db,
         storage,
         tools,
         jobs: worker::JobControl::default(),
-        origin: crate::origin::Cache::default(),
+        origin,
     });
     worker::start(state.clone(), concurrency);
     tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    crate::server::serve(listener, router(state), limits, shutdown).await?;
     Ok(())
 }
 

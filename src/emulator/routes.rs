@@ -15,11 +15,23 @@ use crate::ams::auth::urldecode;
 /// account's own `/api/`, as the global endpoint did.
 pub const GLOBAL_PREFIX: &str = "/global";
 
+/// The API and the streaming origin on one port: paths whose first segment is a locator GUID
+/// (and `/health`) go to the origin's router, the rest to the API.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new()
+    use tower::ServiceExt;
+    let origin = crate::origin::router(state.origin.clone());
+    let api = axum::Router::new()
         .fallback(handle)
         .with_state(state)
-        .layer(axum::extract::DefaultBodyLimit::max(16 << 20))
+        .layer(axum::extract::DefaultBodyLimit::max(16 << 20));
+    axum::Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {
+        let target = if crate::origin::owns(req.uri().path()) {
+            origin.clone()
+        } else {
+            api.clone()
+        };
+        target.oneshot(req)
+    }))
 }
 
 async fn handle(
@@ -46,12 +58,6 @@ async fn handle(
     }
     if path == "/" || lower == GLOBAL_PREFIX || lower.starts_with(&format!("{GLOBAL_PREFIX}/")) {
         return redirect(&format!("{root}/api/"));
-    }
-    if method == Method::GET || method == Method::HEAD {
-        let range = headers.get("range").and_then(|v| v.to_str().ok());
-        if let Some(r) = crate::origin::handle(&st, path, range).await {
-            return r;
-        }
     }
     let Some(rest) = strip_api(path) else {
         return ApiError::not_found(format!(

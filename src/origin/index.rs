@@ -45,6 +45,10 @@ pub struct Mp4Index {
     pub tracks: Vec<Track>,
 }
 
+/// Bytes read from the start of an MP4 in the first request: enough for the `moov` of a
+/// faststart file of a few minutes.
+const HEAD_BYTES: u64 = 512 << 10;
+
 fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
     IndexError::Format {
         blob: blob.to_string(),
@@ -53,22 +57,31 @@ fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
 }
 
 impl Mp4Index {
-    /// Reads the `moov` of `blob` with ranged reads and indexes its tracks.
+    /// Reads the `moov` of `blob` and indexes its tracks: its size, then one ranged read of
+    /// its head (where the encoder's `+faststart` puts the `moov`), and a second read only
+    /// when the `moov` reaches past that head.
     pub async fn load(storage: &Storage, container: &str, blob: &str) -> Result<Self, IndexError> {
         let size = storage
             .blob(container, blob)
             .await?
             .ok_or_else(|| format_err(blob, "no such blob"))?
             .size;
+        let head = storage
+            .get_range(container, blob, 0..size.min(HEAD_BYTES))
+            .await?;
         let mut pos = 0u64;
         let moov = loop {
             if pos + 16 > size {
                 return Err(format_err(blob, "no moov box"));
             }
-            let head = storage.get_range(container, blob, pos..pos + 16).await?;
-            let mut box_size = u32::from_be_bytes(head[0..4].try_into().expect("4 bytes")) as u64;
+            let header = if pos + 16 <= head.len() as u64 {
+                head.slice(pos as usize..pos as usize + 16)
+            } else {
+                storage.get_range(container, blob, pos..pos + 16).await?
+            };
+            let mut box_size = u32::from_be_bytes(header[0..4].try_into().expect("4 bytes")) as u64;
             if box_size == 1 {
-                box_size = u64::from_be_bytes(head[8..16].try_into().expect("8 bytes"));
+                box_size = u64::from_be_bytes(header[8..16].try_into().expect("8 bytes"));
             } else if box_size == 0 {
                 box_size = size - pos;
             }
@@ -78,10 +91,13 @@ impl Mp4Index {
                     format!("a box at {pos} claims {box_size} bytes"),
                 ));
             }
-            if &head[4..8] == b"moov" {
-                break storage
-                    .get_range(container, blob, pos..pos + box_size)
-                    .await?;
+            if &header[4..8] == b"moov" {
+                let end = pos + box_size;
+                break if end <= head.len() as u64 {
+                    head.slice(pos as usize..end as usize)
+                } else {
+                    storage.get_range(container, blob, pos..end).await?
+                };
             }
             pos += box_size;
         };

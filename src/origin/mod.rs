@@ -1,249 +1,395 @@
 //! The streaming origin: dynamic packaging of the encoder's progressive MP4s behind
-//! OnDemandOrigin locators. `/{locator guid}/{name}.ism/manifest` (Smooth, `smooth.rs`),
-//! `…/manifest(format=m3u8-aapl)` (HLS with fMP4 segments) and `…/manifest(format=mpd-time-csf)`
-//! (DASH, SegmentTimeline), fragments at `QualityLevels(bitrate)/Fragments(video=t[,format=…])`.
+//! OnDemandOrigin locators, a component of its own that the emulator serves beside its API.
 //!
-//! Each MP4's index is read once with ranged reads (`index.rs`) and cached with its
-//! presentation; a fragment is one ranged read of the bytes its samples span, repackaged as
-//! `moof` + `mdat` (`fmp4.rs`). Only started, unexpired OnDemandOrigin locators serve; anything
-//! else is 404. What is served depends only on the blobs, so two datacenters holding the same
-//! blobs answer byte for byte alike.
+//! Paths: `/{locator guid}/{name}.ism/manifest` (Smooth, `smooth.rs`),
+//! `…/manifest(format=m3u8-aapl)` (HLS with fMP4 segments) and `…/manifest(format=mpd-time-csf)`
+//! (DASH, SegmentTimeline), fragments at `QualityLevels(bitrate)/Fragments(video=t[,format=…])`;
+//! `/health` is the deep health check edges probe (`health.rs`).
+//!
+//! - `presentation.rs`: an `.ism` and the indexes of its MP4s (`index.rs`, read with two or
+//!   three ranged reads each, all files at once), cached;
+//! - a fragment is one ranged read of the bytes its samples span, repackaged as `moof`+`mdat`
+//!   (`fmp4.rs`, `smooth.rs`), kept in a size-bounded cache (`cache.rs`); serving fragment n
+//!   reads the next ones ahead in the background, so a standby that just took over warms up
+//!   at the speed players ask;
+//! - `locators.rs`: which locators may serve, looked up in the emulator's database at most
+//!   every 500 ms per locator;
+//! - `error.rs`: 404 only for what does not exist, 400 for malformed paths, 503 with
+//!   `Retry-After` when storage cannot answer within `storage_timeout`.
+//!
+//! What is served depends only on the blobs, so two datacenters holding the same blobs answer
+//! byte for byte alike (same ETags too).
 
+mod cache;
+pub mod error;
 pub mod fmp4;
+mod health;
 pub mod index;
+pub mod locators;
 mod manifests;
+pub mod presentation;
 pub mod smooth;
 
 use std::collections::HashMap;
-use std::ops::Range;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use axum::http::{HeaderValue, StatusCode};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::ams::model::{locator_type, Asset, IdKind, Locator};
-use crate::emulator::AppState;
-use crate::storage::Storage;
-use index::{Mp4Index, Track};
+use crate::storage::{RetryPolicy, Storage};
+pub use cache::FRAGMENT_CACHE_BYTES;
+use cache::{Body, Cache};
+pub use error::OriginError;
+pub use health::Health;
+use health::HealthCache;
+pub use locators::{LiveLocator, LocatorSource, Locators};
+pub use presentation::{Presentation, Rendition};
 
-/// One rendition: a track of one of the MP4s, cut into fragments.
-pub struct Rendition {
-    pub bitrate: u32,
-    pub blob: String,
-    pub index: Arc<Mp4Index>,
-    video: bool,
-    pub fragments: Vec<Range<usize>>,
+/// How an origin treats its storage.
+#[derive(Debug, Clone, Copy)]
+pub struct OriginConfig {
+    /// Longest wait for one storage read (retries included); past it the request is a 503.
+    pub storage_timeout: Duration,
+    /// Fragments of a rendition read ahead of the one asked for.
+    pub read_ahead: usize,
 }
 
-impl Rendition {
-    pub fn track(&self) -> &Track {
-        let t = if self.video {
-            self.index.video()
-        } else {
-            self.index.audio()
-        };
-        t.expect("checked when the presentation was loaded")
-    }
-
-    pub fn kind(&self) -> &'static str {
-        if self.video {
-            "video"
-        } else {
-            "audio"
+impl Default for OriginConfig {
+    fn default() -> Self {
+        Self {
+            storage_timeout: Duration::from_secs(3),
+            read_ahead: 3,
         }
     }
 }
 
-/// What an `.ism` describes, indexed.
-pub struct Presentation {
-    pub container: String,
-    pub video: Vec<Rendition>,
-    pub audio: Option<Rendition>,
+/// Background reads at once, across all renditions.
+const READ_AHEAD_CONCURRENCY: usize = 8;
+
+/// An origin: where its locators come from, its storage, its caches.
+pub struct Origin {
+    config: OriginConfig,
+    storage: Storage,
+    locators: Locators,
+    cache: Cache,
+    health: HealthCache,
+    read_ahead: Arc<tokio::sync::Semaphore>,
+    /// Fragments being packaged, so concurrent requests (and read-ahead) share one read.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Body>>>>,
 }
 
-impl Presentation {
-    pub fn duration_secs(&self) -> f64 {
-        self.video
-            .first()
-            .map(|v| {
-                let t = v.track();
-                t.samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64
-                    / t.timescale.max(1) as f64
-            })
-            .unwrap_or(0.0)
-    }
-
-    /// Reads the `.ism` and indexes every file it names.
-    pub async fn load(storage: &Storage, container: &str, ism: &str) -> Result<Self, String> {
-        let info = storage
-            .blob(container, ism)
-            .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("{ism} not found"))?;
-        let text = storage
-            .get_range(container, ism, 0..info.size)
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut indexes: HashMap<String, Arc<Mp4Index>> = HashMap::new();
-        let mut video = Vec::new();
-        let mut audio = None;
-        for (kind, src, bitrate) in smil_entries(&String::from_utf8_lossy(&text)) {
-            let index = match indexes.get(&src) {
-                Some(i) => i.clone(),
-                None => {
-                    let i = Arc::new(
-                        Mp4Index::load(storage, container, &src)
-                            .await
-                            .map_err(|e| e.to_string())?,
-                    );
-                    indexes.insert(src.clone(), i.clone());
-                    i
-                }
-            };
-            if kind == "video" {
-                let fragments = index
-                    .video()
-                    .ok_or_else(|| format!("{src} has no video track"))?
-                    .video_fragments();
-                video.push(Rendition {
-                    bitrate,
-                    blob: src,
-                    index,
-                    video: true,
-                    fragments,
-                });
-            } else if audio.is_none() && index.audio().is_some() {
-                audio = Some(Rendition {
-                    bitrate,
-                    blob: src,
-                    index,
-                    video: false,
-                    fragments: Vec::new(),
-                });
-            }
-        }
-        let first = video.first().ok_or("the .ism lists no video")?;
-        let vt = first.track();
-        let cuts: Vec<f64> = first
-            .fragments
-            .iter()
-            .map(|f| vt.start(f) as f64 / vt.timescale as f64)
-            .collect();
-        if let Some(a) = &mut audio {
-            a.fragments = a.track().fragments_at(&cuts);
-        }
-        Ok(Self {
-            container: container.to_string(),
-            video,
-            audio,
+impl Origin {
+    pub fn new(storage: &Storage, locators: LocatorSource, config: OriginConfig) -> Arc<Self> {
+        // Retries must fit in the deadline: quick ones, and few.
+        let storage = storage.with_retry(RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(400),
+        });
+        Arc::new(Self {
+            config,
+            storage,
+            locators: Locators::new(locators),
+            cache: Cache::default(),
+            health: HealthCache::default(),
+            read_ahead: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_CONCURRENCY)),
+            inflight: Mutex::default(),
         })
     }
 
-    fn rendition(&self, kind: &str, bitrate: u32) -> Option<&Rendition> {
-        match kind {
-            "video" => self.video.iter().find(|v| v.bitrate == bitrate),
-            "audio" => self.audio.as_ref().filter(|a| a.bitrate == bitrate),
-            _ => None,
+    /// A storage operation under the deadline.
+    async fn within<T, E: Into<OriginError>>(
+        &self,
+        what: &str,
+        op: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, OriginError> {
+        match tokio::time::timeout(self.config.storage_timeout, op).await {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(OriginError::storage(format!(
+                "{what}: no answer within {} ms",
+                self.config.storage_timeout.as_millis()
+            ))),
         }
     }
-}
 
-/// `(kind, src, systemBitrate)` of each `<video>` / `<audio>` of a SMIL server manifest.
-fn smil_entries(text: &str) -> Vec<(String, String, u32)> {
-    let attr = |tag: &str, name: &str| {
-        let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-        Some(tag[start..].split('"').next()?.to_string())
-    };
-    let mut out = Vec::new();
-    for kind in ["video", "audio"] {
-        for part in text.split(&format!("<{kind} ")).skip(1) {
-            let tag = part.split('>').next().unwrap_or_default();
-            if let (Some(src), Some(b)) = (
-                attr(tag, "src"),
-                attr(tag, "systemBitrate").and_then(|b| b.parse().ok()),
-            ) {
-                out.push((kind.to_string(), src, b));
+    async fn presentation(
+        &self,
+        container: &str,
+        ism: &str,
+    ) -> Result<Arc<Presentation>, OriginError> {
+        let key = format!("{container}/{ism}");
+        if let Some(p) = self.cache.presentation(&key) {
+            return Ok(p);
+        }
+        let p = Arc::new(
+            self.within(
+                "index the presentation",
+                Presentation::load(&self.storage, container, ism),
+            )
+            .await?,
+        );
+        self.cache.put_presentation(key, p.clone());
+        Ok(p)
+    }
+
+    /// Whether this origin can serve now: its database and its storage answer.
+    pub async fn check_health(&self) -> Health {
+        self.health
+            .get(async {
+                let database = self.locators.lookup(&uuid::Uuid::nil()).is_ok();
+                let storage = self
+                    .within("reach storage", self.storage.ping())
+                    .await
+                    .map_err(|e| tracing::warn!(error = ?e, "health: storage does not answer"))
+                    .is_ok();
+                Health::of(database, storage)
+            })
+            .await
+    }
+
+    /// A fragment from the cache, or packaged (once, however many ask at the same time).
+    async fn fragment(&self, f: &Fragment) -> Result<Body, OriginError> {
+        let key = f.key();
+        if let Some(b) = self.cache.fragment(&key) {
+            return Ok(b);
+        }
+        let cell = lock(&self.inflight).entry(key.clone()).or_default().clone();
+        let r = cell.get_or_try_init(|| self.package(f)).await.cloned();
+        lock(&self.inflight).remove(&key);
+        if let Ok(b) = &r {
+            self.cache.put_fragment(key, b.clone());
+        }
+        r
+    }
+
+    async fn package(&self, f: &Fragment) -> Result<Body, OriginError> {
+        let r = f.rendition();
+        let track = r.track();
+        let frag = r.fragments[f.seq].clone();
+        let span = fmp4::span(track, frag.clone());
+        let data = self
+            .within(
+                "read a fragment",
+                self.storage
+                    .get_range(&f.p.container, &r.blob, span.clone()),
+            )
+            .await?;
+        let seq = f.seq as u32 + 1;
+        let packaged = if f.smooth {
+            smooth::fragment(track, frag, seq, &data, span.start)
+        } else {
+            fmp4::media_segment(track, frag, seq, &data, span.start)
+        };
+        packaged.map(Body::new).map_err(OriginError::Unpackageable)
+    }
+
+    /// Reads the fragments after `f` into the cache in the background (bounded; skipped when
+    /// the origin is busy reading ahead elsewhere).
+    fn read_ahead(self: &Arc<Self>, f: &Fragment) {
+        let count = f.rendition().fragments.len();
+        for seq in f.seq + 1..(f.seq + 1 + self.config.read_ahead).min(count) {
+            let next = Fragment { seq, ..f.clone() };
+            if self.cache.has_fragment(&next.key()) {
+                continue;
             }
-        }
-    }
-    out
-}
-
-/// Presentations already indexed, and recently served fragments (an origin shield).
-#[derive(Default)]
-pub struct Cache {
-    presentations: Mutex<HashMap<String, Arc<Presentation>>>,
-    fragments: Mutex<FragmentCache>,
-}
-
-/// Bytes of fragments kept in memory.
-pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
-
-/// Fragments by key, the least recently used evicted first once over the byte budget.
-#[derive(Default)]
-struct FragmentCache {
-    entries: HashMap<String, (Body, u64)>,
-    order: std::collections::BTreeMap<u64, String>,
-    tick: u64,
-    bytes: usize,
-}
-
-/// A packaged body and its ETag.
-#[derive(Clone)]
-struct Body {
-    data: bytes::Bytes,
-    etag: String,
-}
-
-impl Body {
-    fn new(data: Vec<u8>) -> Self {
-        use md5::{Digest, Md5};
-        let etag = format!("\"{}\"", hex::encode(Md5::digest(&data)));
-        Self {
-            data: data.into(),
-            etag,
-        }
-    }
-}
-
-impl FragmentCache {
-    fn get(&mut self, key: &str) -> Option<Body> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (body, old) = self.entries.get_mut(key)?;
-        self.order.remove(old);
-        *old = tick;
-        self.order.insert(tick, key.to_string());
-        Some(body.clone())
-    }
-
-    fn put(&mut self, key: String, body: Body) {
-        if body.data.len() > FRAGMENT_CACHE_BYTES / 4 {
-            return;
-        }
-        self.tick += 1;
-        self.bytes += body.data.len();
-        if let Some((old, t)) = self.entries.insert(key.clone(), (body, self.tick)) {
-            self.bytes -= old.data.len();
-            self.order.remove(&t);
-        }
-        self.order.insert(self.tick, key);
-        while self.bytes > FRAGMENT_CACHE_BYTES {
-            let Some((_, k)) = self.order.pop_first() else {
-                break;
+            let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
+                return;
             };
-            if let Some((b, _)) = self.entries.remove(&k) {
-                self.bytes -= b.data.len();
-            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.fragment(&next).await;
+                drop(permit);
+            });
         }
     }
 }
 
-fn plain(status: StatusCode, message: &str) -> Response {
-    let mut r = (status, message.to_string()).into_response();
-    r.headers_mut()
-        .insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    r
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One media fragment of a rendition.
+#[derive(Clone)]
+struct Fragment {
+    p: Arc<Presentation>,
+    kind: &'static str,
+    bitrate: u32,
+    /// Smooth (PIFF, 10 MHz times) or fMP4 (HLS and DASH).
+    smooth: bool,
+    seq: usize,
+}
+
+impl Fragment {
+    fn rendition(&self) -> &Rendition {
+        self.p
+            .rendition(self.kind, self.bitrate)
+            .expect("made from an existing rendition")
+    }
+
+    fn key(&self) -> String {
+        let r = self.rendition();
+        format!(
+            "{}/{}/{}/{}{}",
+            self.p.container,
+            r.blob,
+            r.track().id,
+            if self.smooth { "smooth/" } else { "" },
+            self.seq
+        )
+    }
+}
+
+/// Whether a path is the origin's (a locator GUID first, or the health check), not the API's.
+pub fn owns(path: &str) -> bool {
+    if path == "/health" {
+        return true;
+    }
+    path.strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .is_some_and(|(first, _)| uuid::Uuid::parse_str(first).is_ok())
+}
+
+/// The origin's routes: `GET`/`HEAD` of `/health` and `/{locator}/…`.
+pub fn router(origin: Arc<Origin>) -> axum::Router {
+    axum::Router::new()
+        .route("/health", axum::routing::get(health))
+        .fallback(stream)
+        .with_state(origin)
+}
+
+async fn health(State(origin): State<Arc<Origin>>) -> Health {
+    origin.check_health().await
+}
+
+async fn stream(
+    State(origin): State<Arc<Origin>>,
+    method: axum::http::Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
+        let mut r = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "the origin serves GET and HEAD\n",
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("allow", HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let range = headers.get("range").and_then(|v| v.to_str().ok());
+    match answer(&origin, uri.path(), range).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn answer(
+    origin: &Arc<Origin>,
+    path: &str,
+    range: Option<&str>,
+) -> Result<Response, OriginError> {
+    let (first, rest) = path
+        .strip_prefix('/')
+        .and_then(|p| p.split_once('/'))
+        .ok_or_else(|| OriginError::bad_path("expected /{locator}/{name}.ism/…"))?;
+    let guid = uuid::Uuid::parse_str(first)
+        .map_err(|_| OriginError::bad_path("the first segment is not a locator id"))?;
+    let container = origin.locators.serving(&guid)?;
+    let rest = crate::ams::auth::urldecode(rest);
+    let split = rest.to_ascii_lowercase().find(".ism/").ok_or_else(|| {
+        OriginError::bad_path("expected /{locator}/{name}.ism/manifest(format=…)")
+    })?;
+    let (ism, tail) = (&rest[..split + 4], &rest[split + 5..]);
+    let p = origin.presentation(&container, ism).await?;
+    serve(origin, p, tail, range).await
+}
+
+async fn serve(
+    origin: &Arc<Origin>,
+    p: Arc<Presentation>,
+    tail: &str,
+    range: Option<&str>,
+) -> Result<Response, OriginError> {
+    match tail {
+        "manifest(format=m3u8-aapl)" => {
+            let body = Body::new(manifests::hls_master(&p).into_bytes());
+            return Ok(reply("application/vnd.apple.mpegurl", 60, body, range));
+        }
+        "manifest(format=mpd-time-csf)" => {
+            let body = Body::new(manifests::dash(&p).into_bytes());
+            return Ok(reply("application/dash+xml", 60, body, range));
+        }
+        "manifest" => {
+            let body = Body::new(smooth::manifest(&p).into_bytes());
+            return Ok(reply("application/vnd.ms-sstr+xml", 60, body, range));
+        }
+        _ => {}
+    }
+    let (ql, what) = tail
+        .split_once('/')
+        .ok_or_else(|| OriginError::not_found("unknown path"))?;
+    let bitrate: u32 = ql
+        .strip_prefix("QualityLevels(")
+        .and_then(|r| r.strip_suffix(')'))
+        .and_then(|b| b.parse().ok())
+        .ok_or_else(|| OriginError::bad_path("expected QualityLevels(bitrate)"))?;
+    let no_level = || OriginError::not_found("no such quality level");
+    if let Some(args) = what
+        .strip_prefix("Manifest(")
+        .and_then(|r| r.strip_suffix(')'))
+    {
+        let kind = args.split(',').next().unwrap_or_default();
+        let r = p.rendition(kind, bitrate).ok_or_else(no_level)?;
+        let body = Body::new(manifests::hls_media(r).into_bytes());
+        return Ok(reply("application/vnd.apple.mpegurl", 60, body, range));
+    }
+    let what = what
+        .strip_suffix(".m4s")
+        .or_else(|| what.strip_suffix(".mp4"))
+        .unwrap_or(what);
+    let args = what
+        .strip_prefix("Fragments(")
+        .and_then(|r| r.strip_suffix(')'))
+        .ok_or_else(|| OriginError::bad_path("expected Fragments(kind=time,format=…)"))?;
+    let (kind, t) = args
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .split_once('=')
+        .ok_or_else(|| OriginError::bad_path("expected Fragments(kind=time)"))?;
+    let r = p.rendition(kind, bitrate).ok_or_else(no_level)?;
+    let kind = r.kind();
+    let mime = if r.video { "video/mp4" } else { "audio/mp4" };
+    // Without a format it is a Smooth fragment, its time in 10 MHz ticks; with one, fMP4.
+    let smooth = !args.contains("format=");
+    if t == "i" && !smooth {
+        let body = fmp4::init_segment(&r.index, r.track()).map_err(OriginError::Unpackageable)?;
+        return Ok(reply(mime, 86400, Body::new(body), range));
+    }
+    let start: u64 = t
+        .parse()
+        .map_err(|_| OriginError::bad_path("the fragment time is not a number"))?;
+    let track = r.track();
+    let seq = if smooth {
+        smooth::fragment_at(r, start).map(|(i, _)| i)
+    } else {
+        r.fragments.iter().position(|f| track.start(f) == start)
+    }
+    .ok_or_else(|| OriginError::not_found("no fragment starts at that time"))?;
+    let fragment = Fragment {
+        kind,
+        bitrate,
+        smooth,
+        seq,
+        p: p.clone(),
+    };
+    let body = origin.fragment(&fragment).await?;
+    origin.read_ahead(&fragment);
+    Ok(reply(mime, 86400, body, range))
 }
 
 /// A 200 (or a 206 for a satisfiable `Range`) with the caching and CORS headers players need.
@@ -301,191 +447,6 @@ fn parse_range(header: &str, total: u64) -> Option<(u64, u64)> {
     (start <= end && start < total).then_some((start, end))
 }
 
-/// The locator's asset, if the locator may serve now.
-fn serving_asset(st: &AppState, guid: &uuid::Uuid) -> Option<Asset> {
-    let l: Locator =
-        serde_json::from_value(st.db.get("Locators", &IdKind::Locator.id(guid)).ok()??).ok()?;
-    let now = time::OffsetDateTime::now_utc();
-    if l.kind != locator_type::ON_DEMAND_ORIGIN
-        || l.start_time > now
-        || l.expiration_date_time <= now
-    {
-        return None;
-    }
-    serde_json::from_value(st.db.get("Assets", &l.asset_id).ok()??).ok()
-}
-
-/// Answers an origin request (`/{guid}/…`); None when the path is not one.
-pub async fn handle(st: &AppState, path: &str, range: Option<&str>) -> Option<Response> {
-    let (first, rest) = path.strip_prefix('/')?.split_once('/')?;
-    let guid = uuid::Uuid::parse_str(first).ok()?;
-    let Some(asset) = serving_asset(st, &guid) else {
-        return Some(plain(
-            StatusCode::NOT_FOUND,
-            "no started, unexpired OnDemandOrigin locator with this id",
-        ));
-    };
-    let rest = crate::ams::auth::urldecode(rest);
-    let Some(split) = rest.to_ascii_lowercase().find(".ism/") else {
-        return Some(plain(
-            StatusCode::NOT_FOUND,
-            "expected /{locator}/{name}.ism/manifest(format=…)",
-        ));
-    };
-    let (ism, tail) = (&rest[..split + 4], &rest[split + 5..]);
-    let container = asset.container();
-    let key = format!("{container}/{ism}");
-    let cached = st
-        .origin
-        .presentations
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key)
-        .cloned();
-    let p = match cached {
-        Some(p) => p,
-        None => match Presentation::load(&st.storage, &container, ism).await {
-            Ok(p) => {
-                let p = Arc::new(p);
-                st.origin
-                    .presentations
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(key, p.clone());
-                p
-            }
-            Err(e) => {
-                return Some(plain(
-                    StatusCode::NOT_FOUND,
-                    &format!("cannot package {ism}: {e}"),
-                ))
-            }
-        },
-    };
-    Some(serve(st, &p, tail, range).await.unwrap_or_else(|e| e))
-}
-
-async fn serve(
-    st: &AppState,
-    p: &Presentation,
-    tail: &str,
-    range: Option<&str>,
-) -> Result<Response, Response> {
-    let bad = |m: &str| plain(StatusCode::BAD_REQUEST, m);
-    match tail {
-        "manifest(format=m3u8-aapl)" => {
-            let body = Body::new(manifests::hls_master(p).into_bytes());
-            return Ok(reply("application/vnd.apple.mpegurl", 60, body, range));
-        }
-        "manifest(format=mpd-time-csf)" => {
-            let body = Body::new(manifests::dash(p).into_bytes());
-            return Ok(reply("application/dash+xml", 60, body, range));
-        }
-        "manifest" => {
-            let body = Body::new(smooth::manifest(p).into_bytes());
-            return Ok(reply("application/vnd.ms-sstr+xml", 60, body, range));
-        }
-        _ => {}
-    }
-    let (ql, what) = tail
-        .split_once('/')
-        .ok_or_else(|| plain(StatusCode::NOT_FOUND, "unknown path"))?;
-    let bitrate: u32 = ql
-        .strip_prefix("QualityLevels(")
-        .and_then(|r| r.strip_suffix(')'))
-        .and_then(|b| b.parse().ok())
-        .ok_or_else(|| bad("expected QualityLevels(bitrate)"))?;
-    if let Some(args) = what
-        .strip_prefix("Manifest(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
-        let kind = args.split(',').next().unwrap_or_default();
-        let r = p
-            .rendition(kind, bitrate)
-            .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such quality level"))?;
-        return Ok(reply(
-            "application/vnd.apple.mpegurl",
-            60,
-            Body::new(manifests::hls_media(r).into_bytes()),
-            range,
-        ));
-    }
-    let what = what
-        .strip_suffix(".m4s")
-        .or_else(|| what.strip_suffix(".mp4"))
-        .unwrap_or(what);
-    let args = what
-        .strip_prefix("Fragments(")
-        .and_then(|r| r.strip_suffix(')'))
-        .ok_or_else(|| bad("expected Fragments(kind=time,format=…)"))?;
-    let (kind, t) = args
-        .split(',')
-        .next()
-        .unwrap_or_default()
-        .split_once('=')
-        .ok_or_else(|| bad("expected Fragments(kind=time)"))?;
-    let r = p
-        .rendition(kind, bitrate)
-        .ok_or_else(|| plain(StatusCode::NOT_FOUND, "no such quality level"))?;
-    let track = r.track();
-    let mime = if r.video { "video/mp4" } else { "audio/mp4" };
-    // Without a format it is a Smooth fragment, its time in 10 MHz ticks; with one, fMP4.
-    let smooth = !args.contains("format=");
-    let key = format!(
-        "{}/{}/{}/{}{t}",
-        p.container,
-        r.blob,
-        track.id,
-        if smooth { "smooth/" } else { "" }
-    );
-    let cached = st
-        .origin
-        .fragments
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&key);
-    if let Some(body) = cached {
-        return Ok(reply(mime, 86400, body, range));
-    }
-    let body = if t == "i" && !smooth {
-        fmp4::init_segment(&r.index, track).map_err(|e| bad(&e))?
-    } else {
-        let start: u64 = t
-            .parse()
-            .map_err(|_| bad("the fragment time is not a number"))?;
-        let found = if smooth {
-            smooth::fragment_at(r, start)
-        } else {
-            r.fragments
-                .iter()
-                .enumerate()
-                .find(|(_, f)| track.start(f) == start)
-                .map(|(i, f)| (i, f.clone()))
-        };
-        let (seq, frag) =
-            found.ok_or_else(|| plain(StatusCode::NOT_FOUND, "no fragment starts at that time"))?;
-        let span = fmp4::span(track, frag.clone());
-        let data = st
-            .storage
-            .get_range(&p.container, &r.blob, span.clone())
-            .await
-            .map_err(|e| plain(StatusCode::BAD_GATEWAY, &format!("storage: {e}")))?;
-        let packaged = if smooth {
-            smooth::fragment(track, frag, seq as u32 + 1, &data, span.start)
-        } else {
-            fmp4::media_segment(track, frag, seq as u32 + 1, &data, span.start)
-        };
-        packaged.map_err(|e| bad(&e))?
-    };
-    let body = Body::new(body);
-    st.origin
-        .fragments
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .put(key, body.clone());
-    Ok(reply(mime, 86400, body, range))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,14 +462,11 @@ mod tests {
     }
 
     #[test]
-    fn the_fragment_cache_keeps_to_its_budget() {
-        let mut c = FragmentCache::default();
-        let chunk = FRAGMENT_CACHE_BYTES / 8;
-        for i in 0..20 {
-            c.put(format!("k{i}"), Body::new(vec![0u8; chunk]));
-        }
-        assert!(c.bytes <= FRAGMENT_CACHE_BYTES);
-        assert!(c.get("k0").is_none(), "the oldest went first");
-        assert!(c.get("k19").is_some());
+    fn origin_paths_are_told_from_api_paths() {
+        assert!(owns("/health"));
+        assert!(owns("/0b7c4f0e-6c59-4b0a-9d36-5d8f3f1f8d11/x.ism/manifest"));
+        assert!(!owns("/api/Assets"));
+        assert!(!owns("/"));
+        assert!(!owns("/v2/OAuth2-13"));
     }
 }

@@ -51,6 +51,20 @@ fn report_map(r: &PlayReport) -> Map {
         })
         .collect();
     m.insert("switches".into(), switches.into());
+    m.insert("worst_ms".into(), r.worst_ms.into());
+    m.insert("stall_ms".into(), r.stall_ms.into());
+    let slow: Array = r
+        .slow
+        .iter()
+        .map(|(at, ms, failed)| {
+            let mut s = Map::new();
+            s.insert("at".into(), (*at).into());
+            s.insert("ms".into(), (*ms).into());
+            s.insert("failed".into(), (*failed).into());
+            s.into()
+        })
+        .collect();
+    m.insert("slow".into(), slow.into());
     m.insert(
         "errors".into(),
         r.errors
@@ -60,6 +74,45 @@ fn report_map(r: &PlayReport) -> Map {
             .into(),
     );
     m
+}
+
+/// `#{ storage: "down", origin: "503", latency_ms: 2000 }` as faults; unknown keys and modes
+/// are errors naming what is allowed.
+fn parse_faults(m: &Map) -> RhaiResult<crate::faults::DatacenterFaults> {
+    let invalid = |msg: String| host_error("invalid", msg, None, None);
+    let mut f = crate::faults::DatacenterFaults {
+        latency_ms: 2000,
+        ..Default::default()
+    };
+    for (k, v) in m {
+        match k.as_str() {
+            "storage" | "origin" => {
+                let mode: crate::faults::Mode = v.to_string().parse().map_err(invalid)?;
+                if k == "storage" {
+                    f.storage = mode;
+                } else {
+                    f.origin = mode;
+                }
+            }
+            "latency_ms" => {
+                f.latency_ms = v
+                    .as_int()
+                    .ok()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "latency_ms must be a whole number of milliseconds, not {v}"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(invalid(format!(
+                    "'{other}' is not a fault; use storage, origin and latency_ms"
+                )))
+            }
+        }
+    }
+    Ok(f)
 }
 
 const GAP: Duration = Duration::from_millis(20);
@@ -105,19 +158,27 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<String> {
             let state = e.env.running().script()?.ok_or_else(|| host_error("local_env", "the local environment is not running", None, None))?;
             state
-                .media
-                .iter()
-                .find(|m| m.datacenter == dc)
-                .map(|m| format!("http://127.0.0.1:{}", m.port))
+                .origin_url(dc)
                 .ok_or_else(|| host_error("local_env", format!("no datacenter '{dc}'; the local environment has dc-a and dc-b"), None, None))
         });
+    func("fail", &["env: LocalEnv", "datacenter: String", "faults: Map", "()"],
+        "Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys: storage (its\nemulator's and origin's path to storage) and origin (the path of players and the front door to\nits origin), each \"ok\", \"down\" (refused), \"hang\" (never answered), \"slow\" (latency_ms per\nrequest) or \"503\"; latency_ms (2000).\nExample: env.fail(\"dc-a\", #{ storage: \"down\" }); sleep(5); env.heal(\"dc-a\");")
+        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str, faults: Map| -> RhaiResult<()> {
+            let faults = parse_faults(&faults)?;
+            e.rt.block_on(e.env.fail(dc, faults)).script()
+        });
+    func("heal", &["env: LocalEnv", "datacenter: String", "()"],
+        "Puts a datacenter's paths right again after env.fail.\nExample: local_env().heal(\"dc-a\");")
+        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
+            e.rt.block_on(e.env.heal(dc)).script()
+        });
     func("stop", &["env: LocalEnv", "datacenter: String", "()"],
-        "Stops a datacenter's Media Services emulator and streaming origin, as an outage would.\nExample: local_env().stop(\"dc-a\");")
+        "Takes a whole datacenter down, as an outage would: its emulator (API and streaming origin)\nstops, and its paths to storage and to its origin refuse connections.\nExample: local_env().stop(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
             e.rt.block_on(e.env.stop_datacenter(dc)).script()
         });
     func("start", &["env: LocalEnv", "datacenter: String", "()"],
-        "Starts a stopped datacenter again (same port, same data).\nExample: local_env().start(\"dc-a\");")
+        "Brings a stopped datacenter back (same ports, same data) and heals its paths.\nExample: local_env().start(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
             e.rt.block_on(e.env.start_datacenter(dc)).script()
         });
@@ -135,7 +196,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         p.started.elapsed().as_secs_f64()
     });
     func("wait", &["player: Player", "Map"],
-        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, errors}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
+        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
         .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
             let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for".into()))?;
             let report = p.rt.block_on(task).map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
@@ -143,7 +204,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         });
     let h = host.clone();
     func("play", &["url: String", "seconds: f64", "Map"],
-        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, errors}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
+        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, errors, worst_ms, stall_ms, slow}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
         .register_into_engine(engine, move |url: &str, seconds: f64| -> RhaiResult<Map> {
             let report = h.block_on(play(url, seconds, GAP)).map_err(player_error)?;
             Ok(report_map(&report))

@@ -24,6 +24,7 @@ use time::OffsetDateTime;
 pub use copy::{copy_blobs, CopyMode, CopyOptions, CopyReport};
 pub use error::StorageError;
 use error::{classify, Target};
+pub use pipe::error_chain;
 pub use retry::RetryPolicy;
 pub use transfer::TransferOptions;
 
@@ -123,6 +124,13 @@ fn http_client() -> reqwest::Client {
 impl Storage {
     /// Opens a storage account. No request is made until the first operation.
     pub fn open(account: &StorageAccount) -> Result<Self, StorageError> {
+        Self::open_via(account, None)
+    }
+
+    /// Opens a storage account reached through another address (`host:port` of a proxy, a
+    /// private endpoint, or a fault point of the local environment): requests go there, while
+    /// the URLs this account hands out (SAS URLs, asset URIs) keep the account's own endpoint.
+    pub fn open_via(account: &StorageAccount, via: Option<&str>) -> Result<Self, StorageError> {
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD
             .decode(account.key.trim())
@@ -132,9 +140,16 @@ impl Storage {
                     account.account
                 ))
             })?;
+        let transport_endpoint = match via {
+            Some(via) => with_authority(&account.endpoint, via)?,
+            None => account.endpoint.clone(),
+        };
         let location = CloudLocation::Custom {
             account: account.account.clone(),
-            uri: account.endpoint.as_str().trim_end_matches('/').to_string(),
+            uri: transport_endpoint
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
         };
         let creds = StorageCredentials::access_key(account.account.clone(), account.key.clone());
         let http = http_client();
@@ -284,6 +299,21 @@ impl Storage {
             .await
     }
 
+    /// The cheapest request that proves the account answers (a one-item container listing);
+    /// one attempt, no retries: health checks call it and want the truth now.
+    pub async fn ping(&self) -> Result<(), StorageError> {
+        let mut pages = self
+            .inner
+            .service
+            .list_containers()
+            .max_results(std::num::NonZeroU32::MIN)
+            .into_stream();
+        match pages.next().await {
+            Some(Err(e)) => Err(classify("list containers", self.target("", None), e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Creates a container; returns false when it already existed.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn create_container(&self, container: &str) -> Result<bool, StorageError> {
@@ -413,8 +443,12 @@ impl Storage {
         if let Some(start) = start {
             sas = sas.start(start);
         }
-        cc.generate_signed_container_url(&sas)
-            .map_err(|e| classify("sign a SAS", t, e))
+        let url = cc
+            .generate_signed_container_url(&sas)
+            .map_err(|e| classify("sign a SAS", t, e))?;
+        // Reached through another address, the client's URL names that address: hand out the
+        // account's own.
+        Ok(self.public_url(url))
     }
 
     /// The URL of a blob with a SAS appended (for a copy source).
@@ -428,8 +462,40 @@ impl Storage {
             .url()
             .map_err(|e| classify("build a blob URL", self.target("", Some(blob)), e))?;
         url.set_query(container_sas.query());
-        Ok(url)
+        Ok(self.public_url(url))
     }
+
+    /// A URL of the client's with the account's own host and port (they differ when the
+    /// account is reached through another address, see `open_via`).
+    fn public_url(&self, url: url::Url) -> url::Url {
+        let public = public_authority(&self.inner.account.endpoint);
+        with_authority(&url, &public).unwrap_or(url)
+    }
+}
+
+/// `host:port` of a URL (the port only when it has one).
+fn public_authority(url: &url::Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
+        None => url.host_str().unwrap_or_default().to_string(),
+    }
+}
+
+/// `url` with its host and port replaced by `authority` (`host:port`).
+fn with_authority(url: &url::Url, authority: &str) -> Result<url::Url, StorageError> {
+    let bad = || {
+        StorageError::Invalid(format!(
+            "'{authority}' is not a host:port to reach storage through"
+        ))
+    };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| bad())?)),
+        None => (authority, None),
+    };
+    let mut out = url.clone();
+    out.set_host(Some(host)).map_err(|_| bad())?;
+    out.set_port(port).map_err(|_| bad())?;
+    Ok(out)
 }
 
 fn container_sas_container(url: &url::Url) -> &str {

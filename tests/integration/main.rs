@@ -7,5 +7,6 @@ mod emulator;
 mod encoding;
 mod harness;
 mod origin;
+mod outages;
 mod scripts;
 mod storage;

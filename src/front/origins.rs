@@ -1,0 +1,153 @@
+//! What the front door knows about its origins: active health from probes of each origin's
+//! deep health endpoint, and passive health (outlier ejection) from the traffic itself.
+//!
+//! An origin is *available* when its probes say it is up and it is not ejected. A timeout, a
+//! reset or a 5xx on a streaming path ejects it for `eject_for` even while its probe passes
+//! (its storage may fail only for some files); a client's bad request never counts. Available
+//! origins are tried in priority order, so traffic returns to the primary once it is back.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::FrontConfig;
+
+pub struct Origin {
+    pub url: String,
+    healthy: AtomicBool,
+    fails: AtomicU32,
+    oks: AtomicU32,
+    /// Milliseconds since `Origins::epoch` until which the origin is ejected.
+    ejected_until: AtomicU64,
+}
+
+/// The origins in priority order.
+pub struct Origins {
+    pub list: Vec<Origin>,
+    config: FrontConfig,
+    epoch: Instant,
+    /// The origin that served last (for logging switches).
+    serving: AtomicUsize,
+}
+
+impl Origins {
+    pub fn new(config: &FrontConfig) -> Self {
+        Self {
+            list: config
+                .origins
+                .iter()
+                .map(|u| Origin {
+                    url: u.as_str().trim_end_matches('/').to_string(),
+                    healthy: AtomicBool::new(true),
+                    fails: AtomicU32::new(0),
+                    oks: AtomicU32::new(0),
+                    ejected_until: AtomicU64::new(0),
+                })
+                .collect(),
+            config: config.clone(),
+            epoch: Instant::now(),
+            serving: AtomicUsize::new(0),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn ejected(&self, i: usize) -> bool {
+        self.list[i].ejected_until.load(Ordering::Relaxed) > self.now_ms()
+    }
+
+    pub fn available(&self, i: usize) -> bool {
+        self.list[i].healthy.load(Ordering::Relaxed) && !self.ejected(i)
+    }
+
+    /// Available origins in priority order, without `except`.
+    pub fn order(&self, except: Option<usize>) -> Vec<usize> {
+        (0..self.list.len())
+            .filter(|&i| Some(i) != except && self.available(i))
+            .collect()
+    }
+
+    /// A probe's verdict.
+    pub fn probed(&self, i: usize, ok: bool) {
+        let o = &self.list[i];
+        if ok {
+            o.fails.store(0, Ordering::Relaxed);
+            let n = o.oks.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= self.config.rise && !o.healthy.swap(true, Ordering::Relaxed) {
+                tracing::warn!(origin = %o.url, "origin is up again");
+            }
+        } else {
+            o.oks.store(0, Ordering::Relaxed);
+            let n = o.fails.fetch_add(1, Ordering::Relaxed) + 1;
+            if n >= self.config.fall && o.healthy.swap(false, Ordering::Relaxed) {
+                tracing::warn!(origin = %o.url, "origin is down");
+            }
+        }
+    }
+
+    /// Takes an origin out of rotation for the cool-down after it failed a request.
+    pub fn eject(&self, i: usize, why: &str) {
+        let until = self.now_ms() + self.config.eject_for.as_millis() as u64;
+        let before = self.list[i].ejected_until.swap(until, Ordering::Relaxed);
+        if before <= self.now_ms() {
+            tracing::warn!(origin = %self.list[i].url, %why, cool_down_ms = self.config.eject_for.as_millis() as u64, "origin ejected");
+        }
+    }
+
+    pub fn served_by(&self, i: usize) {
+        let before = self.serving.swap(i, Ordering::Relaxed);
+        if before != i {
+            tracing::warn!(from = %self.list[before].url, to = %self.list[i].url, "traffic moved");
+        }
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let serving = self.serving.load(Ordering::Relaxed);
+        let origins: Vec<serde_json::Value> = self
+            .list
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                serde_json::json!({
+                    "url": o.url,
+                    "healthy": o.healthy.load(Ordering::Relaxed),
+                    "ejected": self.ejected(i),
+                    "available": self.available(i),
+                    "serving": i == serving,
+                    "failed_probes": o.fails.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
+        serde_json::json!({ "origins": origins })
+    }
+}
+
+/// Probes every origin's health endpoint every `probe_interval`, each origin on its own
+/// schedule (a hung origin's probe delays no other's). A probe waits at most the smaller of
+/// the request timeout and one second.
+pub async fn probe_loop(origins: Arc<Origins>, http: reqwest::Client) {
+    let config = origins.config.clone();
+    let wait = config.timeout.min(Duration::from_secs(1));
+    let loops = (0..origins.list.len()).map(|i| {
+        let url = format!("{}{}", origins.list[i].url, config.probe_path);
+        let (origins, http) = (origins.clone(), http.clone());
+        async move {
+            let mut tick = tokio::time::interval(config.probe_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let ok = matches!(
+                    tokio::time::timeout(wait, http.get(&url).send()).await,
+                    Ok(Ok(r)) if r.status().is_success() || r.status().is_redirection()
+                );
+                origins.probed(i, ok);
+            }
+        }
+    });
+    futures::future::join_all(loops).await;
+}
+
+/// Default cool-down of an ejected origin.
+pub const EJECT_FOR: Duration = Duration::from_secs(3);
