@@ -189,13 +189,7 @@ async fn handle(
         order.truncate(1);
     }
     if order.is_empty() {
-        let mut r = plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no origin can serve right now",
-        );
-        r.headers_mut()
-            .insert("retry-after", HeaderValue::from_static("1"));
-        return r;
+        return unavailable("no origin can serve right now");
     }
     let mut last = String::new();
     for i in order {
@@ -215,10 +209,12 @@ async fn handle(
         }
     }
     tracing::warn!(%path, error = %last, "no origin could answer");
-    let mut r = plain(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "no origin could answer; retry shortly",
-    );
+    unavailable("no origin could answer; retry shortly")
+}
+
+/// 503 with `Retry-After: 1`: players and edges come back in a second.
+fn unavailable(message: &str) -> Response {
+    let mut r = plain(StatusCode::SERVICE_UNAVAILABLE, message);
     r.headers_mut()
         .insert("retry-after", HeaderValue::from_static("1"));
     r

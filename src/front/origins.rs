@@ -62,10 +62,17 @@ impl Origins {
         self.list[i].healthy.load(Ordering::Relaxed) && !self.ejected(i)
     }
 
-    /// Available origins in priority order, without `except`.
+    /// Available origins in priority order, without `except`. When every origin whose probe
+    /// passes is ejected, those are tried anyway (in priority order): ejection moves traffic
+    /// between origins, it must never be the reason nobody is asked.
     pub fn order(&self, except: Option<usize>) -> Vec<usize> {
-        (0..self.list.len())
-            .filter(|&i| Some(i) != except && self.available(i))
+        let candidates = || (0..self.list.len()).filter(move |&i| Some(i) != except);
+        let available: Vec<usize> = candidates().filter(|&i| self.available(i)).collect();
+        if !available.is_empty() {
+            return available;
+        }
+        candidates()
+            .filter(|&i| self.list[i].healthy.load(Ordering::Relaxed))
             .collect()
     }
 
@@ -76,6 +83,8 @@ impl Origins {
             o.fails.store(0, Ordering::Relaxed);
             let n = o.oks.fetch_add(1, Ordering::Relaxed) + 1;
             if n >= self.config.rise && !o.healthy.swap(true, Ordering::Relaxed) {
+                // Back from down: whatever ejected it belongs to the outage that is over.
+                o.ejected_until.store(0, Ordering::Relaxed);
                 tracing::warn!(origin = %o.url, "origin is up again");
             }
         } else {
@@ -151,3 +160,39 @@ pub async fn probe_loop(origins: Arc<Origins>, http: reqwest::Client) {
 
 /// Default cool-down of an ejected origin.
 pub const EJECT_FOR: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two() -> Origins {
+        let urls = ["http://a", "http://b"].map(|u| url::Url::parse(u).unwrap());
+        Origins::new(&FrontConfig::new(urls.to_vec()))
+    }
+
+    #[test]
+    fn ejection_moves_traffic_but_never_leaves_nobody_to_ask() {
+        let o = two();
+        o.eject(0, "test");
+        assert_eq!(o.order(None), [1]);
+        o.eject(1, "test");
+        // Both ejected while their probes pass: both are still asked, in priority order.
+        assert_eq!(o.order(None), [0, 1]);
+        // Down by probe is down: never asked.
+        o.probed(0, false);
+        o.probed(0, false);
+        assert_eq!(o.order(None), [1]);
+    }
+
+    #[test]
+    fn an_origin_back_from_down_is_no_longer_ejected() {
+        let o = two();
+        o.eject(1, "test");
+        o.probed(1, false);
+        o.probed(1, false);
+        assert!(!o.available(1));
+        o.probed(1, true);
+        o.probed(1, true);
+        assert!(o.available(1), "probes passing again end the ejection");
+    }
+}

@@ -96,6 +96,13 @@ fn every_outage_mode_is_drilled_without_a_failed_request_while_one_datacenter_se
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap();
     assert!(failed > 0, "both down must show in the report: {out}");
+    // Recovery: B serves again once its probes pass (two probes half a second apart), even
+    // though the failed requests had ejected it.
+    let again = number(&out, "served again ");
+    assert!(
+        again < 2.0,
+        "B served again only {again} s after it returned:\n{out}"
+    );
 }
 
 #[test]
