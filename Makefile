@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO ?= scripts/failover.rhai
 
-.PHONY: setup system-packages demo test lint bench clean-local api-docs
+.PHONY: setup system-packages demo test lint bench clean-local api-docs deploy-configs
 
 # System packages, installed only when a command is missing (needs root or sudo).
 system-packages:
@@ -15,6 +15,8 @@ system-packages:
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v ffmpeg >/dev/null || missing="$$missing ffmpeg"; \
 	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-libav"; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -54,3 +56,8 @@ clean-local:
 api-docs:
 	$(CARGO) run -q -- doc --markdown > target/api.md
 	python3 -c "import re,pathlib; p=pathlib.Path('README.md'); t=pathlib.Path('target/api.md').read_text().strip(); s=p.read_text(); a=s.index('<!-- api:start -->')+len('<!-- api:start -->'); b=s.index('<!-- api:end -->'); p.write_text(s[:a]+'\n'+t+'\n'+s[b:])"
+
+# The example nginx edge in deploy/nginx/ (a unit test checks it is what --emit writes).
+deploy-configs:
+	$(CARGO) run -q -- front --emit nginx --origin http://dc-a.example.net:8080 \
+	  --origin http://dc-b.example.net:8080 --listen 0.0.0.0:80 > deploy/nginx/amsplay.conf

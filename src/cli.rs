@@ -117,6 +117,13 @@ pub enum Command {
     /// Only GET and HEAD are proxied; CORS preflights are answered here; credentials are never
     /// forwarded. GET /status shows health.
     /// Prints "listening on http://ADDR" once it accepts requests.
+    ///
+    /// With --emit nginx it prints the same edge as an nginx configuration instead (caching,
+    /// failover to the next origin on errors, timeouts and 502/503/504); see deploy/nginx/.
+    #[command(after_help = "Examples:
+  amsplay front --origin http://dc-a:7001 --origin http://dc-b:7002 --listen 0.0.0.0:8080
+  amsplay front --emit nginx --origin http://dc-a:7001 --origin http://dc-b:7002 \\
+      --listen 0.0.0.0:8080 --nginx-dir /var/cache/amsplay-nginx > /etc/nginx/amsplay.conf")]
     Front {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:0")]
@@ -147,12 +154,27 @@ pub enum Command {
         eject_ms: u64,
         #[command(flatten)]
         limits: LimitArgs,
+        /// Print a configuration for another edge instead of serving (nginx).
+        #[arg(long, value_enum)]
+        emit: Option<Edge>,
+        /// With --emit nginx: the folder for nginx's pid file, temporary files and cache.
+        #[arg(long, default_value = "/var/cache/amsplay-nginx")]
+        nginx_dir: PathBuf,
+        /// With --emit nginx: no cache, every request reaches an origin (for drills).
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Print the playbook API reference (Markdown with --markdown).
     Doc {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+/// Edges `amsplay front --emit` writes configurations for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Edge {
+    Nginx,
 }
 
 /// What one client connection may cost a server.
@@ -320,7 +342,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             probe_path,
             eject_ms,
             limits,
+            emit,
+            nginx_dir,
+            no_cache,
         } => {
+            if let Some(Edge::Nginx) = emit {
+                let edge = crate::front::nginx::NginxEdge {
+                    origins,
+                    listen,
+                    timeout: std::time::Duration::from_millis(timeout_ms.max(1)),
+                    eject_for: std::time::Duration::from_millis(eject_ms),
+                    dir: nginx_dir,
+                    cache: !no_cache,
+                };
+                print!("{}", edge.render()?);
+                return Ok(ExitCode::SUCCESS);
+            }
             let config = crate::front::FrontConfig {
                 origins,
                 probe_interval: std::time::Duration::from_millis(probe_ms.max(10)),

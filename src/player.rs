@@ -32,6 +32,9 @@ pub struct PlayReport {
     pub stall_ms: f64,
     /// Requests that took `SLOW_MS` or more: (seconds since start, milliseconds, failed).
     pub slow: Vec<(f64, f64, bool)>,
+    /// Spells without a successful answer: from the start of the first failed request to
+    /// the end of the next successful one (None: none came before the end).
+    pub outages: Vec<(f64, Option<f64>)>,
 }
 
 /// Segments a player keeps buffered.
@@ -104,6 +107,19 @@ impl Recorder {
                 level = (level + segment).min(cap);
             }
             self.buffer = Some(level);
+        }
+        self.timed_record(began, result);
+    }
+
+    fn timed_record(&mut self, began: Instant, result: Result<Option<String>, String>) {
+        let now = self.started.elapsed().as_secs_f64();
+        match (&result, self.report.outages.last_mut()) {
+            (Ok(_), Some((_, end @ None))) => *end = Some(now),
+            (Err(_), None) | (Err(_), Some((_, Some(_)))) => {
+                let at = began.duration_since(self.started).as_secs_f64();
+                self.report.outages.push((at, None));
+            }
+            _ => {}
         }
         self.record(result);
     }
@@ -236,5 +252,27 @@ mod tests {
                 .as_str(),
             "http://h/g/x.ism/QualityLevels(1)/Fragments(video=0,format=m3u8-aapl).m4s"
         );
+    }
+
+    #[test]
+    fn a_spell_without_answers_runs_from_the_first_failure_to_the_next_success() {
+        let mut rec = Recorder {
+            started: Instant::now(),
+            report: PlayReport::default(),
+            last_origin: None,
+            buffer: None,
+            stall: 0.0,
+        };
+        let ok = || Ok(Some("a".to_string()));
+        rec.timed(Instant::now(), 2.0, ok());
+        rec.timed(Instant::now(), 2.0, Err("503".into()));
+        rec.timed(Instant::now(), 2.0, Err("503".into()));
+        rec.timed(Instant::now(), 2.0, ok());
+        rec.timed(Instant::now(), 2.0, Err("503".into()));
+        let o = &rec.report.outages;
+        assert_eq!(o.len(), 2, "{o:?}");
+        assert!(o[0].1.is_some_and(|end| end >= o[0].0));
+        assert_eq!(o[1].1, None, "the last spell never ended");
+        assert_eq!(rec.report.failed, 3);
     }
 }

@@ -21,6 +21,7 @@
 //! - `GET /status` shows each origin's health; responses carry `x-served-by`.
 
 mod body;
+pub mod nginx;
 mod origins;
 
 use std::future::Future;

@@ -51,6 +51,17 @@ fn report_map(r: &PlayReport) -> Map {
         })
         .collect();
     m.insert("switches".into(), switches.into());
+    let outages: Array = r
+        .outages
+        .iter()
+        .map(|(from, to)| {
+            let mut o = Map::new();
+            o.insert("from".into(), (*from).into());
+            o.insert("to".into(), to.map(Dynamic::from).unwrap_or(Dynamic::UNIT));
+            o.into()
+        })
+        .collect();
+    m.insert("outages".into(), outages.into());
     m.insert("worst_ms".into(), r.worst_ms.into());
     m.insert("stall_ms".into(), r.stall_ms.into());
     let slow: Array = r
@@ -196,7 +207,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         p.started.elapsed().as_secs_f64()
     });
     func("wait", &["player: Player", "Map"],
-        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
+        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
         .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
             let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for".into()))?;
             let report = p.rt.block_on(task).map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
@@ -204,7 +215,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         });
     let h = host.clone();
     func("play", &["url: String", "seconds: f64", "Map"],
-        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, errors, worst_ms, stall_ms, slow}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
+        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
         .register_into_engine(engine, move |url: &str, seconds: f64| -> RhaiResult<Map> {
             let report = h.block_on(play(url, seconds, GAP)).map_err(player_error)?;
             Ok(report_map(&report))

@@ -497,3 +497,79 @@ impl Drop for LocalUp {
         let _ = self.amsplay().args(["local", "down"]).output();
     }
 }
+
+/// Real nginx (Debian's package) running the configuration `amsplay front --emit nginx`
+/// writes for a local environment's two origins; stopped when dropped.
+pub struct Nginx {
+    pub url: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// Starts nginx in front of `env`'s origins, with `extra` arguments for `--emit nginx`.
+    pub fn start(env: &LocalUp, extra: &[&str]) -> Self {
+        let status = env.amsplay().args(["local", "status", "--json"]).output();
+        let v: serde_json::Value = serde_json::from_str(&status.success().stdout()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // nginx cannot listen on port 0: take a free port and hand it over.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let listen = format!("127.0.0.1:{port}");
+        let nginx_dir = dir.path().display().to_string();
+        let mut args = vec!["front", "--emit", "nginx", "--listen", &listen];
+        args.extend(["--nginx-dir", &nginx_dir, "--timeout-ms", "1000"]);
+        let origins: Vec<String> = v["datacenters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["origin"].as_str().unwrap().to_string())
+            .collect();
+        for o in &origins {
+            args.extend(["--origin", o]);
+        }
+        args.extend(extra);
+        let conf = env.amsplay().args(&args).output().success().stdout();
+        let file = dir.path().join("nginx.conf");
+        std::fs::write(&file, conf).unwrap();
+        // As root, workers would switch to an unprivileged user that cannot enter the
+        // temporary folder; elsewhere nginx ignores the directive with a warning.
+        let child = std::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&file)
+            .arg("-p")
+            .arg(dir.path())
+            .args(["-g", "daemon off; user root;"])
+            .stderr(std::fs::File::create(dir.path().join("stderr.log")).unwrap())
+            .spawn()
+            .expect("nginx is installed by `make setup` (Debian's nginx package)");
+        let url = format!("http://{listen}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(&listen).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nginx did not start: {}",
+                std::fs::read_to_string(dir.path().join("stderr.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Nginx {
+            url,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: nginx's fast shutdown (its workers follow the master).
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}

@@ -78,22 +78,28 @@ pub(crate) fn get(url: &str) -> (u16, Vec<u8>) {
 
 /// The same, with extra header lines (each ending in CRLF).
 fn get_with(url: &str, extra: &str) -> (u16, Vec<u8>) {
+    let (status, _, body) = send("GET", url, extra);
+    (status, body)
+}
+
+/// Any method over HTTP/1.0: the status, the response head (lowercased) and the body.
+pub(crate) fn send(method: &str, url: &str, extra: &str) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let u = url::Url::parse(url).unwrap();
     let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
     let path = &url[url.find(u.path()).unwrap()..];
     write!(
         s,
-        "GET {path} HTTP/1.0\r\nHost: {}\r\n{extra}\r\n",
+        "{method} {path} HTTP/1.0\r\nHost: {}\r\n{extra}\r\n",
         u.host_str().unwrap()
     )
     .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, raw[split + 4..].to_vec())
+    (status, head, raw[split + 4..].to_vec())
 }
 
 #[test]

@@ -7,7 +7,8 @@
 use std::path::Path;
 
 use crate::encoding::sample;
-use crate::harness::LocalUp;
+use crate::harness::{LocalUp, Nginx};
+use crate::origin::send;
 
 fn number(out: &str, prefix: &str) -> f64 {
     out.lines()
@@ -17,49 +18,70 @@ fn number(out: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no '{prefix}' in the drill's report:\n{out}"))
 }
 
-fn streamed(env: &LocalUp) {
+/// Replicates a short clip with the walkthrough; returns its HLS master playlist's path
+/// (the same on both origins and through any edge).
+fn streamed(env: &LocalUp) -> String {
     let mezz = sample(env.dir.path(), "drill.mp4", 320, 180, 4);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    env.amsplay()
+    let out = env
+        .amsplay()
         .args([
             "run".as_ref(),
             repo.join("scripts/failover.rhai").as_os_str(),
             mezz.as_os_str(),
         ])
         .output()
-        .success();
+        .success()
+        .stdout();
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Original Locator Path: "))
+        .expect("the walkthrough prints the locator path")
+        .trim();
+    let path = &url[url.find("//").unwrap() + 2..];
+    format!("{}(format=m3u8-aapl)", &path[path.find('/').unwrap()..])
 }
 
-fn drill(env: &LocalUp, mode: &str, seconds: &str) -> crate::harness::Run {
+fn drill(env: &LocalUp, mode: &str, seconds: &str, edge: Option<&str>) -> crate::harness::Run {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    env.amsplay()
-        .args([
-            "run".as_ref(),
-            repo.join("scripts/drill.rhai").as_os_str(),
-            mode.as_ref(),
-            seconds.as_ref(),
-        ])
-        .output()
+    let script = repo.join("scripts/drill.rhai");
+    let mut args = vec!["run", script.to_str().unwrap(), mode, seconds];
+    args.extend(edge);
+    env.amsplay().args(&args).output()
 }
 
-#[test]
-fn every_outage_mode_is_drilled_without_a_failed_request_while_one_datacenter_serves() {
-    let env = LocalUp::start();
-    streamed(&env);
-    for mode in [
-        "datacenter",
-        "storage-down",
-        "storage-hang",
-        "origin-503",
-        "origin-slow",
-        "flapping",
-    ] {
-        let out = drill(&env, mode, "6").success().stdout();
+/// How an edge must behave in the drills.
+struct Expect {
+    /// Longest request once the outage is detected, in ms.
+    worst_after_ms: f64,
+    /// Whether traffic must be back on A before the drill ends (an edge with only passive
+    /// health tries A again only after its cool-down).
+    returns: bool,
+    /// Longest spell without answers after B returns from a both-down outage, in s.
+    served_again_s: f64,
+}
+
+const MODES: [&str; 6] = [
+    "datacenter",
+    "storage-down",
+    "storage-hang",
+    "origin-503",
+    "origin-slow",
+    "flapping",
+];
+
+fn every_mode(env: &LocalUp, edge: Option<&str>, expect: Expect) {
+    let who = edge.unwrap_or("front door");
+    for mode in MODES {
+        // Flapping ends with A's last failure about when the outage does: traffic returns
+        // after the cool-down (3 s) that failure started, so it needs a longer drill.
+        let seconds = if mode == "flapping" { "10" } else { "6" };
+        let out = drill(env, mode, seconds, edge).success().stdout();
         assert!(
             number(&out, "requests: ") > 40.0,
-            "{mode}: the player kept requesting:\n{out}"
+            "{who} {mode}: the player kept requesting:\n{out}"
         );
-        assert!(out.contains("failed: 0"), "{mode}:\n{out}");
+        assert!(out.contains("failed: 0"), "{who} {mode}:\n{out}");
         let worst = number(&out, "worst latency: ");
         let worst_after = out
             .lines()
@@ -67,42 +89,115 @@ fn every_outage_mode_is_drilled_without_a_failed_request_while_one_datacenter_se
             .and_then(|l| l.trim_end_matches(" ms").parse::<f64>().ok())
             .unwrap();
         assert!(
-            worst_after < 1000.0,
-            "{mode}: {worst_after} ms after detection (worst {worst} ms):\n{out}"
+            worst_after < expect.worst_after_ms,
+            "{who} {mode}: {worst_after} ms after detection (worst {worst} ms):\n{out}"
         );
         assert!(
             number(&out, "longest stall (3-segment buffer): ") == 0.0,
-            "{mode}: a player would have stalled:\n{out}"
+            "{who} {mode}: a player would have stalled:\n{out}"
         );
         if mode != "storage-hang" && mode != "storage-down" {
-            // Cached fragments may keep A serving until its health check fails; the others
-            // move at once.
+            // A's origin may serve the fragments it holds until its health check fails (the
+            // front door) or for ever (nginx); the other modes move traffic at once.
             assert!(
                 out.contains("traffic moved"),
-                "{mode}: traffic must move to B:\n{out}"
+                "{who} {mode}: traffic must move to B:\n{out}"
             );
+            if expect.returns {
+                assert!(
+                    out.contains("traffic came back"),
+                    "{who} {mode}: and come back to A:\n{out}"
+                );
+            }
         }
-        assert!(
-            out.contains("traffic came back"),
-            "{mode}: and come back to A:\n{out}"
-        );
     }
-    // Both down: fast 503s, then B serves again.
-    let out = drill(&env, "both-down", "6").success().stdout();
-    assert!(number(&out, "slowest failure: ") < 200.0, "{out}");
+    // Both down: fast failures, then B serves again.
+    let out = drill(env, "both-down", "8", edge).success().stdout();
+    assert!(number(&out, "slowest failure: ") < 200.0, "{who}: {out}");
     let failed = out
         .lines()
         .find_map(|l| l.split("failed: ").nth(1))
         .and_then(|n| n.trim().parse::<u64>().ok())
         .unwrap();
-    assert!(failed > 0, "both down must show in the report: {out}");
-    // Recovery: B serves again once its probes pass (two probes half a second apart), even
-    // though the failed requests had ejected it.
+    assert!(
+        failed > 0,
+        "{who}: both down must show in the report: {out}"
+    );
     let again = number(&out, "served again ");
     assert!(
-        again < 2.0,
-        "B served again only {again} s after it returned:\n{out}"
+        again < expect.served_again_s,
+        "{who}: served again only {again} s after B returned:\n{out}"
     );
+}
+
+#[test]
+fn every_outage_mode_is_drilled_without_a_failed_request_while_one_datacenter_serves() {
+    let env = LocalUp::start();
+    streamed(&env);
+    // B serves again once its probes pass (two, half a second apart), even though the
+    // failed requests had ejected it.
+    let expect = Expect {
+        worst_after_ms: 1000.0,
+        returns: true,
+        served_again_s: 2.0,
+    };
+    every_mode(&env, None, expect);
+}
+
+/// The same drills through real nginx running `amsplay front --emit nginx`: the origins'
+/// failure answers (fast 503s) suit an edge that is not ours. nginx has passive health only:
+/// after its cool-down (3 s) one request tries A again and may wait the timeout (1 s), and
+/// after a both-down outage B is tried again only once its cool-down is over.
+#[test]
+fn every_outage_mode_is_drilled_through_nginx_too() {
+    let env = LocalUp::start();
+    streamed(&env);
+    let nginx = Nginx::start(&env, &["--no-cache"]);
+    let expect = Expect {
+        worst_after_ms: 1500.0,
+        returns: false,
+        served_again_s: 4.0,
+    };
+    every_mode(&env, Some(&nginx.url), expect);
+}
+
+/// With its cache, nginx asks an origin once per object and keeps serving what it holds
+/// while both datacenters are down; it answers preflights and refuses other methods itself.
+#[test]
+fn the_nginx_edge_caches_and_answers_for_the_origins() {
+    let env = LocalUp::start();
+    let master = streamed(&env);
+    let nginx = Nginx::start(&env, &[]);
+    let url = format!("{}{master}", nginx.url);
+    let (status, head, body) = send("GET", &url, "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-cache: miss"), "{head}");
+    let (_, head, again) = send("GET", &url, "");
+    assert!(head.contains("x-cache: hit"), "{head}");
+    assert_eq!(again, body);
+    // Both datacenters down: what the edge holds is still served...
+    for dc in ["dc-a", "dc-b"] {
+        env.amsplay()
+            .args(["local", "fail", dc, "--origin", "down"])
+            .output()
+            .success();
+    }
+    let (status, _, held) = send("GET", &url, "");
+    assert_eq!((status, held), (200, body));
+    // ...and what it does not hold is a fast 503 players retry.
+    let (status, head, _) = send("GET", &format!("{url}?uncached"), "");
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+    // Preflights are answered here; other methods are refused.
+    let ask = "Origin: https://player.example\r\nAccess-Control-Request-Method: GET\r\nAccess-Control-Request-Headers: authorization\r\n";
+    let (status, head, _) = send("OPTIONS", &url, ask);
+    assert_eq!(status, 204, "{head}");
+    assert!(
+        head.contains("access-control-allow-headers: authorization"),
+        "{head}"
+    );
+    let (status, _, _) = send("DELETE", &url, "");
+    assert_eq!(status, 405);
 }
 
 #[test]
