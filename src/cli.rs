@@ -212,7 +212,8 @@ pub enum LocalAction {
     /// Break a datacenter's paths, as real outages do (`heal` puts them right).
     ///
     /// Modes: ok, down (connections refused), hang (accepted, never answered), slow (each
-    /// request delayed by --latency-ms), 503 (origin answers Service Unavailable).
+    /// request delayed by --latency-ms), 503 (origin answers Service Unavailable), cut (each
+    /// connection cut after --cut-bytes of answer, as a datacenter dying mid-response).
     /// Example: amsplay local fail dc-a --storage down
     Fail {
         /// dc-a or dc-b.
@@ -226,6 +227,9 @@ pub enum LocalAction {
         /// Delay of the slow mode.
         #[arg(long, default_value_t = 2000)]
         latency_ms: u64,
+        /// Bytes of answer each connection passes in the cut mode.
+        #[arg(long, default_value_t = 65536)]
+        cut_bytes: u64,
     },
     /// Put a datacenter's paths right again.
     Heal { datacenter: String },
@@ -540,11 +544,13 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
             storage,
             origin,
             latency_ms,
+            cut_bytes,
         } => {
             let faults = crate::faults::DatacenterFaults {
                 storage,
                 origin,
                 latency_ms,
+                cut_bytes,
             };
             rt.block_on(env.fail(&datacenter, faults))?;
             println!("{datacenter}: storage {storage}, origin {origin} (heal with `amsplay local heal {datacenter}`)");

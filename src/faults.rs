@@ -13,7 +13,9 @@
 //! - `hang`: connections are accepted and never answered; live ones stall;
 //! - `slow`: every chunk a client sends waits `latency_ms` before it is passed on (so every
 //!   request's first byte comes that much later);
-//! - `503`: every request is answered `503 Service Unavailable` by the fault point itself.
+//! - `503`: every request is answered `503 Service Unavailable` by the fault point itself;
+//! - `cut`: answers pass until `cut_bytes` bytes have gone to the client on a connection, then
+//!   the connection is cut (a datacenter dying in the middle of a response).
 //!
 //! `amsplay faults --config FILE` runs a set of fault points with a control API: `GET /faults`
 //! shows each datacenter's modes, `PUT /faults/{datacenter}` sets them.
@@ -43,13 +45,14 @@ pub enum Mode {
     Slow,
     #[serde(rename = "503")]
     Unavailable,
+    Cut,
 }
 
 impl std::str::FromStr for Mode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         serde_json::from_value(serde_json::Value::String(s.to_ascii_lowercase()))
-            .map_err(|_| format!("'{s}' is not a fault mode; use ok, down, hang, slow or 503"))
+            .map_err(|_| format!("'{s}' is not a fault mode; use ok, down, hang, slow, 503 or cut"))
     }
 }
 
@@ -61,6 +64,7 @@ impl std::fmt::Display for Mode {
             Mode::Hang => "hang",
             Mode::Slow => "slow",
             Mode::Unavailable => "503",
+            Mode::Cut => "cut",
         })
     }
 }
@@ -73,6 +77,8 @@ pub struct DatacenterFaults {
     pub origin: Mode,
     /// Added to every request in `slow` mode.
     pub latency_ms: u64,
+    /// Bytes a connection passes to its client in `cut` mode before it is cut (0: 64 KiB).
+    pub cut_bytes: u64,
 }
 
 impl DatacenterFaults {
@@ -110,6 +116,7 @@ pub struct FaultsConfig {
 struct Setting {
     mode: Mode,
     latency: Duration,
+    cut_bytes: u64,
 }
 
 /// Runs a set of fault points until `shutdown`; prints nothing, serves the control API on the
@@ -149,6 +156,11 @@ fn watch_setting(
             Link::Origin => f.origin,
         },
         latency: Duration::from_millis(f.latency_ms),
+        cut_bytes: if f.cut_bytes == 0 {
+            64 << 10
+        } else {
+            f.cut_bytes
+        },
     };
     let (tx, rx) = watch::channel(pick(&dc.borrow()));
     tokio::spawn(async move {
@@ -254,7 +266,7 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, mut setting: watch::
             let _ = client.shutdown().await;
             return;
         }
-        Mode::Ok | Mode::Slow => {}
+        Mode::Ok | Mode::Slow | Mode::Cut => {}
     }
     let Ok(Ok(server)) =
         tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(upstream)).await
@@ -281,13 +293,15 @@ async fn pump(
 ) -> std::io::Result<()> {
     let cut = || std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "fault point");
     let mut buf = vec![0u8; 64 << 10];
+    // Bytes passed to the client since the mode became `cut`.
+    let mut passed_in_cut = 0u64;
     loop {
         let n = tokio::select! {
             r = from.read(&mut buf) => r?,
             changed = setting.changed() => {
                 if changed.is_err() { return Err(cut()); }
                 match setting.borrow().mode {
-                    Mode::Ok | Mode::Slow => continue,
+                    Mode::Ok | Mode::Slow | Mode::Cut => continue,
                     Mode::Hang => {}
                     Mode::Down | Mode::Unavailable => return Err(cut()),
                 }
@@ -300,8 +314,19 @@ async fn pump(
             return Ok(());
         }
         let s = *setting.borrow_and_update();
+        if s.mode != Mode::Cut {
+            passed_in_cut = 0;
+        }
         match s.mode {
-            Mode::Ok => {}
+            Mode::Cut if !delay => {
+                let room = s.cut_bytes.saturating_sub(passed_in_cut);
+                if (n as u64) >= room {
+                    to.write_all(&buf[..room as usize]).await?;
+                    return Err(cut());
+                }
+                passed_in_cut += n as u64;
+            }
+            Mode::Ok | Mode::Cut => {}
             Mode::Slow if delay => tokio::time::sleep(s.latency).await,
             Mode::Slow => {}
             Mode::Hang => {

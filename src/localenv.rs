@@ -705,7 +705,7 @@ impl LocalEnv {
         let down = DatacenterFaults {
             storage: Mode::Down,
             origin: Mode::Down,
-            latency_ms: 0,
+            ..Default::default()
         };
         self.fail(name, down).await?;
         azurite::stop_pid(m.pid).await;

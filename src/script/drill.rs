@@ -105,20 +105,21 @@ fn parse_faults(m: &Map) -> RhaiResult<crate::faults::DatacenterFaults> {
                     f.origin = mode;
                 }
             }
-            "latency_ms" => {
-                f.latency_ms = v
+            "latency_ms" | "cut_bytes" => {
+                let n = v
                     .as_int()
                     .ok()
                     .and_then(|n| u64::try_from(n).ok())
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "latency_ms must be a whole number of milliseconds, not {v}"
-                        ))
-                    })?
+                    .ok_or_else(|| invalid(format!("{k} must be a whole number, not {v}")))?;
+                if k == "latency_ms" {
+                    f.latency_ms = n;
+                } else {
+                    f.cut_bytes = n;
+                }
             }
             other => {
                 return Err(invalid(format!(
-                    "'{other}' is not a fault; use storage, origin and latency_ms"
+                    "'{other}' is not a fault; use storage, origin, latency_ms and cut_bytes"
                 )))
             }
         }
@@ -173,7 +174,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 .ok_or_else(|| host_error("local_env", format!("no datacenter '{dc}'; the local environment has dc-a and dc-b"), None, None))
         });
     func("fail", &["env: LocalEnv", "datacenter: String", "faults: Map", "()"],
-        "Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys: storage (its\nemulator's and origin's path to storage) and origin (the path of players and the front door to\nits origin), each \"ok\", \"down\" (refused), \"hang\" (never answered), \"slow\" (latency_ms per\nrequest) or \"503\"; latency_ms (2000).\nExample: env.fail(\"dc-a\", #{ storage: \"down\" }); sleep(5); env.heal(\"dc-a\");")
+        "Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys: storage (its\nemulator's and origin's path to storage) and origin (the path of players and the front door to\nits origin), each \"ok\", \"down\" (refused), \"hang\" (never answered), \"slow\" (latency_ms per\nrequest), \"503\" or \"cut\" (each connection cut after cut_bytes of answer, 64 KiB); latency_ms (2000).\nExample: env.fail(\"dc-a\", #{ storage: \"down\" }); sleep(5); env.heal(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str, faults: Map| -> RhaiResult<()> {
             let faults = parse_faults(&faults)?;
             e.rt.block_on(e.env.fail(dc, faults)).script()

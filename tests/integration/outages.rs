@@ -234,3 +234,61 @@ fn local_fail_and_heal_break_and_mend_one_datacenters_paths() {
         .failure()
         .stderr_has("not a fault mode");
 }
+
+/// The front door finishes a body that A cut in the middle from B (a `Range` for the rest,
+/// guarded by the ETag): the player gets one whole, correct response.
+#[test]
+fn a_body_cut_in_the_middle_is_finished_by_the_other_datacenter() {
+    let env = LocalUp::start();
+    let master = streamed(&env);
+    let status = env.amsplay().args(["local", "status", "--json"]).output();
+    let v: serde_json::Value = serde_json::from_str(&status.success().stdout()).unwrap();
+    let front = v["front_door"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    let origin = |i: usize| v["datacenters"][i]["origin"].as_str().unwrap().to_string();
+    // The largest fragment: the last variant's first media segment.
+    let (_, _, text) = send("GET", &format!("{}{master}", origin(1)), "");
+    let text = String::from_utf8(text).unwrap();
+    let variant = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
+    let base = format!("{}{}", origin(1), &master[..master.rfind('/').unwrap() + 1]);
+    let (_, _, media) = send("GET", &format!("{base}{variant}"), "");
+    let media = String::from_utf8(media).unwrap();
+    let segment = media
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap();
+    let dir = &variant[..variant.rfind('/').map_or(0, |i| i + 1)];
+    let path = format!(
+        "{}{dir}{segment}",
+        &master[..master.rfind('/').unwrap() + 1]
+    );
+    let (status, _, whole) = send("GET", &format!("{}{path}", origin(1)), "");
+    assert_eq!(status, 200);
+    assert!(whole.len() > 4096, "{} bytes is no test", whole.len());
+    let cut = (whole.len() / 2).to_string();
+    env.amsplay()
+        .args([
+            "local",
+            "fail",
+            "dc-a",
+            "--origin",
+            "cut",
+            "--cut-bytes",
+            &cut,
+        ])
+        .output()
+        .success();
+    let (status, head, body) = send("GET", &format!("{front}{path}"), "");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains(&format!("x-served-by: {}", origin(0))),
+        "A began the answer: {head}"
+    );
+    assert_eq!(body.len(), whole.len(), "the whole body arrived");
+    assert!(body == whole, "and it is the same bytes");
+    let log = std::fs::read_to_string(env.dir.path().join("local/front.log")).unwrap();
+    assert!(log.contains("body resumed on the next origin"), "{log}");
+}
