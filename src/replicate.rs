@@ -6,6 +6,9 @@
 //! SAS on A's asset and its container name, (3) B's target asset (reused by that name), (4) a
 //! write SAS on it, (5) the copy (verified; blobs already there are skipped), (6) CreateFileInfos,
 //! (7) B's origin locator with A's Id (reused if there). The SAS locators are deleted at the end.
+//! Last, B's origin is warmed (every manifest of the primary file asked once, so every
+//! rendition's index is read before a failover sends players there); a standby that cannot be
+//! warmed is reported, not an error: its files are in place.
 //! A run interrupted anywhere is finished by running it again.
 
 use time::OffsetDateTime;
@@ -37,6 +40,8 @@ pub struct Replica {
     pub replica: Locator,
     pub target: Asset,
     pub copy: CopyReport,
+    /// B's origin warmed, or why not.
+    pub warmed: Result<crate::origin::warm::Warmed, String>,
 }
 
 async fn locator(
@@ -208,11 +213,29 @@ pub async fn replicate(
         .await;
         let _ = b.media.delete_locator(&write.id).await;
         let (copy, replica) = copied?;
+        // 8. Warm B's origin.
+        let files = b.media.files(&target.id).await?;
+        let manifest = files
+            .iter()
+            .find(|f| f.is_primary && f.name.to_ascii_lowercase().ends_with(".ism"));
+        let warmed = match manifest {
+            Some(primary) => {
+                let manifest = format!("{}{}/manifest", replica.path, primary.name);
+                crate::origin::warm::warm(&manifest).await
+            }
+            None => {
+                Err("nothing to warm: the asset has no primary .ism file to stream".to_string())
+            }
+        };
+        if let Err(e) = &warmed {
+            tracing::warn!(error = %e, "B's origin could not be warmed");
+        }
         Ok::<_, ReplicateError>(Replica {
             origin: origin.clone(),
             replica,
             target,
             copy,
+            warmed,
         })
     }
     .await;

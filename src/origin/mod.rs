@@ -14,6 +14,8 @@
 //!   at the speed players ask;
 //! - `locators.rs`: which locators may serve, looked up in the emulator's database at most
 //!   every 500 ms per locator;
+//! - `warm.rs`: a client's side, asking an origin for every manifest of a presentation so
+//!   a standby has read its indexes before players arrive (the walkthrough's last step);
 //! - `error.rs`: 404 only for what does not exist, 400 for malformed paths, 503 with
 //!   `Retry-After` when storage cannot answer within `storage_timeout`.
 //!
@@ -29,6 +31,7 @@ pub mod locators;
 mod manifests;
 pub mod presentation;
 pub mod smooth;
+pub mod warm;
 
 use std::collections::HashMap;
 use std::future::Future;

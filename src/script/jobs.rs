@@ -174,12 +174,13 @@ fn replicate(a: &Account, b: &Account, x: &Asset, opts: rhai::Map) -> RhaiResult
     );
     m.insert("copied".into(), (r.copy.copied as i64).into());
     m.insert("skipped".into(), (r.copy.skipped as i64).into());
+    m.insert("warmed".into(), super::media::warmed_map(r.warmed).into());
     Ok(m)
 }
 
 pub fn register(engine: &mut Engine) {
     for with_opts in [false, true] {
-        const DOC: &str = "Replicates an asset from A to B, the walkthrough's seven steps in one idempotent, resumable\ncall: A's origin locator, a read SAS, B's target asset, a write SAS, the verified copy,\nCreateFileInfos, and B's origin locator with A's Id. Options: locator_id (use or create A's\norigin locator with this Id). Returns #{origin, replica, target, copied, skipped}.\nExample: let r = replicate(a, b, out, #{}); print(r.replica.path);";
+        const DOC: &str = "Replicates an asset from A to B, the walkthrough's seven steps in one idempotent, resumable\ncall: A's origin locator, a read SAS, B's target asset, a write SAS, the verified copy,\nCreateFileInfos, B's origin locator with A's Id, and B's origin warmed. Options: locator_id (use\nor create A's origin locator with this Id). Returns #{origin, replica, target, copied, skipped,\nwarmed} (warmed: #{manifests, ms}, or #{error} when B's origin could not be reached).\nExample: let r = replicate(a, b, out, #{}); print(r.replica.path);";
         if with_opts {
             func(
                 "replicate",

@@ -428,6 +428,13 @@ pub fn register(engine: &mut Engine) {
             let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("url(file): the map has no name"))?;
             Ok(format!("{}{name}/manifest", l.locator.path))
         });
+    func("warm", &["locator: Locator", "file: Map", "Map"],
+        "Asks the origin behind an origin locator for the file's manifests in every format (Smooth, HLS,\nDASH), so it reads every rendition's index before players arrive: a standby's last step.\nReturns #{manifests, ms}, or #{error} when the origin did not answer.\nExample: let w = replica.warm(primary); print(`B warmed in ${w.ms} ms`);")
+        .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<Map> {
+            let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("warm(file): the map has no name"))?;
+            let manifest = format!("{}{name}/manifest", l.locator.path);
+            Ok(warmed_map(l.account.block_on(crate::origin::warm::warm(&manifest))))
+        });
     func("streaming_urls", &["locator: Locator", "asset: Asset", "Map"],
         "Smooth, HLS and DASH URLs of the asset's primary file through an origin locator.\nExample: print(replica.streaming_urls(target));")
         .register_into_engine(engine, |l: &mut Locator, x: Asset| -> RhaiResult<Map> {
@@ -467,4 +474,19 @@ pub fn register(engine: &mut Engine) {
             })
             .collect())
     });
+}
+
+/// What warming an origin did, as a playbook sees it.
+pub(crate) fn warmed_map(w: Result<crate::origin::warm::Warmed, String>) -> Map {
+    let mut m = Map::new();
+    match w {
+        Ok(w) => {
+            m.insert("manifests".into(), (w.manifests as i64).into());
+            m.insert("ms".into(), w.ms.into());
+        }
+        Err(e) => {
+            m.insert("error".into(), e.into());
+        }
+    }
+    m
 }

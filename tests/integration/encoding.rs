@@ -235,6 +235,10 @@ fn the_whole_failover_walkthrough_runs_twice_and_the_second_run_changes_nothing(
     assert_ne!(orig, repl);
     assert_eq!(path(&orig), path(&repl), "the URLs differ only by host");
     assert!(orig.ends_with("/mezzanine.ism/manifest"), "{orig}");
+    assert!(
+        first.contains("B's origin warmed: 3 manifests"),
+        "the walkthrough's last step warms B: {first}"
+    );
 
     // Check both datacenters with a playbook of our own.
     let check = dir.path().join("check.rhai");

@@ -145,6 +145,7 @@ fn replicate_and_replicate_all_are_idempotent() {
         print(`same id: ${r1.origin.id == r1.replica.id}`);
         print(`second copied: ${r2.copied} skipped: ${r2.skipped}`);
         print(`B files: ${r2.target.files.len()}`);
+        print(`warmed: ${r2.warmed.error}`);
     "#,
     )
     .unwrap();
@@ -159,7 +160,8 @@ fn replicate_and_replicate_all_are_idempotent() {
     run(vec!["run".as_ref(), script.as_os_str()])
         .stdout_has("same id: true")
         .stdout_has("second copied: 0 skipped: 1")
-        .stdout_has("B files: 1");
+        .stdout_has("B files: 1")
+        .stdout_has("warmed: nothing to warm: the asset has no primary .ism file");
     let all = repo().join("scripts/replicate_all.rhai");
     run(vec!["run".as_ref(), all.as_os_str()]).stdout_has("2 asset(s) replicated");
     run(vec!["run".as_ref(), all.as_os_str()])
