@@ -119,6 +119,27 @@ pub struct AssetFile {
     pub content_checksum: Option<String>,
 }
 
+/// Characters Media Services v2 refuses in an AssetFile's Name.
+pub const FILE_NAME_RESERVED: &str = "!*'();:@&=+$,/?%#[]\"";
+
+/// Whether `name` can be an AssetFile's Name, as Media Services v2 ruled (1 to 260 characters,
+/// none of `FILE_NAME_RESERVED`), and so can never be a path: no separators, no `..`, no control
+/// characters. The reason when it cannot.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    let why = if name.is_empty() || name.chars().count() > 260 {
+        "must be 1 to 260 characters"
+    } else if name.chars().any(|c| FILE_NAME_RESERVED.contains(c)) {
+        "must not contain any of !*'();:@&=+$,/?%#[]\""
+    } else if name.contains('\\') || name.contains("..") {
+        "must not contain a path (no \\ and no ..)"
+    } else if name.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(());
+    };
+    Err(why.to_string())
+}
+
 /// Permission flags of an access policy.
 pub mod permissions {
     pub const NONE: i32 = 0;
@@ -499,6 +520,31 @@ pub mod lenient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn file_names_follow_the_v2_rules_and_are_never_paths() {
+        for ok in [
+            "clip.mp4",
+            "Big Buck Bunny_1920x1080_6780.mp4",
+            "é.ism",
+            &"x".repeat(260),
+        ] {
+            assert_eq!(check_file_name(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "../x.mp4",
+            "a/b.mp4",
+            "a\\b.mp4",
+            "a..b",
+            "x?.mp4",
+            "a\u{0}b",
+            &"x".repeat(261),
+        ] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn dates_in_every_form() {

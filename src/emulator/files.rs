@@ -64,13 +64,9 @@ pub fn new_file(asset_id: &str, name: String) -> AssetFile {
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
-    const RESERVED: &str = "!*'();:@&=+$,/?%#[]\"";
-    if name.is_empty() || name.len() > 260 || name.chars().any(|c| RESERVED.contains(c)) {
-        return Err(ApiError::bad_request(format!(
-            "field 'Name' '{name}' must be 1 to 260 characters without any of {RESERVED}"
-        )));
-    }
-    Ok(())
+    crate::ams::model::check_file_name(name).map_err(|why| {
+        ApiError::bad_request(format!("field 'Name' {why}: {}", name.escape_debug()))
+    })
 }
 
 fn apply(f: &mut AssetFile, body: &Body) -> Result<(), ApiError> {

@@ -10,7 +10,9 @@ use crate::ams::model::{Asset, AssetFile};
 
 /// `GET CreateFileInfos?assetid='nb%3Acid%3AUUID%3A…'`: one File per blob in the asset's
 /// container (size, MIME type, MD5 as ContentChecksum); existing Files are brought up to date,
-/// so calling it again changes nothing. A single `.ism` becomes the primary file.
+/// so calling it again changes nothing. A single `.ism` becomes the primary file. Blobs whose
+/// names cannot be file names (paths, reserved characters) are skipped and listed,
+/// percent-encoded, in the `x-amsplay-skipped-blobs` header.
 pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiError> {
     let asset_id = query
         .unwrap_or_default()
@@ -20,19 +22,40 @@ pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Res
         .map(|(_, v)| urldecode(v).trim_matches('\'').to_string())
         .ok_or_else(|| ApiError::bad_request("CreateFileInfos needs ?assetid='<asset id>'"))?;
     let _: Asset = ctx.load(&assets::INFO, &asset_id)?;
-    register_files(ctx.st, &asset_id).await?;
-    Ok(no_content())
+    let skipped = register_files(ctx.st, &asset_id).await?;
+    let mut r = no_content();
+    if !skipped.is_empty() {
+        let names: Vec<String> = skipped
+            .iter()
+            .take(20)
+            .map(|n| url::form_urlencoded::byte_serialize(n.as_bytes()).collect())
+            .collect();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&names.join(", ")) {
+            r.headers_mut().insert("x-amsplay-skipped-blobs", v);
+        }
+    }
+    Ok(r)
 }
 
 /// One File per blob of the asset's container, brought up to date; a single `.ism` becomes the
-/// primary file. Used by CreateFileInfos and by finished encoding jobs.
-pub async fn register_files(st: &AppState, asset_id: &str) -> Result<(), ApiError> {
+/// primary file. Used by CreateFileInfos and by finished encoding jobs. Returns the names of
+/// blobs skipped because they cannot be file names.
+pub async fn register_files(st: &AppState, asset_id: &str) -> Result<Vec<String>, ApiError> {
     let v = st
         .db
         .get(assets::INFO.name, asset_id)?
         .ok_or_else(|| ApiError::not_found(format!("Asset '{asset_id}' was not found")))?;
     let asset: Asset = serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?;
-    let blobs = st.storage.blobs(&asset.container()).await?;
+    let (blobs, skipped): (Vec<_>, Vec<_>) = st
+        .storage
+        .blobs(&asset.container())
+        .await?
+        .into_iter()
+        .partition(|b| crate::ams::model::check_file_name(&b.name).is_ok());
+    let skipped: Vec<String> = skipped.into_iter().map(|b| b.name).collect();
+    if !skipped.is_empty() {
+        tracing::warn!(asset = %asset_id, blobs = ?skipped, "blobs whose names cannot be file names were not registered");
+    }
     let existing: Vec<AssetFile> = st
         .db
         .list(files::INFO.name, Some(asset_id))?
@@ -78,5 +101,5 @@ pub async fn register_files(st: &AppState, asset_id: &str) -> Result<(), ApiErro
             }
         }
     }
-    Ok(())
+    Ok(skipped)
 }

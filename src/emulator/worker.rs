@@ -299,11 +299,17 @@ async fn encode_into(
             .await
             .map_err(storage_err)?
             .into_iter()
-            .next()
             .map(|b| b.name)
-            .ok_or_else(|| EncodeError::NotVideo(format!("input asset '{input}' has no files")))?,
+            .find(|n| crate::ams::model::check_file_name(n).is_ok())
+            .ok_or_else(|| {
+                EncodeError::NotVideo(format!(
+                    "input asset '{input}' has no files (blobs whose names cannot be file names are ignored)"
+                ))
+            })?,
     };
-    let local = work.join(&name);
+    // The input is called what the encoder decides, inside its work folder, whatever the
+    // blob's name (it may come from an older database or a blob nobody registered).
+    let local = work.join(local_input_name(&name));
     st.storage
         .download_file(
             &input_asset.container(),
@@ -398,4 +404,31 @@ async fn encode_into(
     // Keep the task's latest progress write from racing the final state.
     *task = load(st, TASKS.name, &task.id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
     Ok(())
+}
+
+/// The work folder's name for an input blob: `input` and the blob's extension when that is a
+/// plain one (letters and digits, at most 8), so no name can lead outside the folder.
+fn local_input_name(blob: &str) -> String {
+    let ext = blob
+        .rsplit_once('.')
+        .map(|(_, e)| e)
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()));
+    match ext {
+        Some(e) => format!("input.{}", e.to_ascii_lowercase()),
+        None => "input".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_encoders_input_name_never_leaves_its_folder() {
+        use super::local_input_name as n;
+        assert_eq!(n("mezzanine.MP4"), "input.mp4");
+        assert_eq!(n("../../../../etc/passwd"), "input");
+        assert_eq!(n("..\\..\\x.mov"), "input.mov");
+        assert_eq!(n("a.b/../c"), "input");
+        assert_eq!(n("clip.mp4/.."), "input");
+        assert_eq!(n("noext"), "input");
+    }
 }

@@ -7,14 +7,14 @@ use serde_json::{json, Value};
 use crate::harness::Media;
 
 /// Raw requests with the headers the reference's samples send.
-struct Raw {
+pub(crate) struct Raw {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Raw {
-    async fn new(m: &Media) -> Raw {
+    pub(crate) async fn new(m: &Media) -> Raw {
         Raw {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -25,7 +25,7 @@ impl Raw {
         }
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: &str,
         path: &str,
@@ -60,21 +60,21 @@ impl Raw {
     }
 
     /// POSTs an entity and returns its Id.
-    async fn create(&self, path: &str, body: &str) -> String {
+    pub(crate) async fn create(&self, path: &str, body: &str) -> String {
         self.ok("POST", path, Some(body)).await["Id"]
             .as_str()
             .unwrap_or_else(|| panic!("POST {path} returned no Id"))
             .to_string()
     }
 
-    async fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
+    pub(crate) async fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
         let (s, _, v) = self.send(method, path, body, false).await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
         v
     }
 }
 
-fn enc(id: &str) -> String {
+pub(crate) fn enc(id: &str) -> String {
     id.replace(':', "%3A")
 }
 

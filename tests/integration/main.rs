@@ -6,6 +6,7 @@ mod copy;
 mod emulator;
 mod encoding;
 mod harness;
+mod hostile;
 mod limits;
 mod origin;
 mod outages;

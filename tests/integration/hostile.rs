@@ -1,0 +1,142 @@
+//! A hostile or careless client against the real emulator: every finding of the hardening
+//! issue that a request can reach, each answered without harm.
+
+use serde_json::json;
+
+use crate::emulator::{enc, Raw};
+use crate::harness::Media;
+
+/// PUTs `data` as a blob whose name is exactly `name` (percent-encoded into one path segment,
+/// so `..` and `/` reach the storage as they are), through a write SAS.
+async fn put_blob_named(m: &Media, container: &str, name: &str, data: Vec<u8>) {
+    let perms = "rwl".parse().unwrap();
+    let expiry = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let sas = m
+        .env
+        .storage("dca")
+        .container_sas_url(container, perms, None, expiry)
+        .await
+        .unwrap();
+    let segment: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
+    let url = format!(
+        "{}/{}?{}",
+        sas.as_str().split('?').next().unwrap(),
+        segment.replace('+', "%20"),
+        sas.query().unwrap()
+    );
+    let r = reqwest::Client::new()
+        .put(url)
+        .header("x-ms-blob-type", "BlockBlob")
+        .body(data)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// A blob named like a path, registered and encoded, never writes outside the data folder:
+/// CreateFileInfos skips (and names) it, File names that are paths are refused, and the
+/// encoder names its input itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_names_that_are_paths_never_reach_the_disk() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = crate::encoding::sample(dir.path(), "clip.mp4", 320, 180, 2);
+    let aid = raw.create("/api/Assets", r#"{"Name":"hostile"}"#).await;
+    let container = amsplay::ams::model::asset_container(&aid);
+    let escape = format!("escape-{}.mp4", uuid::Uuid::new_v4());
+    let evil = format!("../../../../{escape}");
+    put_blob_named(&m, &container, &evil, std::fs::read(&clip).unwrap()).await;
+
+    // CreateFileInfos skips the blob and says so.
+    let (status, headers, _) = raw
+        .send(
+            "GET",
+            &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let skipped = headers["x-amsplay-skipped-blobs"].to_str().unwrap();
+    assert!(skipped.contains(&escape), "{skipped}");
+    let files = raw
+        .ok("GET", &format!("/api/Assets('{}')/Files", enc(&aid)), None)
+        .await;
+    assert_eq!(files["value"].as_array().unwrap().len(), 0, "{files}");
+
+    // A File whose Name is a path is refused, on POST and on MERGE.
+    for name in [
+        evil.as_str(),
+        "..",
+        "a\\b.mp4",
+        "sub/clip.mp4",
+        &"x".repeat(261),
+    ] {
+        let body = json!({"Name": name, "ParentAssetId": aid}).to_string();
+        let (status, _, v) = raw.send("POST", "/api/Files", Some(&body), false).await;
+        assert_eq!(status, 400, "{name:?} was accepted: {v}");
+        assert!(
+            v.to_string().contains("Name"),
+            "the error names the field: {v}"
+        );
+    }
+    let ok = json!({"Name": "clip.mp4", "ParentAssetId": aid}).to_string();
+    let fid = raw.create("/api/Files", &ok).await;
+    let merge = json!({"Name": evil}).to_string();
+    let (status, _, _) = raw
+        .send(
+            "MERGE",
+            &format!("/api/Files('{}')", enc(&fid)),
+            Some(&merge),
+            false,
+        )
+        .await;
+    assert_eq!(status, 400);
+    raw.ok("DELETE", &format!("/api/Files('{}')", enc(&fid)), None)
+        .await;
+
+    // Encoding an asset whose only blob has that name: the encoder never uses it (it names its
+    // input itself, and ignores blobs that cannot be files); nothing appears outside the data
+    // folder.
+    let body = json!({
+        "Name": "hostile job",
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+        "Tasks": [{
+            "Configuration": "Adaptive Streaming",
+            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+            "TaskBody": "<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetCreationOptions=\"0\" assetName=\"out\">JobOutputAsset(0)</outputAsset></taskBody>"
+        }]
+    });
+    let jid = raw.create("/api/Jobs", &body.to_string()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let j = raw
+            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+            .await;
+        if let Some(3..=5) = j["State"].as_i64() {
+            assert_eq!(j["State"], 4, "no usable input: the job ends in error: {j}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ended: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let tasks = raw
+        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
+        .await;
+    assert!(
+        tasks.to_string().contains("cannot be file names"),
+        "the error says why: {tasks}"
+    );
+    for ancestor in m.data.path().ancestors() {
+        assert!(
+            !ancestor.join(&escape).exists(),
+            "{} was written outside the data folder",
+            ancestor.join(&escape).display()
+        );
+    }
+}
