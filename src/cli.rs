@@ -519,7 +519,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
             for m in &state.media {
                 println!(
                     "Media Services for {}: http://127.0.0.1:{}/api/ (pid {})",
-                    m.datacenter, m.port, m.pid
+                    m.datacenter, m.port, m.process.pid
                 );
             }
             if let Some(front) = state.front_url() {

@@ -260,8 +260,18 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, mut setting: watch::
         Mode::Down => return,
         Mode::Hang => return until_not(&mut setting, Mode::Hang).await,
         Mode::Unavailable => {
+            // The request's head first (as a server would), then the answer.
+            let mut head = Vec::new();
             let mut buf = [0u8; 4096];
-            let _ = tokio::time::timeout(Duration::from_secs(2), client.read(&mut buf)).await;
+            let read_head = async {
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 64 << 10 {
+                    match client.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), read_head).await;
             let _ = client.write_all(UNAVAILABLE).await;
             let _ = client.shutdown().await;
             return;

@@ -28,6 +28,7 @@ pub mod front;
 pub mod localenv;
 pub mod origin;
 pub mod player;
+pub mod process;
 pub mod progress;
 pub mod replicate;
 pub mod script;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::azurite::{self, Azurite, AzuriteError, AzuriteSpec};
 use crate::config::{AccountEntry, AccountsFile, StorageAccount};
 use crate::faults::{DatacenterFaults, Mode};
+use crate::process::Owned;
 
 /// Where the local environment lives unless `AMSPLAY_LOCAL_DIR` says otherwise.
 pub const DEFAULT_DIR: &str = ".amsplay/local";
@@ -64,7 +65,9 @@ fn unknown_datacenter(name: &str) -> LocalEnvError {
 pub struct MediaProcess {
     /// `dc-a`, `dc-b`, or `front`.
     pub datacenter: String,
-    pub pid: u32,
+    /// Its PID and start time (`pid`, `start` in the file).
+    #[serde(flatten)]
+    pub process: Owned,
     pub port: u16,
 }
 
@@ -72,6 +75,9 @@ pub struct MediaProcess {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LocalState {
     pub azurite_pid: u32,
+    /// Azurite's start time (see `process::Owned`).
+    #[serde(default)]
+    pub azurite_start: u64,
     pub blob_port: u16,
     pub started: String,
     /// The Media Services emulators (origins), one per datacenter.
@@ -88,7 +94,8 @@ pub struct LocalState {
 /// The fault points' process and where each datacenter's paths go through it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct FaultsProcess {
-    pub pid: u32,
+    #[serde(flatten)]
+    pub process: Owned,
     /// The control API's port.
     pub port: u16,
     pub points: Vec<DatacenterPoints>,
@@ -181,8 +188,18 @@ impl Drop for LocalSession {
     }
 }
 
-fn alive_and_listening(pid: u32, port: u16) -> bool {
-    azurite::alive(pid) && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+fn alive_and_listening(process: Owned, port: u16) -> bool {
+    process.is_running() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+impl LocalState {
+    /// Azurite's process.
+    pub fn azurite(&self) -> Owned {
+        Owned {
+            pid: self.azurite_pid,
+            start: self.azurite_start,
+        }
+    }
 }
 
 impl LocalEnv {
@@ -307,20 +324,20 @@ impl LocalEnv {
         let Some(state) = self.load_state()? else {
             return Ok(None);
         };
-        let up = alive_and_listening(state.azurite_pid, state.blob_port)
+        let up = alive_and_listening(state.azurite(), state.blob_port)
             && state.media.len() == DATACENTERS.len()
             && state
                 .media
                 .iter()
-                .all(|m| alive_and_listening(m.pid, m.port))
+                .all(|m| alive_and_listening(m.process, m.port))
             && state
                 .front
                 .as_ref()
-                .is_some_and(|f| alive_and_listening(f.pid, f.port))
+                .is_some_and(|f| alive_and_listening(f.process, f.port))
             && state
                 .faults
                 .as_ref()
-                .is_some_and(|f| alive_and_listening(f.pid, f.port));
+                .is_some_and(|f| alive_and_listening(f.process, f.port));
         Ok(up.then_some(state))
     }
 
@@ -402,7 +419,7 @@ impl LocalEnv {
             if let Some(port) = port {
                 return Ok(MediaProcess {
                     datacenter: part.to_string(),
-                    pid: child.id(),
+                    process: Owned::of(child.id()),
                     port,
                 });
             }
@@ -521,7 +538,7 @@ impl LocalEnv {
         ];
         let p = self.spawn_amsplay("faults", &args, &[]).await?;
         Ok(FaultsProcess {
-            pid: p.pid,
+            process: p.process,
             port: p.port,
             points,
         })
@@ -567,6 +584,7 @@ impl LocalEnv {
         .await?;
         let mut state = LocalState {
             azurite_pid: az.pid,
+            azurite_start: Owned::of(az.pid).start,
             blob_port: az.port,
             started: time::OffsetDateTime::now_utc()
                 .format(&time::format_description::well_known::Rfc3339)
@@ -596,14 +614,14 @@ impl LocalEnv {
     }
 
     /// Every process of a state, the ones in front first.
-    fn pids(state: &LocalState) -> Vec<u32> {
+    fn processes(state: &LocalState) -> Vec<Owned> {
         state
             .front
             .iter()
             .chain(state.media.iter())
-            .map(|p| p.pid)
-            .chain(state.faults.as_ref().map(|f| f.pid))
-            .chain([state.azurite_pid])
+            .map(|p| p.process)
+            .chain(state.faults.as_ref().map(|f| f.process))
+            .chain([state.azurite()])
             .collect()
     }
 
@@ -612,9 +630,11 @@ impl LocalEnv {
         let Some(state) = self.load_state().ok().flatten() else {
             return Ok(false);
         };
-        let was_running = azurite::alive(state.azurite_pid);
-        for pid in Self::pids(&state) {
-            azurite::stop_pid(pid).await;
+        let was_running = state.azurite().is_running();
+        // Only processes that are still the ones we started are signalled; stale entries
+        // (their PIDs now someone else's) are dropped with the state file.
+        for p in Self::processes(&state) {
+            p.stop().await;
         }
         let _ = std::fs::remove_file(self.state_path());
         Ok(was_running)
@@ -625,8 +645,8 @@ impl LocalEnv {
         let Some(state) = self.load_state().ok().flatten() else {
             return;
         };
-        for pid in Self::pids(&state) {
-            azurite::stop_pid_blocking(pid);
+        for p in Self::processes(&state) {
+            p.stop_blocking();
         }
         let _ = std::fs::remove_file(self.state_path());
     }
@@ -708,7 +728,7 @@ impl LocalEnv {
             ..Default::default()
         };
         self.fail(name, down).await?;
-        azurite::stop_pid(m.pid).await;
+        m.process.stop().await;
         Ok(())
     }
 
@@ -721,7 +741,7 @@ impl LocalEnv {
             .iter()
             .position(|m| m.datacenter == name)
             .ok_or_else(|| unknown_datacenter(name))?;
-        if !alive_and_listening(state.media[pos].pid, state.media[pos].port) {
+        if !alive_and_listening(state.media[pos].process, state.media[pos].port) {
             let m = self
                 .spawn_media(name, &state, state.media[pos].port)
                 .await?;

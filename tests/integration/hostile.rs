@@ -140,3 +140,44 @@ async fn file_names_that_are_paths_never_reach_the_disk() {
         );
     }
 }
+
+/// A state file whose PIDs now belong to other processes (PIDs wrap within minutes): `local
+/// down`, `status` and `up` never signal them; the stale entries are dropped.
+#[test]
+fn stale_pids_in_the_state_file_are_never_signalled() {
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    std::fs::create_dir_all(&local).unwrap();
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let pid = bystander.id();
+    // What an earlier environment left: its processes' PIDs, now the bystander's, with the
+    // start times they had then (and an entry from before start times were recorded).
+    let state = json!({
+        "azurite_pid": pid, "azurite_start": 1, "blob_port": 1, "started": "2026-01-01T00:00:00Z",
+        "media": [{"datacenter": "dc-a", "pid": pid, "start": 2, "port": 1},
+                  {"datacenter": "dc-b", "pid": pid, "port": 1}],
+        "front": {"datacenter": "front", "pid": pid, "start": 3, "port": 1},
+        "faults": {"pid": pid, "start": 4, "port": 1, "points": []}
+    });
+    std::fs::write(local.join("state.json"), state.to_string()).unwrap();
+    let amsplay = || {
+        crate::harness::amsplay()
+            .cwd(dir.path())
+            .env("AMSPLAY_LOCAL_DIR", &local)
+    };
+    amsplay().args(["local", "status"]).output();
+    amsplay().args(["local", "down"]).output();
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "local down signalled a process it did not start"
+    );
+    assert!(
+        !local.join("state.json").exists(),
+        "the stale state is dropped"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

@@ -88,12 +88,12 @@ pub(crate) fn send(method: &str, url: &str, extra: &str) -> (u16, String, Vec<u8
     let u = url::Url::parse(url).unwrap();
     let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
     let path = &url[url.find(u.path()).unwrap()..];
-    write!(
-        s,
+    // One write: a server may answer (and close) as soon as it has read the request line.
+    let request = format!(
         "{method} {path} HTTP/1.0\r\nHost: {}\r\n{extra}\r\n",
         u.host_str().unwrap()
-    )
-    .unwrap();
+    );
+    s.write_all(request.as_bytes()).unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
