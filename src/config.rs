@@ -345,6 +345,12 @@ pub fn parse_connection_string(cs: &str) -> Result<StorageAccount, String> {
     })
 }
 
+/// Sets a file's or folder's mode (0600 for files holding secrets, 0700 for their folders).
+pub fn restrict(path: &std::path::Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

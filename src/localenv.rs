@@ -310,9 +310,9 @@ impl LocalEnv {
     }
 
     fn save_state(&self, state: &LocalState) -> Result<(), LocalEnvError> {
-        std::fs::write(
-            self.state_path(),
-            serde_json::to_string_pretty(state).expect("serializable"),
+        write_private(
+            &self.state_path(),
+            &serde_json::to_string_pretty(state).expect("serializable"),
         )
         .map_err(self.io())?;
         self.remember_ports(state);
@@ -570,6 +570,8 @@ impl LocalEnv {
         }
         self.down().await?;
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
+        // Keys, state and the emulators' databases live here: only the user may look.
+        crate::config::restrict(&self.root, 0o700).map_err(self.io())?;
         let accounts = DATACENTERS
             .iter()
             .map(|(_, acct)| Ok((acct.to_string(), self.key(acct)?)))
@@ -791,5 +793,7 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .truncate(true)
         .mode(0o600)
         .open(path)?;
+    // An existing file keeps its mode when opened: make it private too.
+    crate::config::restrict(path, 0o600)?;
     f.write_all(text.as_bytes())
 }

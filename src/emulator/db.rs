@@ -21,11 +21,22 @@ pub struct Db {
 }
 
 impl Db {
-    /// Opens (or creates) `dir/media.sqlite`.
+    /// Opens (or creates) `dir/media.sqlite`: the folder 0700, the database 0600 (it holds
+    /// locator URLs), and deleted rows overwritten on disk (`secure_delete`), so nothing
+    /// deleted stays readable in the file.
     pub fn open(dir: &Path) -> Result<Self, DbError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        let conn = Connection::open(dir.join("media.sqlite"))?;
+        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        crate::config::restrict(dir, 0o700).map_err(io)?;
+        let path = dir.join("media.sqlite");
+        let conn = Connection::open(&path)?;
+        for f in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{f}", path.display()));
+            if file.exists() {
+                crate::config::restrict(&file, 0o600).map_err(io)?;
+            }
+        }
+        conn.pragma_update(None, "secure_delete", "ON")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -119,18 +130,31 @@ impl Db {
     }
 
     pub fn delete(&self, set: &str, id: &str) -> Result<bool, DbError> {
-        let n = self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "DELETE FROM entities WHERE set_name = ?1 AND id = ?2",
             params![set, id],
         )?;
+        scrub(&conn);
         Ok(n > 0)
     }
 
     pub fn delete_children(&self, set: &str, parent: &str) -> Result<usize, DbError> {
-        Ok(self.conn().execute(
+        let conn = self.conn();
+        let n = conn.execute(
             "DELETE FROM entities WHERE set_name = ?1 AND parent = ?2",
             params![set, parent],
-        )?)
+        )?;
+        scrub(&conn);
+        Ok(n)
+    }
+}
+
+/// After a delete: the write-ahead log still holds the deleted rows' old pages, so it is
+/// checkpointed and emptied (the database file's freed pages are zeroed by `secure_delete`).
+fn scrub(conn: &Connection) {
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "could not empty the write-ahead log after a delete");
     }
 }
 

@@ -1,6 +1,11 @@
-//! `Locators`: SAS locators (a container URL with a real service SAS signed by the storage
-//! account key) and OnDemandOrigin locators (`{streaming base}/{guid}/`, optionally with a
-//! caller-supplied Id: the failover trick that gives two datacenters the same paths).
+//! `Locators`: SAS locators and OnDemandOrigin locators (`{streaming base}/{guid}/`, optionally
+//! with a caller-supplied Id: the failover trick that gives two datacenters the same paths).
+//!
+//! A SAS locator is what Media Services made it: a stored access policy on the asset's
+//! container (Id = the locator's GUID, with its start, expiry and permissions) and a container
+//! URL whose SAS names it (`si=`). Deleting the locator removes the policy, and every URL made
+//! from it stops working at once. A container holds at most five policies, which is why an
+//! asset holds at most five locators.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -10,7 +15,7 @@ use super::odata::{ApiError, Body, SetInfo};
 use super::routes::not_allowed;
 use super::{assets, no_content, now, policies, to_value, Ctx};
 use crate::ams::model::{locator_type, permissions, AccessPolicy, Asset, IdKind, Locator};
-use crate::storage::SasPerms;
+use crate::storage::{SasPerms, StoredPolicy};
 
 pub const INFO: SetInfo = SetInfo {
     name: "Locators",
@@ -52,7 +57,24 @@ pub async fn handle(
         }
         ("DELETE", Some(id), None) => {
             let id = normalize_id(&id).unwrap_or(id);
-            let _: Locator = ctx.load(&INFO, &id)?;
+            let _guard = ctx.st.sas_lock.lock().await;
+            let l: Locator = ctx.load(&INFO, &id)?;
+            if l.kind == locator_type::SAS {
+                // Revoked in storage first: a locator gone from the API is gone for good.
+                let asset: Result<Asset, _> = ctx.load(&assets::INFO, &l.asset_id);
+                if let Ok(asset) = asset {
+                    let keep = sas_policies(ctx, &asset.id, None, Some(&l.id))?;
+                    match ctx
+                        .st
+                        .storage
+                        .set_container_policies(&asset.container(), &keep)
+                        .await
+                    {
+                        Ok(()) | Err(crate::storage::StorageError::ContainerNotFound { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
             ctx.st.db.delete(INFO.name, &id)?;
             Ok(no_content())
         }
@@ -76,7 +98,50 @@ fn sas_perms(p: i32) -> SasPerms {
     }
 }
 
-/// Fills in Path, BaseUri, ContentAccessComponent and ExpirationDateTime.
+/// A SAS locator's stored access policy.
+fn stored_policy(ctx: &Ctx<'_>, l: &Locator) -> Result<StoredPolicy, ApiError> {
+    let p: AccessPolicy = ctx.load(&policies::INFO, &l.access_policy_id)?;
+    Ok(StoredPolicy {
+        id: l.guid(),
+        start: l.start_time,
+        expiry: l.expiration_date_time,
+        perms: sas_perms(p.permissions),
+    })
+}
+
+/// The stored access policies an asset's container should hold: one per SAS locator, with
+/// `with` added (or in place of its stored self) and `without` left out. A locator whose
+/// access policy is gone has nothing to grant and is left out.
+fn sas_policies(
+    ctx: &Ctx<'_>,
+    asset_id: &str,
+    with: Option<&Locator>,
+    without: Option<&str>,
+) -> Result<Vec<StoredPolicy>, ApiError> {
+    let mut out = Vec::new();
+    for v in ctx.st.db.list(INFO.name, Some(asset_id))? {
+        let Ok(l) = serde_json::from_value::<Locator>(v) else {
+            continue;
+        };
+        let replaced = with.is_some_and(|w| w.id == l.id);
+        if l.kind != locator_type::SAS || Some(l.id.as_str()) == without || replaced {
+            continue;
+        }
+        match stored_policy(ctx, &l) {
+            Ok(p) => out.push(p),
+            Err(e) => {
+                tracing::warn!(locator = %l.id, error = %e.message, "SAS locator without its access policy: not granted")
+            }
+        }
+    }
+    if let Some(w) = with {
+        out.push(stored_policy(ctx, w)?);
+    }
+    Ok(out)
+}
+
+/// Fills in Path, BaseUri, ContentAccessComponent and ExpirationDateTime; for a SAS locator,
+/// also writes the container's stored access policies (call with `sas_lock` held).
 async fn publish(
     ctx: &Ctx<'_>,
     l: &mut Locator,
@@ -86,16 +151,16 @@ async fn publish(
     let expiry = l.start_time + time::Duration::seconds_f64(policy.duration_in_minutes * 60.0);
     l.expiration_date_time = expiry;
     if l.kind == locator_type::SAS {
+        let container = asset.container();
+        let all = sas_policies(ctx, &asset.id, Some(l), None)?;
+        ctx.st
+            .storage
+            .set_container_policies(&container, &all)
+            .await?;
         let url = ctx
             .st
             .storage
-            .container_sas_url(
-                &asset.container(),
-                sas_perms(policy.permissions),
-                Some(l.start_time),
-                expiry,
-            )
-            .await?;
+            .container_policy_sas_url(&container, &l.guid())?;
         l.path = url.to_string();
         l.content_access_component = format!("?{}", url.query().unwrap_or_default());
         let mut base = url;
@@ -149,6 +214,9 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         })?,
         None => IdKind::Locator.new_id(),
     };
+    // From the checks to the insert, one locator change at a time (the container's policies
+    // are written whole, and the sixth locator must see the fifth).
+    let _guard = ctx.st.sas_lock.lock().await;
     if ctx.st.db.get(INFO.name, &id)?.is_some() {
         return Err(ApiError::conflict(format!(
             "a Locator with Id '{id}' already exists"
@@ -180,6 +248,7 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 }
 
 async fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
+    let _guard = ctx.st.sas_lock.lock().await;
     let mut l: Locator = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
     if let Some(start) = body.date("StartTime")? {

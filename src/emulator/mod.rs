@@ -67,6 +67,8 @@ pub struct AppState {
     pub jobs: worker::JobControl,
     /// The streaming origin, served beside the API.
     pub origin: Arc<crate::origin::Origin>,
+    /// Held while a container's stored access policies change (they are written whole).
+    pub sas_lock: tokio::sync::Mutex<()>,
 }
 
 /// The emulator's router, to serve or to call in-process.
@@ -97,6 +99,7 @@ pub async fn serve(
         tools,
         jobs: worker::JobControl::default(),
         origin,
+        sas_lock: tokio::sync::Mutex::new(()),
     });
     worker::start(state.clone(), concurrency);
     tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");

@@ -35,8 +35,23 @@ pub async fn handle(
             Ok(no_content())
         }
         ("DELETE", Some(id), None) => {
-            let _: AccessPolicy = ctx.load(&INFO, &id)?;
-            ctx.st.db.delete(INFO.name, &id)?;
+            let p: AccessPolicy = ctx.load(&INFO, &id)?;
+            // A locator's permissions and lifetime come from its policy: it goes first.
+            let _guard = ctx.st.sas_lock.lock().await;
+            let users = ctx
+                .st
+                .db
+                .list(super::locators::INFO.name, None)?
+                .into_iter()
+                .filter(|v| v["AccessPolicyId"].as_str() == Some(p.id.as_str()))
+                .count();
+            if users > 0 {
+                return Err(ApiError::conflict(format!(
+                    "AccessPolicy '{}' is used by {users} locator(s); delete them first",
+                    p.id
+                )));
+            }
+            ctx.st.db.delete(INFO.name, &p.id)?;
             Ok(no_content())
         }
         (m, _, Some(nav)) => Err(ApiError::not_found(format!(

@@ -9,6 +9,7 @@ mod blocks;
 pub mod copy;
 mod error;
 mod pipe;
+mod policies;
 pub mod retry;
 mod transfer;
 
@@ -25,6 +26,7 @@ pub use copy::{copy_blobs, CopyMode, CopyOptions, CopyReport};
 pub use error::StorageError;
 use error::{classify, Target};
 pub use pipe::error_chain;
+pub use policies::{StoredPolicy, MAX_POLICIES};
 pub use retry::RetryPolicy;
 pub use transfer::TransferOptions;
 
@@ -154,7 +156,13 @@ impl Storage {
         let creds = StorageCredentials::access_key(account.account.clone(), account.key.clone());
         let http = http_client();
         let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
+        let mut options = azure_core::ClientOptions::default();
+        options
+            .per_call_policies_mut()
+            .push(Arc::new(policies::TrimPolicyIds));
+        // client_options replaces every option: it comes first.
         let service = ClientBuilder::with_location(location, creds)
+            .client_options(options)
             .retry(azure_core::RetryOptions::none())
             .transport(transport)
             .blob_service_client();
@@ -210,7 +218,13 @@ impl Storage {
         };
         let http = http_client();
         let transport = azure_core::TransportOptions::new(Arc::new(http.clone()));
+        let mut options = azure_core::ClientOptions::default();
+        options
+            .per_call_policies_mut()
+            .push(Arc::new(policies::TrimPolicyIds));
+        // client_options replaces every option: it comes first.
         let service = ClientBuilder::with_location(location, creds)
+            .client_options(options)
             .retry(azure_core::RetryOptions::none())
             .transport(transport)
             .blob_service_client();

@@ -181,3 +181,107 @@ fn stale_pids_in_the_state_file_are_never_signalled() {
     let _ = bystander.kill();
     let _ = bystander.wait();
 }
+
+/// PUTs a small blob through a container SAS URL; the status.
+async fn put_through(sas: &str, blob: &str) -> u16 {
+    let (base, query) = sas.split_once('?').unwrap();
+    reqwest::Client::new()
+        .put(format!("{base}/{blob}?{query}"))
+        .header("x-ms-blob-type", "BlockBlob")
+        .body("written through a SAS")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A SAS locator is a stored access policy on the container: deleting the locator revokes
+/// its URL at once (tested against Azurite), and the deleted URL is not left in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_sas_locator_revokes_its_url_at_once() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"revocable"}"#).await;
+    let pid = raw
+        .create(
+            "/api/AccessPolicies",
+            r#"{"Name":"write","DurationInMinutes":43200,"Permissions":2}"#,
+        )
+        .await;
+    let body = json!({"AccessPolicyId": pid, "AssetId": aid, "Type": 1}).to_string();
+    let make = || async { raw.ok("POST", "/api/Locators", Some(&body)).await };
+    let (first, second) = (make().await, make().await);
+    let (url1, url2) = (
+        first["Path"].as_str().unwrap().to_string(),
+        second["Path"].as_str().unwrap().to_string(),
+    );
+    assert!(
+        url1.contains("si="),
+        "the SAS names a stored policy: {url1}"
+    );
+    assert!(
+        !url1.contains("se="),
+        "its lifetime is the policy's: {url1}"
+    );
+    assert_eq!(put_through(&url1, "a.txt").await, 201);
+    assert_eq!(put_through(&url2, "b.txt").await, 201);
+
+    let lid = first["Id"].as_str().unwrap();
+    raw.ok("DELETE", &format!("/api/Locators('{}')", enc(lid)), None)
+        .await;
+    assert_eq!(
+        put_through(&url1, "c.txt").await,
+        403,
+        "a deleted locator's URL is revoked at once"
+    );
+    assert_eq!(
+        put_through(&url2, "d.txt").await,
+        201,
+        "the asset's other locator still works"
+    );
+    // An access policy a locator still uses cannot go (the locator would dangle).
+    let (status, _, v) = raw
+        .send(
+            "DELETE",
+            &format!("/api/AccessPolicies('{}')", enc(&pid)),
+            None,
+            false,
+        )
+        .await;
+    assert_eq!(status, 409, "{v}");
+
+    // At most five locators per asset, as a container holds at most five policies; each of
+    // the five works.
+    let pid = raw
+        .create(
+            "/api/AccessPolicies",
+            r#"{"Name":"write","DurationInMinutes":60,"Permissions":2}"#,
+        )
+        .await;
+    let body = json!({"AccessPolicyId": pid, "AssetId": aid, "Type": 1}).to_string();
+    for i in 0..4 {
+        let l = raw.ok("POST", "/api/Locators", Some(&body)).await;
+        let url = l["Path"].as_str().unwrap();
+        assert_eq!(put_through(url, &format!("more{i}.txt")).await, 201);
+    }
+    assert_eq!(put_through(&url2, "f.txt").await, 201);
+    let (status, _, _) = raw.send("POST", "/api/Locators", Some(&body), false).await;
+    assert_eq!(status, 400, "a sixth locator is refused");
+
+    // Nothing deleted stays readable on disk, and the database is the user's alone.
+    let sig = url1.split("sig=").nth(1).unwrap();
+    for file in ["media.sqlite", "media.sqlite-wal"] {
+        let path = m.data.path().join(file);
+        if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(sig),
+                "{file} still holds the deleted locator's URL"
+            );
+        }
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&m.data.path().join("media.sqlite")), 0o600);
+    assert_eq!(mode(m.data.path()), 0o700);
+}
