@@ -243,7 +243,9 @@ impl LocalEnv {
                 return Ok(k.trim().to_string());
             }
         }
-        std::fs::create_dir_all(path.parent().expect("has parent")).map_err(self.io())?;
+        let dir = path.parent().expect("has parent");
+        std::fs::create_dir_all(dir).map_err(self.io())?;
+        crate::config::restrict(dir, 0o700).map_err(self.io())?;
         let key = azurite::generate_key();
         write_private(&path, &key).map_err(self.io())?;
         Ok(key)
