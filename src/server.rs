@@ -3,6 +3,9 @@
 //! it waits for the next request), a cap on open connections (below the file limit, so
 //! half-sent requests cannot starve real ones), and graceful shutdown.
 //!
+//! A handler that panics answers 500 and the panic is logged as one line (never a backtrace per
+//! request); the connection and the server live on.
+//!
 //! The emulator (with its origin), the front door and the fault points' control all go through
 //! `serve`; `axum::serve` has neither limit.
 
@@ -57,6 +60,8 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    log_panics_in_one_line();
+    let app = app.layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked));
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -100,4 +105,35 @@ pub async fn serve(
         _ = tokio::time::sleep(Duration::from_secs(5)) => {}
     }
     Ok(())
+}
+
+/// The answer to a request whose handler panicked.
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        [("cache-control", "no-store")],
+        "internal error; it has been logged\n",
+    )
+        .into_response()
+}
+
+/// Panics go to the log as one line: what and where.
+fn log_panics_in_one_line() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()))
+                .unwrap_or_default();
+            tracing::error!(%at, "panic: {what}");
+        }));
+    });
 }

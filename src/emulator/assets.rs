@@ -55,7 +55,7 @@ pub async fn handle(
 
 async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let body = Body::parse(ctx.body)?;
-    let options = body.int("Options")?.unwrap_or(0) as i32;
+    let options = body.int("Options")?.unwrap_or(0);
     if ![0, 1, 2, 4].contains(&options) {
         return Err(ApiError::bad_request(format!(
             "field 'Options' must be 0 (None), 1 (StorageEncrypted), 2 (CommonEncryptionProtected) or 4 (EnvelopeEncryptionProtected), not {options}"

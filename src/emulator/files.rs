@@ -70,7 +70,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 fn apply(f: &mut AssetFile, body: &Body) -> Result<(), ApiError> {
-    if let Some(size) = body.int("ContentFileSize")? {
+    if let Some(size) = body.long("ContentFileSize")? {
         if size < 0 {
             return Err(ApiError::bad_request(
                 "field 'ContentFileSize' must not be negative",

@@ -298,7 +298,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         last_modified: t,
         start_time: None,
         end_time: None,
-        priority: body.int("Priority")?.unwrap_or(0) as i32,
+        priority: body.int("Priority")?.unwrap_or(0),
         running_duration: 0.0,
         state: job_state::QUEUED,
         template_id: None,

@@ -185,7 +185,7 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let body = Body::parse(ctx.body)?;
     let kind = body.int("Type")?.ok_or_else(|| {
         ApiError::bad_request("field 'Type' is required: 1 (SAS) or 2 (OnDemandOrigin)")
-    })? as i32;
+    })?;
     if kind != locator_type::SAS && kind != locator_type::ON_DEMAND_ORIGIN {
         return Err(ApiError::bad_request(format!(
             "field 'Type' must be 1 (SAS) or 2 (OnDemandOrigin), not {kind}"

@@ -227,19 +227,39 @@ impl Body {
             .ok_or_else(|| ApiError::bad_request(format!("field '{name}' is required")))
     }
 
+    /// A finite number (NaN and infinities are refused: they cannot be stored or read back).
     pub fn number(&self, name: &str) -> Result<Option<f64>, ApiError> {
         match self.field(name) {
             None => Ok(None),
-            Some(v) => lenient::number(v).map(Some).ok_or_else(|| {
-                ApiError::bad_request(format!("field '{name}' must be a number, not {v}"))
-            }),
+            Some(v) => lenient::number(v)
+                .filter(|n| n.is_finite())
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "field '{name}' must be a finite number, not {v}"
+                    ))
+                }),
         }
     }
 
-    pub fn int(&self, name: &str) -> Result<Option<i64>, ApiError> {
+    /// A whole number that fits in 32 bits (what every integer field of the v2 API is).
+    pub fn int(&self, name: &str) -> Result<Option<i32>, ApiError> {
         match self.number(name)? {
             Some(n) if n.fract() != 0.0 => Err(ApiError::bad_request(format!(
                 "field '{name}' must be a whole number, not {n}"
+            ))),
+            Some(n) if n < i32::MIN as f64 || n > i32::MAX as f64 => Err(ApiError::bad_request(
+                format!("field '{name}' is out of range: {n}"),
+            )),
+            n => Ok(n.map(|n| n as i32)),
+        }
+    }
+
+    /// A whole number of 64 bits (sizes).
+    pub fn long(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        match self.number(name)? {
+            Some(n) if n.fract() != 0.0 || n.abs() > 9.0e15 => Err(ApiError::bad_request(format!(
+                "field '{name}' must be a whole number of at most 9e15, not {n}"
             ))),
             n => Ok(n.map(|n| n as i64)),
         }
@@ -257,11 +277,14 @@ impl Body {
     pub fn date(&self, name: &str) -> Result<Option<time::OffsetDateTime>, ApiError> {
         match self.str(name)? {
             None => Ok(None),
-            Some(s) => parse_date(&s).map(Some).ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "field '{name}' must be a date such as 2026-11-21T22:40:00Z, not '{s}'"
-                ))
-            }),
+            Some(s) => parse_date(&s)
+                .filter(|d| (1900..=9000).contains(&d.year()))
+                .map(Some)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "field '{name}' must be a date between the years 1900 and 9000 such as 2026-11-21T22:40:00Z, not '{s}'"
+                    ))
+                }),
         }
     }
 }

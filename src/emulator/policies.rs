@@ -68,12 +68,14 @@ fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             "field 'DurationInMinutes' is required (the policy's lifetime in minutes)",
         )
     })?;
-    if duration.is_nan() || duration <= 0.0 {
+    // At most a hundred years: a lifetime added to any start date stays a date.
+    const MAX_MINUTES: f64 = 100.0 * 366.0 * 24.0 * 60.0;
+    if !(duration > 0.0 && duration <= MAX_MINUTES) {
         return Err(ApiError::bad_request(format!(
-            "field 'DurationInMinutes' must be positive, not {duration}"
+            "field 'DurationInMinutes' must be positive and at most {MAX_MINUTES} (100 years), not {duration}"
         )));
     }
-    let permissions = body.int("Permissions")?.unwrap_or(0) as i32;
+    let permissions = body.int("Permissions")?.unwrap_or(0);
     if !(0..=15).contains(&permissions) {
         return Err(ApiError::bad_request(format!(
             "field 'Permissions' must combine None 0, Read 1, Write 2, Delete 4, List 8, not {permissions}"

@@ -105,7 +105,8 @@ fn redirect(location: &str) -> Response {
 /// `/api/…` with `api` in any case; returns what follows it.
 fn strip_api(path: &str) -> Option<&str> {
     let rest = path.strip_prefix('/')?;
-    let (head, tail) = rest.split_at(rest.len().min(3));
+    // By characters, not bytes: a path may hold any UTF-8 after its first bytes.
+    let (head, tail) = rest.split_at_checked(3).unwrap_or((rest, ""));
     (head.eq_ignore_ascii_case("api") && (tail.is_empty() || tail.starts_with('/')))
         .then(|| tail.trim_start_matches('/'))
 }

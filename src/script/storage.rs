@@ -80,7 +80,16 @@ fn copy_options(opts: &Map) -> RhaiResult<CopyOptions> {
             "concurrency" => o.concurrency = int(k, v)? as usize,
             "attempts" => o.attempts = int(k, v)? as u32,
             "prefix" => o.prefix = Some(v.to_string()),
-            "sas_hours" => o.sas_lifetime = Duration::from_secs(int(k, v)? as u64 * 3600),
+            "sas_hours" => {
+                let h = int(k, v)?;
+                if !(1..=24 * 366).contains(&h) {
+                    return Err(invalid(format!(
+                        "sas_hours must be between 1 and {} (a year), not {h}",
+                        24 * 366
+                    )));
+                }
+                o.sas_lifetime = Duration::from_secs(h as u64 * 3600);
+            }
             "block_size" => block = int(k, v)?,
             "window" => window = int(k, v)?,
             "memory" => budget = int(k, v)?,

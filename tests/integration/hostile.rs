@@ -285,3 +285,97 @@ async fn deleting_a_sas_locator_revokes_its_url_at_once() {
     assert_eq!(mode(&m.data.path().join("media.sqlite")), 0o600);
     assert_eq!(mode(m.data.path()), 0o700);
 }
+
+/// Raw bytes of a request, and the status line's code (None if the connection was dropped
+/// without an answer).
+async fn raw_request(port: u16, request: &[u8]) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(request).await.unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw).await;
+    String::from_utf8_lossy(&raw)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+}
+
+/// A path that is not ASCII where the API's prefix would be is an ordinary 404, not a
+/// dropped connection; the emulator answers the next request as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paths_with_utf8_anywhere_are_answered() {
+    let m = Media::start(&[]).await;
+    for path in [
+        &b"/aa\xc3\xa9/x"[..],
+        b"/\xc3\xa9",
+        b"/ap\xc3\xa9",
+        b"/api\xc3\xa9/Assets",
+    ] {
+        let mut req = b"GET ".to_vec();
+        req.extend_from_slice(path);
+        req.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let status = raw_request(m.port, &req).await;
+        assert!(
+            matches!(status, Some(400..=499)),
+            "{} got {status:?}",
+            String::from_utf8_lossy(path)
+        );
+    }
+    let status = raw_request(
+        m.port,
+        b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(status.is_some(), "the emulator still answers");
+}
+
+/// Numbers and dates that cannot be stored or computed with are a 400 naming the field, never
+/// a panic, a wrapped value or a record that breaks later reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impossible_numbers_and_dates_are_refused_by_name() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let refused = |path: &'static str, body: String, field: &'static str| {
+        let raw = &raw;
+        async move {
+            let (status, _, v) = raw.send("POST", path, Some(&body), false).await;
+            assert_eq!(status, 400, "{path} {body}: {v}");
+            assert!(
+                v.to_string().contains(field),
+                "the error names {field}: {v}"
+            );
+        }
+    };
+    for d in [r#""inf""#, r#""NaN""#, "1e15", r#""-Infinity""#, "0"] {
+        let body = format!(r#"{{"Name":"p","DurationInMinutes":{d},"Permissions":1}}"#);
+        refused("/api/AccessPolicies", body, "DurationInMinutes").await;
+    }
+    let body = r#"{"Name":"p","DurationInMinutes":60,"Permissions":4294967297}"#.to_string();
+    refused("/api/AccessPolicies", body, "Permissions").await;
+    let body = r#"{"Name":"a","Options":4294967297}"#.to_string();
+    refused("/api/Assets", body, "Options").await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"dates"}"#).await;
+    let pid = raw
+        .create(
+            "/api/AccessPolicies",
+            r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#,
+        )
+        .await;
+    let locator =
+        |extra: &str| format!(r#"{{"AccessPolicyId":"{pid}","AssetId":"{aid}",{extra}}}"#);
+    refused("/api/Locators", locator(r#""Type":4294967298"#), "Type").await;
+    for start in [
+        "9999-12-31T23:59:59Z",
+        "/Date(253402300799000)/",
+        "-0001-01-01T00:00:00Z",
+    ] {
+        let body = locator(&format!(r#""Type":2,"StartTime":"{start}""#));
+        refused("/api/Locators", body, "StartTime").await;
+    }
+    // Nothing half-stored broke the listing.
+    let all = raw.ok("GET", "/api/AccessPolicies", None).await;
+    assert_eq!(all["value"].as_array().unwrap().len(), 1, "{all}");
+    raw.ok("GET", "/api/Locators", None).await;
+}
