@@ -226,6 +226,13 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         .as_array()
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("field 'Tasks' is required (at least one task)"))?;
+    const MAX_TASKS: usize = 30;
+    if tasks.len() > MAX_TASKS {
+        return Err(ApiError::bad_request(format!(
+            "field 'Tasks' holds {} tasks; a job may have at most {MAX_TASKS}",
+            tasks.len()
+        )));
+    }
     let mes = processors::media_encoder_standard();
     let mut parsed = Vec::new();
     for (i, t) in tasks.iter().enumerate() {
@@ -254,6 +261,17 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 "Tasks[{i}]: JobInputAsset({}) but the job has {} input asset(s)",
                 tbody.input,
                 inputs.len()
+            )));
+        }
+        // Each output asset belongs to a task: JobOutputAsset(n) numbers them from 0, so a
+        // job makes at most as many as it has tasks (a huge n made thousands of assets).
+        if tbody.output >= tasks.len() {
+            return Err(ApiError::bad_request(format!(
+                "Tasks[{i}]: JobOutputAsset({}) but a job of {} task(s) makes at most {} output asset(s): JobOutputAsset(0) to JobOutputAsset({})",
+                tbody.output,
+                tasks.len(),
+                tasks.len(),
+                tasks.len() - 1
             )));
         }
         parsed.push((tb.str("Name")?, config, task_body, tbody));

@@ -49,6 +49,9 @@ pub struct Mp4Index {
 /// faststart file of a few minutes.
 const HEAD_BYTES: u64 = 512 << 10;
 
+/// The largest `moov` read (a faststart index of many hours is a few megabytes).
+const MAX_MOOV: u64 = 64 << 20;
+
 fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
     IndexError::Format {
         blob: blob.to_string(),
@@ -92,6 +95,12 @@ impl Mp4Index {
                 ));
             }
             if &header[4..8] == b"moov" {
+                if box_size > MAX_MOOV {
+                    return Err(format_err(
+                        blob,
+                        format!("its moov claims {box_size} bytes; at most {MAX_MOOV}"),
+                    ));
+                }
                 let end = pos + box_size;
                 break if end <= head.len() as u64 {
                     head.slice(pos as usize..end as usize)
@@ -120,13 +129,29 @@ impl Mp4Index {
     }
 }
 
+/// The most samples a track may claim: over 18 hours of 60 fps video, or of AAC at 48 kHz.
+/// A sample table is only as trustworthy as the file it came from; a 92 KB `moov` claiming
+/// 4·10⁸ samples must not cost gigabytes.
+pub const MAX_SAMPLES: usize = 4_000_000;
+
 fn track(trak: &Trak) -> Result<Track, String> {
     let stbl = &trak.mdia.minf.stbl;
     let sizes: Vec<u32> = match &stbl.stsz.samples {
-        StszSamples::Identical { count, size } => vec![*size; *count as usize],
+        StszSamples::Identical { count, size } => {
+            let count = *count as usize;
+            if count > MAX_SAMPLES || (count > 0 && *size == 0) {
+                return Err(format!(
+                    "stsz claims {count} samples of {size} bytes (at most {MAX_SAMPLES} samples of a size above 0)"
+                ));
+            }
+            vec![*size; count]
+        }
         StszSamples::Different { sizes } => sizes.clone(),
     };
     let count = sizes.len();
+    if count > MAX_SAMPLES {
+        return Err(format!("stsz lists {count} samples; at most {MAX_SAMPLES}"));
+    }
     let chunks: Vec<u64> = match (&stbl.stco, &stbl.co64) {
         (Some(s), _) => s.entries.iter().map(|&o| o as u64).collect(),
         (_, Some(c)) => c.entries.clone(),
@@ -140,8 +165,12 @@ fn track(trak: &Trak) -> Result<Track, String> {
             .map(|r| r.first_chunk)
             .unwrap_or(chunks.len() as u32 + 1);
         for chunk in run.first_chunk..last {
-            let mut off = *chunks
-                .get(chunk as usize - 1)
+            if offsets.len() >= count {
+                break;
+            }
+            let mut off = *(chunk as usize)
+                .checked_sub(1)
+                .and_then(|c| chunks.get(c))
                 .ok_or("stsc names a missing chunk")?;
             for _ in 0..run.samples_per_chunk {
                 let i = offsets.len();
@@ -149,7 +178,7 @@ fn track(trak: &Trak) -> Result<Track, String> {
                     break;
                 }
                 offsets.push(off);
-                off += sizes[i] as u64;
+                off = off.saturating_add(sizes[i] as u64);
             }
         }
     }
@@ -160,16 +189,22 @@ fn track(trak: &Trak) -> Result<Track, String> {
         ));
     }
     let mut durations = Vec::with_capacity(count);
+    // Run lengths are counted against the samples there are, never taken on trust.
     for e in &stbl.stts.entries {
-        durations.extend(std::iter::repeat_n(e.sample_delta, e.sample_count as usize));
+        let room = count - durations.len();
+        durations.extend(std::iter::repeat_n(
+            e.sample_delta,
+            (e.sample_count as usize).min(room),
+        ));
     }
     durations.resize(count, durations.last().copied().unwrap_or(0));
     let mut cts = Vec::with_capacity(count);
     if let Some(ctts) = &stbl.ctts {
         for e in &ctts.entries {
+            let room = count - cts.len();
             cts.extend(std::iter::repeat_n(
                 e.sample_offset,
-                e.sample_count as usize,
+                (e.sample_count as usize).min(room),
             ));
         }
     }
@@ -271,5 +306,59 @@ impl Track {
             ),
             _ => "mp4a.40.2".into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `moov` of a two-second clip made by ffmpeg.
+    fn clip_moov() -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.mp4");
+        let ok = std::process::Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+            .args(["testsrc=size=64x64:rate=10:duration=2", "-c:v", "libx264"])
+            .args(["-movflags", "+faststart"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "ffmpeg");
+        let bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"moov").unwrap() - 4;
+        let size = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        bytes[at..at + size].to_vec()
+    }
+
+    /// Rewrites the `stsz` box as "`count` samples of one size", fixing its parents' sizes.
+    fn claim_samples(moov: &[u8], count: u32) -> Vec<u8> {
+        let tag = moov.windows(4).position(|w| w == b"stsz").unwrap();
+        let at = tag - 4;
+        let old = u32::from_be_bytes(moov[at..at + 4].try_into().unwrap()) as usize;
+        let mut stsz = Vec::new();
+        stsz.extend_from_slice(&20u32.to_be_bytes());
+        stsz.extend_from_slice(b"stsz");
+        stsz.extend_from_slice(&[0, 0, 0, 0]);
+        stsz.extend_from_slice(&1u32.to_be_bytes());
+        stsz.extend_from_slice(&count.to_be_bytes());
+        let removed = (old - 20) as u32;
+        let mut out = [&moov[..at], &stsz[..], &moov[at + old..]].concat();
+        for parent in [&b"stbl"[..], b"minf", b"mdia", b"trak", b"moov"] {
+            let p = out[..at].windows(4).rposition(|w| w == parent).unwrap() - 4;
+            let size = u32::from_be_bytes(out[p..p + 4].try_into().unwrap()) - removed;
+            out[p..p + 4].copy_from_slice(&size.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn a_sample_table_claiming_millions_of_samples_is_refused_without_allocating_them() {
+        let moov = clip_moov();
+        assert!(Mp4Index::parse(&moov).is_ok(), "the clip itself indexes");
+        let crafted = claim_samples(&moov, 400_000_000);
+        let err = Mp4Index::parse(&crafted).unwrap_err();
+        assert!(err.contains("400000000 samples"), "{err}");
     }
 }

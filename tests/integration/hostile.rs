@@ -379,3 +379,37 @@ async fn impossible_numbers_and_dates_are_refused_by_name() {
     assert_eq!(all["value"].as_array().unwrap().len(), 1, "{all}");
     raw.ok("GET", "/api/Locators", None).await;
 }
+
+/// One job request cannot create assets by the thousand: the whole job is checked first
+/// (one output asset per task at most) and nothing is created when it is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_cannot_create_assets_by_the_thousand() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"input"}"#).await;
+    let before = raw.ok("GET", "/api/Assets", None).await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    for n in ["300", "4000000000", "1"] {
+        let body = json!({
+            "Name": "greedy",
+            "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+            "Tasks": [{
+                "Configuration": "Adaptive Streaming",
+                "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+                "TaskBody": format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetName=\"out\">JobOutputAsset({n})</outputAsset></taskBody>")
+            }]
+        });
+        let (status, _, v) = raw
+            .send("POST", "/api/Jobs", Some(&body.to_string()), false)
+            .await;
+        assert_eq!(status, 400, "JobOutputAsset({n}): {v}");
+        assert!(v.to_string().contains("JobOutputAsset"), "{v}");
+    }
+    let after = raw.ok("GET", "/api/Assets", None).await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before, "a refused job creates nothing");
+}
