@@ -269,14 +269,13 @@ fn accounts(
             let session = rt.block_on(env.session())?;
             if session.owned() {
                 // The environment runs in its own process groups, so Ctrl-C does not reach it:
-                // take it down here before leaving.
+                // take it down here before leaving, on SIGTERM and SIGHUP as on Ctrl-C.
                 let env = env.clone();
                 rt.spawn(async move {
-                    if tokio::signal::ctrl_c().await.is_ok() {
-                        eprintln!("amsplay: interrupted; stopping the local environment");
-                        env.down().await.ok();
-                        std::process::exit(130);
-                    }
+                    let (name, code) = interrupted().await;
+                    eprintln!("amsplay: {name}; stopping the local environment");
+                    env.down().await.ok();
+                    std::process::exit(code);
                 });
             }
             Ok((
@@ -474,6 +473,25 @@ fn resolve_storage(
         Err(_) => anyhow::bail!(
             "--storage {name}: not a datacenter of the accounts file, nor an environment variable holding a connection string"
         ),
+    }
+}
+
+/// Waits for SIGINT (Ctrl-C), SIGTERM or SIGHUP; its name and the exit code a shell gives
+/// for it (128 + the signal's number).
+async fn interrupted() -> (&'static str, i32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let wait = |kind: SignalKind| async move {
+        match signal(kind) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = wait(SignalKind::interrupt()) => ("interrupted", 130),
+        _ = wait(SignalKind::terminate()) => ("terminated", 143),
+        _ = wait(SignalKind::hangup()) => ("hung up", 129),
     }
 }
 

@@ -570,6 +570,10 @@ impl LocalEnv {
             self.write_accounts(&state)?;
             return Ok(state);
         }
+        if let Some(state) = self.revive().await? {
+            self.write_accounts(&state)?;
+            return Ok(state);
+        }
         self.down().await?;
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
         // Keys, state and the emulators' databases live here: only the user may look.
@@ -615,6 +619,53 @@ impl LocalEnv {
         self.save_state(&state)?;
         self.write_accounts(&state)?;
         Ok(state)
+    }
+
+    /// A partly running environment made whole: with Azurite (and so the data) up, each dead
+    /// part (fault points, an emulator, the front door) is started again on its own port;
+    /// the parts still running are left alone. None when there is nothing to revive.
+    async fn revive(&self) -> Result<Option<LocalState>, LocalEnvError> {
+        let Some(mut state) = self.load_state()? else {
+            return Ok(None);
+        };
+        if !alive_and_listening(state.azurite(), state.blob_port)
+            || state.media.len() != DATACENTERS.len()
+        {
+            return Ok(None);
+        }
+        if !state
+            .faults
+            .as_ref()
+            .is_some_and(|f| alive_and_listening(f.process, f.port))
+        {
+            tracing::warn!("the fault points were not running: starting them again");
+            let media_ports: Vec<(String, u16)> = state
+                .media
+                .iter()
+                .map(|m| (m.datacenter.clone(), m.port))
+                .collect();
+            state.faults = Some(self.spawn_faults(state.blob_port, &media_ports).await?);
+            self.save_state(&state)?;
+        }
+        for i in 0..state.media.len() {
+            let m = &state.media[i];
+            if !alive_and_listening(m.process, m.port) {
+                tracing::warn!(datacenter = %m.datacenter, "its emulator was not running: starting it again");
+                let (name, port) = (m.datacenter.clone(), m.port);
+                state.media[i] = self.spawn_media(&name, &state, port).await?;
+                self.save_state(&state)?;
+            }
+        }
+        if !state
+            .front
+            .as_ref()
+            .is_some_and(|f| alive_and_listening(f.process, f.port))
+        {
+            tracing::warn!("the front door was not running: starting it again");
+            state.front = Some(self.spawn_front(&state).await?);
+            self.save_state(&state)?;
+        }
+        Ok(Some(state))
     }
 
     /// Every process of a state, the ones in front first.
@@ -663,10 +714,15 @@ impl LocalEnv {
                 tracing::info!(port = s.blob_port, "using the running local environment");
                 (s, false)
             }
-            None => {
-                tracing::info!(dir = %self.root.display(), "starting the local environment for this command");
-                (self.up().await?, true)
-            }
+            // Partly up (an emulator died): the dead parts are started again, and the
+            // environment stays someone else's, so this command never stops it.
+            None => match self.revive().await? {
+                Some(s) => (s, false),
+                None => {
+                    tracing::info!(dir = %self.root.display(), "starting the local environment for this command");
+                    (self.up().await?, true)
+                }
+            },
         };
         let accounts = self.write_accounts(&state)?;
         Ok(LocalSession {

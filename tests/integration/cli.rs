@@ -332,3 +332,114 @@ async fn the_repl_evaluates_keeps_state_and_explains_functions() {
         out.stderr()
     );
 }
+
+fn state(local: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(local.join("state.json")).unwrap()).unwrap()
+}
+
+fn pid_alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        !s.rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z')
+    })
+}
+
+/// `amsplay run` while one emulator of a running environment is dead starts that emulator
+/// again and leaves the rest, and the environment, running after it.
+#[test]
+fn a_run_revives_a_dead_emulator_and_stops_nothing() {
+    let env = crate::harness::LocalUp::start();
+    let local = env.dir.path().join("local");
+    let before = state(&local);
+    let dead = before["media"][1]["pid"].as_u64().unwrap();
+    std::process::Command::new("kill")
+        .args(["-KILL", &dead.to_string()])
+        .status()
+        .unwrap();
+    env.amsplay()
+        .script(
+            env.dir.path(),
+            "hi.rhai",
+            r#"print(account("dc-b").assets().len());"#,
+        )
+        .output()
+        .success()
+        .stdout_has("0");
+    let after = state(&local);
+    assert_eq!(after["azurite_pid"], before["azurite_pid"]);
+    assert_eq!(
+        after["media"][0]["pid"], before["media"][0]["pid"],
+        "dc-a was left alone"
+    );
+    assert_eq!(after["front"]["pid"], before["front"]["pid"]);
+    let revived = after["media"][1]["pid"].as_u64().unwrap();
+    assert_ne!(revived, dead);
+    for pid in [
+        &after["azurite_pid"],
+        &after["media"][0]["pid"],
+        &after["media"][1]["pid"],
+        &after["front"]["pid"],
+    ] {
+        assert!(
+            pid_alive(pid.as_u64().unwrap()),
+            "the environment keeps running: {after}"
+        );
+    }
+}
+
+/// SIGTERM (and SIGHUP) of a run that started the environment takes it down, as Ctrl-C does.
+#[test]
+fn sigterm_of_a_run_stops_the_environment_it_started() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let local = dir.path().join("local");
+    let script = dir.path().join("wait.rhai");
+    std::fs::write(&script, r#"print("ready"); sleep(60.0);"#).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amsplay"))
+        .arg("run")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("AMSPLAY_LOCAL_DIR", &local)
+        .env("AMSPLAY_NO_PROGRESS", "1")
+        .env_remove("AMSPLAY_ACCOUNTS")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let s = state(&local);
+    let pids: Vec<u64> = [
+        &s["azurite_pid"],
+        &s["media"][0]["pid"],
+        &s["media"][1]["pid"],
+        &s["front"]["pid"],
+        &s["faults"]["pid"],
+    ]
+    .iter()
+    .map(|p| p.as_u64().unwrap())
+    .collect();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "the exit code a shell gives SIGTERM"
+    );
+    for pid in pids {
+        assert!(
+            !pid_alive(pid),
+            "process {pid} of the environment was left running"
+        );
+    }
+    assert!(!local.join("state.json").exists());
+}
