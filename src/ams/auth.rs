@@ -184,4 +184,23 @@ mod tests {
         assert_eq!(urldecode(&urlencode(s)), s);
         assert_eq!(urldecode("nb%3Acid%3AUUID%3Aabc"), "nb:cid:UUID:abc");
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(budget())]
+        #[test]
+        fn tokens_and_escapes_never_panic(token in "\\PC{0,120}", text in "\\PC{0,60}") {
+            let _ = verify(&token, "acct", "a2V5", 0);
+            proptest::prop_assert_eq!(urldecode(&urlencode(&text)), text.clone());
+            let _ = urldecode(&token);
+        }
+    }
 }

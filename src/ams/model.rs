@@ -644,4 +644,30 @@ mod tests {
         assert!(IdKind::Locator.parse(id).is_none());
         assert!(IdKind::Content.new_id().starts_with("nb:cid:UUID:"));
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(budget())]
+        #[test]
+        fn dates_and_names_never_panic(
+            text in "\\PC{0,40}",
+            iso in "-?[0-9]{1,6}-[0-9]{1,2}-[0-9]{1,2}T[0-9]{1,2}:[0-9]{1,2}:[0-9]{1,2}(\\.[0-9]{1,9})?Z?",
+            ms in proptest::num::i64::ANY,
+        ) {
+            for s in [text.clone(), iso, format!("/Date({ms})/"), format!("/Date({ms}+0100)/")] {
+                if let Some(d) = parse_date(&s) {
+                    let _ = format_date(d);
+                }
+            }
+            let _ = check_file_name(&text);
+        }
+    }
 }

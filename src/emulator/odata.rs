@@ -493,4 +493,37 @@ mod tests {
         assert!(e.message.contains("DurationInMinutes"), "{}", e.message);
         assert!(Body::parse(b"{not json").is_err());
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(budget())]
+        #[test]
+        fn bodies_and_query_options_never_panic(
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+            json in "\\{(\"[A-Za-z]{1,12}\":(\"\\PC{0,12}\"|-?[0-9]{1,25}(\\.[0-9]{0,5})?(e[0-9]{1,3})?|true|null|\"inf\"|\"NaN\"),?){0,5}\\}",
+            query in "\\PC{0,80}",
+        ) {
+            let _ = Body::parse(&body);
+            if let Ok(b) = Body::parse(json.as_bytes()) {
+                for f in ["Name", "Type", "Options", "DurationInMinutes", "StartTime", "Permissions"] {
+                    let _ = b.str(f);
+                    let _ = b.int(f);
+                    let _ = b.long(f);
+                    let _ = b.number(f);
+                    let _ = b.date(f);
+                    let _ = b.bool(f);
+                }
+            }
+            let _ = Query::parse(Some(&query));
+            let _ = Query::parse(Some(&format!("$filter=Name eq '{query}'&$top={query}&$orderby={query}")));
+        }
+    }
 }

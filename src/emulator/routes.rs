@@ -215,4 +215,24 @@ mod tests {
         assert_eq!(strip_api("/api/"), Some(""));
         assert_eq!(strip_api("/apix"), None);
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(budget())]
+        #[test]
+        fn api_paths_never_panic(path in "\\PC{0,40}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            let _ = strip_api(&path).map(parse_resource);
+            let lossy = String::from_utf8_lossy(&raw);
+            let _ = strip_api(&lossy).map(parse_resource);
+            let _ = parse_resource(&path);
+        }
+    }
 }

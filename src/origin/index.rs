@@ -361,4 +361,31 @@ mod tests {
         let err = Mp4Index::parse(&crafted).unwrap_err();
         assert!(err.contains("400000000 samples"), "{err}");
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 64, ..budget() })]
+        #[test]
+        fn damaged_indexes_never_panic(flips in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..8), raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = Mp4Index::parse(&raw);
+            let mut moov = MOOV.with(|m| m.clone());
+            for (at, byte) in flips {
+                let i = at % moov.len();
+                moov[i] = byte;
+            }
+            let _ = Mp4Index::parse(&moov);
+        }
+    }
+
+    thread_local! {
+        static MOOV: Vec<u8> = clip_moov();
+    }
 }

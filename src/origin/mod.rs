@@ -472,4 +472,26 @@ mod tests {
         assert!(!owns("/"));
         assert!(!owns("/v2/OAuth2-13"));
     }
+
+    /// "No input panics", with a small case budget (`make test` runs on two cores).
+    fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(budget())]
+        #[test]
+        fn ranges_and_paths_never_panic(range in "\\PC{0,30}", digits in "bytes=[0-9]{0,25}-[0-9]{0,25}", total in proptest::num::u64::ANY, path in "\\PC{0,60}") {
+            for r in [&range, &digits] {
+                if let Some((a, b)) = parse_range(r, total) {
+                    proptest::prop_assert!(a <= b && b < total);
+                }
+            }
+            let _ = owns(&path);
+        }
+    }
 }
