@@ -398,15 +398,15 @@ async fn serve(
 /// A 200 (or a 206 for a satisfiable `Range`) with the caching and CORS headers players need.
 fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&str>) -> Response {
     let total = body.data.len() as u64;
-    let mut r = match range.map(|r| parse_range(r, total)) {
-        Some(None) => {
+    let mut r = match range.map_or(Ranged::Whole, |r| parse_range(r, total)) {
+        Ranged::Unsatisfiable => {
             let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, "").into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes */{total}")) {
                 r.headers_mut().insert("content-range", v);
             }
             r
         }
-        Some(Some((a, b))) => {
+        Ranged::Part(a, b) => {
             let mut r = (
                 StatusCode::PARTIAL_CONTENT,
                 body.data.slice(a as usize..=b as usize),
@@ -417,7 +417,7 @@ fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&st
             }
             r
         }
-        None => (StatusCode::OK, body.data.clone()).into_response(),
+        Ranged::Whole => (StatusCode::OK, body.data.clone()).into_response(),
     };
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(content_type));
@@ -432,22 +432,56 @@ fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&st
     r
 }
 
-/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range, clamped; None when unsatisfiable.
-fn parse_range(header: &str, total: u64) -> Option<(u64, u64)> {
-    let spec = header.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') || total == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (total.saturating_sub(n), total - 1)
-        }
-        (a, "") => (a.parse().ok()?, total - 1),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.min(total - 1)),
+/// What a `Range` header asks of a body, as RFC 9110 reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranged {
+    /// No range, or one that is not valid syntax or not a single byte range: ignored, so the
+    /// whole body (200).
+    Whole,
+    /// Bytes `a..=b`, clamped to the body (206).
+    Part(u64, u64),
+    /// A valid range that no byte satisfies (416).
+    Unsatisfiable,
+}
+
+/// One `bytes=a-b`, `bytes=a-` or `bytes=-n` range. Numbers too large for 64 bits are clamped,
+/// not errors.
+fn parse_range(header: &str, total: u64) -> Ranged {
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| s.parse().unwrap_or(u64::MAX))
     };
-    (start <= end && start < total).then_some((start, end))
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ranged::Whole;
+    };
+    let Some((a, b)) = spec.split_once('-').filter(|_| !spec.contains(',')) else {
+        return Ranged::Whole;
+    };
+    let (a, b) = (a.trim(), b.trim());
+    match (number(a), number(b)) {
+        (None, Some(n)) if a.is_empty() => {
+            if n == 0 || total == 0 {
+                Ranged::Unsatisfiable
+            } else {
+                Ranged::Part(total.saturating_sub(n), total - 1)
+            }
+        }
+        (Some(start), None) if b.is_empty() => {
+            if start >= total {
+                Ranged::Unsatisfiable
+            } else {
+                Ranged::Part(start, total - 1)
+            }
+        }
+        (Some(start), Some(end)) if start <= end => {
+            if start >= total {
+                Ranged::Unsatisfiable
+            } else {
+                Ranged::Part(start, end.min(total - 1))
+            }
+        }
+        _ => Ranged::Whole,
+    }
 }
 
 #[cfg(test)]
@@ -456,12 +490,36 @@ mod tests {
 
     #[test]
     fn ranges() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(parse_range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        use Ranged::*;
+        assert_eq!(parse_range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(parse_range("bytes=-1000", 100), Part(0, 99));
+        assert_eq!(parse_range("bytes=50-500", 100), Part(50, 99));
+        assert_eq!(
+            parse_range("bytes=0-99999999999999999999999", 100),
+            Part(0, 99),
+            "clamped"
+        );
+        // Unsatisfiable: 416.
+        assert_eq!(parse_range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(
+            parse_range("bytes=99999999999999999999-", 100),
+            Unsatisfiable
+        );
+        assert_eq!(parse_range("bytes=-0", 100), Unsatisfiable);
+        // Not valid syntax, or not one byte range: ignored (the whole body).
+        for ignored in [
+            "bytes=0-1,5-6",
+            "bytes=9-1",
+            "bytes=a-b",
+            "bytes=-",
+            "items=0-9",
+            "bytes 0-9",
+            "bytes=0x1-2",
+        ] {
+            assert_eq!(parse_range(ignored, 100), Whole, "{ignored}");
+        }
     }
 
     #[test]
@@ -487,7 +545,7 @@ mod tests {
         #[test]
         fn ranges_and_paths_never_panic(range in "\\PC{0,30}", digits in "bytes=[0-9]{0,25}-[0-9]{0,25}", total in proptest::num::u64::ANY, path in "\\PC{0,60}") {
             for r in [&range, &digits] {
-                if let Some((a, b)) = parse_range(r, total) {
+                if let Ranged::Part(a, b) = parse_range(r, total) {
                     proptest::prop_assert!(a <= b && b < total);
                 }
             }

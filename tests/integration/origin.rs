@@ -174,6 +174,14 @@ fn smooth_hls_and_dash_decode_in_real_clients_from_both_datacenters_with_identic
     assert_eq!((s, part.as_slice()), (206, &whole[10..20]));
     let (s, _) = get_with(&frag, &format!("Range: bytes={}-\r\n", whole.len()));
     assert_eq!(s, 416);
+    // RFC 9110: a Range that is not valid syntax is ignored (the whole body); huge numbers
+    // are clamped.
+    for ignored in ["bytes=9-1", "bytes=x-y", "bytes=0-1,5-6", "pages=1-2"] {
+        let (s, body) = get_with(&frag, &format!("Range: {ignored}\r\n"));
+        assert_eq!((s, body.len()), (200, whole.len()), "{ignored}");
+    }
+    let (s, body) = get_with(&frag, "Range: bytes=0-99999999999999999999999\r\n");
+    assert_eq!((s, body), (206, whole.clone()));
     // Anything but a valid origin locator is 404; a malformed fragment is 400 or 404.
     let guid = a.rsplit('/').nth(1).unwrap();
     let host = a.split(guid).next().unwrap();
