@@ -53,7 +53,12 @@ async fn handle(
     if method == Method::POST && lower == "/v2/oauth2-13" {
         return token::acs(&st, &body);
     }
-    if method == Method::POST && lower.ends_with("/oauth2/token") {
+    // Azure AD style tokens at /{tenant}/oauth2/token, and nowhere else.
+    let aad = lower
+        .strip_prefix('/')
+        .and_then(|p| p.strip_suffix("/oauth2/token"))
+        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'));
+    if method == Method::POST && aad {
         return token::aad(&st, &body);
     }
     if path == "/" || lower == GLOBAL_PREFIX || lower.starts_with(&format!("{GLOBAL_PREFIX}/")) {

@@ -124,9 +124,12 @@ pub fn check(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| ApiError::unauthorized("the request has no Authorization header; get a token at /v2/OAuth2-13 and send it as 'Authorization: Bearer <token>'"))?;
+    // The scheme is case-insensitive (RFC 9110): Bearer, bearer, BEARER.
     let token = value
-        .strip_prefix("Bearer ")
-        .or_else(|| value.strip_prefix("bearer "))
+        .trim_start()
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(|| {
             ApiError::unauthorized("the Authorization header must be 'Bearer <token>'")
         })?;

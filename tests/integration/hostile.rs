@@ -413,3 +413,42 @@ async fn a_job_cannot_create_assets_by_the_thousand() {
         .len();
     assert_eq!(after, before, "a refused job creates nothing");
 }
+
+/// The bearer scheme is matched in any case; tokens are issued only at the documented routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bearer_in_any_case_and_tokens_only_where_documented() {
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+    let http = reqwest::Client::new();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let r = http
+            .get(m.url("/api/Assets"))
+            .header("Authorization", format!("{scheme} {token}"))
+            .header("x-ms-version", "2.19")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{scheme}");
+    }
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("client_id", m.account.as_str()),
+        ("client_secret", m.key.as_str()),
+        ("resource", "https://rest.media.azure.net"),
+    ];
+    for (path, issued) in [
+        ("/contoso.onmicrosoft.com/oauth2/token", true),
+        ("/api/Assets/oauth2/token", false),
+        ("/a/b/oauth2/token", false),
+        ("/oauth2/token", false),
+    ] {
+        let r = http.post(m.url(path)).form(&form).send().await.unwrap();
+        let status = r.status();
+        let body = r.text().await.unwrap();
+        assert_eq!(
+            body.contains("access_token"),
+            issued,
+            "{path}: {status} {body}"
+        );
+    }
+}
