@@ -165,7 +165,7 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
     if let Some(dir) = spec.log.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let log = std::fs::File::create(&spec.log)?;
+    let (log, log_start) = crate::logfile::open_append(&spec.log)?;
     let accounts = spec
         .accounts
         .iter()
@@ -200,7 +200,7 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
         cmd.process_group(0);
     }
     let mut child = cmd.spawn().map_err(AzuriteError::Spawn)?;
-    match wait_ready(&mut child, &spec.log, Duration::from_secs(30)).await {
+    match wait_ready(&mut child, &spec.log, log_start, Duration::from_secs(30)).await {
         Ok(port) => {
             tracing::info!(pid = child.id(), port, "Azurite is listening");
             Ok((child, port))
@@ -214,11 +214,16 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
 }
 
 /// Waits for Azurite's "listens on" line in its log and a successful connect to that port.
-async fn wait_ready(child: &mut Child, log: &Path, limit: Duration) -> Result<u16, AzuriteError> {
+async fn wait_ready(
+    child: &mut Child,
+    log: &Path,
+    log_start: u64,
+    limit: Duration,
+) -> Result<u16, AzuriteError> {
     const MARK: &str = "successfully listens on http://127.0.0.1:";
     let started = Instant::now();
     loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let text = crate::logfile::read_since(log, log_start);
         let port = text.split(MARK).nth(1).and_then(|rest| {
             rest.chars()
                 .take_while(char::is_ascii_digit)

@@ -26,6 +26,7 @@ pub mod emulator;
 pub mod faults;
 pub mod front;
 pub mod localenv;
+pub mod logfile;
 pub mod origin;
 pub mod player;
 pub mod process;

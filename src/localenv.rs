@@ -392,7 +392,7 @@ impl LocalEnv {
     ) -> Result<MediaProcess, LocalEnvError> {
         let exe = std::env::current_exe().map_err(self.io())?;
         let log_path = self.root.join(format!("{part}.log"));
-        let log = std::fs::File::create(&log_path).map_err(self.io())?;
+        let (log, log_start) = crate::logfile::open_append(&log_path).map_err(self.io())?;
         let mut cmd = std::process::Command::new(&exe);
         cmd.args(args)
             .env_remove("AMSPLAY_ACCOUNTS")
@@ -407,7 +407,7 @@ impl LocalEnv {
         let mut child = cmd.spawn().map_err(self.io())?;
         let started = Instant::now();
         loop {
-            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let text = crate::logfile::read_since(&log_path, log_start);
             let port = text
                 .split("listening on http://127.0.0.1:")
                 .nth(1)

@@ -443,3 +443,19 @@ fn sigterm_of_a_run_stops_the_environment_it_started() {
     }
     assert!(!local.join("state.json").exists());
 }
+
+/// Logs survive restarts (appended, not truncated), so a crash's evidence is still there.
+#[test]
+fn logs_are_kept_across_restarts() {
+    let env = crate::harness::LocalUp::start();
+    env.amsplay().args(["local", "down"]).output().success();
+    env.amsplay().args(["local", "up"]).output().success();
+    let local = env.dir.path().join("local");
+    for log in ["dc-a.log", "front.log", "azurite.log"] {
+        let text = std::fs::read_to_string(local.join(log)).unwrap();
+        assert!(
+            text.matches("listen").count() >= 2,
+            "{log} holds both runs:\n{text}"
+        );
+    }
+}
