@@ -211,9 +211,17 @@ impl Body {
         self.0.contains_key(name)
     }
 
+    /// A string field, at most as long as the v2 service allowed it (`max_chars`).
     pub fn str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.field(name) {
             None => Ok(None),
+            Some(Value::String(s)) if s.chars().count() > max_chars(name) => {
+                Err(ApiError::bad_request(format!(
+                    "field '{name}' is {} characters long; at most {}",
+                    s.chars().count(),
+                    max_chars(name)
+                )))
+            }
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(v) => Err(ApiError::bad_request(format!(
@@ -286,6 +294,17 @@ impl Body {
                     ))
                 }),
         }
+    }
+}
+
+/// The longest string the v2 service took in a field: entity names 512 characters (a file's
+/// 260, checked with the other file-name rules), AlternateId 4,000, task bodies and
+/// configurations (presets) up to 1 MiB, anything else 4,000.
+pub fn max_chars(field: &str) -> usize {
+    match field {
+        "Name" => 512,
+        "TaskBody" | "Configuration" => 1 << 20,
+        _ => 4000,
     }
 }
 

@@ -452,3 +452,18 @@ async fn bearer_in_any_case_and_tokens_only_where_documented() {
         );
     }
 }
+
+/// String fields have the v2 service's limits: a 15 MiB asset Name is refused, not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn string_fields_have_the_services_limits() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    for (field, len) in [("Name", 513), ("Name", 15 << 20), ("AlternateId", 4001)] {
+        let body = json!({ field: "x".repeat(len) }).to_string();
+        let (status, _, v) = raw.send("POST", "/api/Assets", Some(&body), false).await;
+        assert_eq!(status, 400, "{field} of {len}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+    let ok = json!({"Name": "x".repeat(512), "AlternateId": "y".repeat(4000)}).to_string();
+    raw.ok("POST", "/api/Assets", Some(&ok)).await;
+}
