@@ -39,6 +39,10 @@ pub struct Cli {
 pub enum Command {
     /// Run a playbook. Errors print as file:line:col with the source line, and exit 1.
     Run {
+        /// Stop the playbook after this many operations (a runaway loop in automation ends
+        /// with an error at the line it was running, instead of never).
+        #[arg(long, value_name = "N")]
+        max_operations: Option<u64>,
         /// The playbook (.rhai).
         playbook: PathBuf,
         /// Arguments the playbook sees as the array ARGS.
@@ -301,10 +305,17 @@ pub fn run(cli: Cli) -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     match cli.command {
-        Command::Run { playbook, args } => {
+        Command::Run {
+            max_operations,
+            playbook,
+            args,
+        } => {
             let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
             let host = Host::new(rt.handle().clone(), file, origin);
-            let engine = build_engine(host);
+            let mut engine = build_engine(host);
+            if let Some(n) = max_operations {
+                engine.set_max_operations(n);
+            }
             let result = script::runner::run_file(&engine, &playbook, &args);
             drop(session);
             Ok(report(result))

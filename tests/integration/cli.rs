@@ -459,3 +459,25 @@ fn logs_are_kept_across_restarts() {
         );
     }
 }
+
+/// `--max-operations` stops a runaway playbook with an error at the line it was running.
+#[test]
+fn a_runaway_playbook_stops_at_its_operations_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("none.toml");
+    std::fs::write(&accounts, "").unwrap();
+    let script = dir.path().join("loop.rhai");
+    std::fs::write(&script, "let i = 0;\nloop {\n  i += 1;\n}\n").unwrap();
+    amsplay()
+        .accounts(&accounts)
+        .args([
+            "run".as_ref(),
+            "--max-operations".as_ref(),
+            "10000".as_ref(),
+            script.as_os_str(),
+        ])
+        .output()
+        .failure()
+        .stderr_has("loop.rhai:3:")
+        .stderr_has("Too many operations");
+}
