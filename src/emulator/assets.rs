@@ -85,6 +85,7 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let mut a: Asset = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.read_only_unchanged(&to_value(&a)?, &["Name", "AlternateId"], "Asset")?;
     if body.has("Name") {
         a.name = body.str("Name")?;
     }

@@ -113,6 +113,22 @@ fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let mut f: AssetFile = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.read_only_unchanged(
+        &to_value(&f)?,
+        &[
+            "Name",
+            "ContentFileSize",
+            "MimeType",
+            "ContentChecksum",
+            "IsPrimary",
+            "IsEncrypted",
+            "EncryptionScheme",
+            "EncryptionVersion",
+            "EncryptionKeyId",
+            "InitializationVector",
+        ],
+        "File",
+    )?;
     if let Some(name) = body.str("Name")? {
         check_name(&name)?;
         f.name = name;

@@ -251,6 +251,7 @@ async fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let _guard = ctx.st.sas_lock.lock().await;
     let mut l: Locator = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.read_only_unchanged(&to_value(&l)?, &["StartTime", "Name"], "Locator")?;
     if let Some(start) = body.date("StartTime")? {
         l.start_time = start;
         let asset: Asset = ctx.load(&assets::INFO, &l.asset_id)?;

@@ -211,6 +211,38 @@ impl Body {
         self.0.contains_key(name)
     }
 
+    /// For MERGE/PATCH/PUT: every field outside `writable` must be absent or equal to the
+    /// entity's current value (`current`, its wire JSON), as clients that send the whole
+    /// entity do; changing a read-only field is a 400 naming it, never a silent no-op.
+    pub fn read_only_unchanged(
+        &self,
+        current: &Value,
+        writable: &[&str],
+        entity: &str,
+    ) -> Result<(), ApiError> {
+        for (k, v) in &self.0 {
+            if writable.contains(&k.as_str())
+                || k == "__metadata"
+                || k.contains('.')
+                || k.contains('@')
+            {
+                continue;
+            }
+            let now = current.get(k).unwrap_or(&Value::Null);
+            let same = values_equal(v, now)
+                || values_equal(now, v)
+                || matches!((v, now), (Value::String(a), Value::String(b))
+                    if parse_date(a).is_some() && parse_date(a) == parse_date(b));
+            if !same {
+                return Err(ApiError::bad_request(format!(
+                    "field '{k}' of {entity} cannot be changed; an update may change {}",
+                    writable.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// A string field, at most as long as the v2 service allowed it (`max_chars`).
     pub fn str(&self, name: &str) -> Result<Option<String>, ApiError> {
         match self.field(name) {

@@ -27,6 +27,7 @@ pub async fn handle(
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
             let mut p: AccessPolicy = ctx.load(&INFO, &id)?;
             let body = Body::parse(ctx.body)?;
+            body.read_only_unchanged(&to_value(&p)?, &["Name"], "AccessPolicy")?;
             if let Some(name) = body.str("Name")? {
                 p.name = name;
             }

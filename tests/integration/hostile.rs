@@ -467,3 +467,33 @@ async fn string_fields_have_the_services_limits() {
     let ok = json!({"Name": "x".repeat(512), "AlternateId": "y".repeat(4000)}).to_string();
     raw.ok("POST", "/api/Assets", Some(&ok)).await;
 }
+
+/// An update that would change a read-only field is a 400 naming it, not a silent 204;
+/// sending the whole entity back with a new Name (as the SDK does) still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_fields_are_refused_by_name() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"before"}"#).await;
+    let url = format!("/api/Assets('{}')", enc(&aid));
+    let mut whole = raw.ok("GET", &url, None).await;
+    whole["Name"] = json!("after");
+    let (status, _, v) = raw
+        .send("MERGE", &url, Some(&whole.to_string()), false)
+        .await;
+    assert_eq!(status, 204, "{v}");
+    assert_eq!(raw.ok("GET", &url, None).await["Name"], "after");
+    for (field, value) in [
+        ("Created", json!("2001-01-01T00:00:00Z")),
+        ("State", json!(2)),
+        (
+            "Id",
+            json!("nb:cid:UUID:00000000-0000-0000-0000-000000000000"),
+        ),
+    ] {
+        let body = json!({ field: value }).to_string();
+        let (status, _, v) = raw.send("MERGE", &url, Some(&body), false).await;
+        assert_eq!(status, 400, "{field}: {v}");
+        assert!(v.to_string().contains(field), "{v}");
+    }
+}
