@@ -85,6 +85,10 @@ pub enum Command {
         /// Base URL of the streaming origin for OnDemandOrigin locators (default: this server).
         #[arg(long)]
         streaming_base: Option<String>,
+        /// This server's URL as clients reach it, for redirects, Location headers and OData
+        /// metadata (default: http://LISTEN-ADDRESS). The request's Host header is never used.
+        #[arg(long)]
+        public_url: Option<String>,
         /// Token lifetime in seconds (for testing expiry).
         #[arg(long, hide = true)]
         token_lifetime: Option<i64>,
@@ -398,6 +402,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             streaming_base,
+            public_url,
             token_lifetime,
             ffmpeg,
             jobs,
@@ -418,6 +423,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     key,
                     data_dir,
                     streaming_base: streaming_base.unwrap_or_else(|| format!("http://{addr}")),
+                    public_url: public_url
+                        .map(|u| u.trim_end_matches('/').to_string())
+                        .unwrap_or_else(|| format!("http://{addr}")),
                     token_lifetime,
                     ffmpeg,
                     job_concurrency: jobs,

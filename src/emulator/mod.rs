@@ -46,6 +46,9 @@ pub struct EmulatorConfig {
     pub data_dir: PathBuf,
     /// Base URL of the streaming origin, for OnDemandOrigin locator paths.
     pub streaming_base: String,
+    /// This server's base URL as clients reach it (redirects, Location, OData metadata);
+    /// never taken from the request's Host header.
+    pub public_url: String,
     /// Token lifetime override in seconds (tests of expiry); None: as the service did.
     pub token_lifetime: Option<i64>,
     /// ffmpeg to encode with (ffprobe is looked for beside it); None: from PATH.

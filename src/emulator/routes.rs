@@ -43,11 +43,7 @@ async fn handle(
 ) -> Response {
     let fmt = Format::from_headers(&headers);
     let path = uri.path();
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let root = format!("http://{host}");
+    let root = st.config.public_url.as_str();
     let lower = path.to_ascii_lowercase();
 
     if method == Method::POST && lower == "/v2/oauth2-13" {

@@ -497,3 +497,41 @@ async fn read_only_fields_are_refused_by_name() {
         assert!(v.to_string().contains(field), "{v}");
     }
 }
+
+/// The Host header is never reflected: redirects, Location headers and OData metadata name
+/// the server's own URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_header_is_never_reflected() {
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(m.url("/"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 301);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&m.url("/api/")), "{location}");
+    let r = http
+        .post(m.url("/api/Assets"))
+        .header("host", "evil.example")
+        .header("authorization", format!("Bearer {token}"))
+        .header("accept", "application/json;odata=verbose")
+        .header("content-type", "application/json;odata=verbose")
+        .body(r#"{"Name":"h"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let body = r.text().await.unwrap();
+    for text in [&location, &body] {
+        assert!(!text.contains("evil.example"), "{text}");
+    }
+    assert!(body.contains(&m.url("/api/")), "{body}");
+}
