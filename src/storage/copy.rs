@@ -148,6 +148,9 @@ struct Job<'a> {
     progress: Arc<Progress>,
 }
 
+/// How long each account has to answer its first request before a copy gives up on it.
+pub const REACHABLE_WITHIN: Duration = Duration::from_secs(5);
+
 /// Copies every blob of `src_container` in `src` to `dst_container` in `dst` (created when
 /// missing), verified, idempotent and resumable. See the module docs.
 #[tracing::instrument(skip(src, dst, opts), fields(src = src.account(), dst = dst.account()))]
@@ -159,6 +162,11 @@ pub async fn copy_blobs(
     opts: &CopyOptions,
 ) -> Result<CopyReport, StorageError> {
     let started = Instant::now();
+    // An account that does not answer at all fails the copy in seconds, naming it, rather
+    // than after every request has used up its retries.
+    for side in [src, dst] {
+        side.reachable(REACHABLE_WITHIN).await?;
+    }
     let mut sources = src.blobs(src_container).await?;
     if let Some(prefix) = &opts.prefix {
         sources.retain(|b| b.name.starts_with(prefix.as_str()));

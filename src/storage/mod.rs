@@ -328,6 +328,26 @@ impl Storage {
         }
     }
 
+    /// Whether the account answers at all within `within` (one cheap call, no retries): an
+    /// `Unreachable` error naming it and its endpoint if not. Any answer, even a refusal of
+    /// the credentials, counts as reachable here.
+    pub async fn reachable(&self, within: Duration) -> Result<(), StorageError> {
+        let unreachable = |message: String| StorageError::Unreachable {
+            account: self.account().to_string(),
+            endpoint: self.endpoint().to_string(),
+            op: "check that it answers".into(),
+            message,
+        };
+        match tokio::time::timeout(within, self.ping()).await {
+            Err(_) => Err(unreachable(format!(
+                "no answer within {} s",
+                within.as_secs()
+            ))),
+            Ok(Err(e @ StorageError::Unreachable { .. })) => Err(e),
+            Ok(_) => Ok(()),
+        }
+    }
+
     /// Creates a container; returns false when it already existed.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn create_container(&self, container: &str) -> Result<bool, StorageError> {

@@ -359,6 +359,14 @@ fn a_run_revives_a_dead_emulator_and_stops_nothing() {
         .args(["-KILL", &dead.to_string()])
         .status()
         .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pid_alive(dead) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the emulator did not die"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     env.amsplay()
         .script(
             env.dir.path(),

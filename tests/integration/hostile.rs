@@ -535,3 +535,27 @@ async fn the_host_header_is_never_reflected() {
     }
     assert!(body.contains(&m.url("/api/")), "{body}");
 }
+
+/// With storage dead, copy_blobs gives up within seconds and names the account that does
+/// not answer (it took about two minutes of retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_from_a_dead_account_fails_fast_and_names_it() {
+    let mut env = crate::harness::Env::start(&["dca", "dcb"]).await;
+    let (a, b) = (env.storage("dca"), env.storage("dcb"));
+    a.create_container("src").await.unwrap();
+    env.azurite.kill();
+    let began = std::time::Instant::now();
+    let err = amsplay::storage::copy_blobs(&a, "src", &b, "dst", &Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        began.elapsed() < std::time::Duration::from_secs(10),
+        "gave up only after {:?}",
+        began.elapsed()
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains("'dca'") && text.contains("cannot be reached"),
+        "{text}"
+    );
+}
