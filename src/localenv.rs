@@ -266,13 +266,18 @@ impl LocalEnv {
         }
     }
 
-    /// The port this part had last time if it is free, else a free one now.
+    /// The port this part had last time if it is free, else a free one now. A port chosen
+    /// here is bound later by another process (the fault points must know it first), so it
+    /// is taken below the kernel's ephemeral range: outgoing connections, which take
+    /// ephemeral ports at any moment, cannot occupy it in between.
     fn port_for(&self, part: &str) -> u16 {
         match self.preferred_port(part) {
-            0 => std::net::TcpListener::bind(("127.0.0.1", 0))
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .unwrap_or(0),
+            0 => free_port_below_ephemeral().unwrap_or_else(|| {
+                std::net::TcpListener::bind(("127.0.0.1", 0))
+                    .and_then(|l| l.local_addr())
+                    .map(|a| a.port())
+                    .unwrap_or(0)
+            }),
             p => p,
         }
     }
@@ -840,6 +845,23 @@ impl LocalEnv {
             })
             .collect()
     }
+}
+
+/// A free loopback port between 20000 and the start of the ephemeral range (32768 unless the
+/// kernel says otherwise), picked at random.
+fn free_port_below_ephemeral() -> Option<u16> {
+    use rand::Rng;
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(32768);
+    if low <= 20001 {
+        return None;
+    }
+    let mut rng = rand::thread_rng();
+    (0..64)
+        .map(|_| rng.gen_range(20000..low))
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

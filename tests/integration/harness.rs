@@ -512,12 +512,14 @@ impl Nginx {
         let status = env.amsplay().args(["local", "status", "--json"]).output();
         let v: serde_json::Value = serde_json::from_str(&status.success().stdout()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        // nginx cannot listen on port 0: take a free port and hand it over.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // nginx cannot listen on port 0: take a free port below the ephemeral range (where
+        // no outgoing connection can take it before nginx binds it) and hand it over.
+        static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+        let base = 20000 + (std::process::id() % 6000) as u16;
+        let port = (0..64)
+            .map(|_| base + NEXT.fetch_add(101, std::sync::atomic::Ordering::Relaxed) % 6000)
+            .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+            .expect("a free port");
         let listen = format!("127.0.0.1:{port}");
         let nginx_dir = dir.path().display().to_string();
         let mut args = vec!["front", "--emit", "nginx", "--listen", &listen];
