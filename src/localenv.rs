@@ -579,6 +579,22 @@ impl LocalEnv {
             self.write_accounts(&state)?;
             return Ok(state);
         }
+        // A port checked free can still be taken by another program before the part that
+        // needs it binds it; then the whole start is tried again (on fresh ports).
+        let mut attempt = 1;
+        loop {
+            match self.start_fresh().await {
+                Err(e) if attempt < 3 && e.to_string().contains("Address already in use") => {
+                    tracing::warn!(error = %e, "a port was taken while starting; starting again");
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// Starts every part from nothing (after stopping whatever the state file still names).
+    async fn start_fresh(&self) -> Result<LocalState, LocalEnvError> {
         self.down().await?;
         std::fs::create_dir_all(&self.root).map_err(self.io())?;
         // Keys, state and the emulators' databases live here: only the user may look.
