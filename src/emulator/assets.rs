@@ -61,6 +61,8 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             "field 'Options' must be 0 (None), 1 (StorageEncrypted), 2 (CommonEncryptionProtected) or 4 (EnvelopeEncryptionProtected), not {options}"
         )));
     }
+    // Every field is checked before anything exists: a refused request leaves nothing.
+    let (alternate_id, name) = (body.str("AlternateId")?, body.str("Name")?);
     let id = IdKind::Content.new_id();
     let container = asset_container(&id);
     let storage = &ctx.st.storage;
@@ -73,12 +75,22 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         state: 0,
         created: t,
         last_modified: t,
-        alternate_id: body.str("AlternateId")?,
-        name: body.str("Name")?,
+        alternate_id,
+        name,
         options,
     };
-    let v = to_value(&asset)?;
-    ctx.st.db.insert(INFO.name, &asset.id, None, &v)?;
+    let stored =
+        to_value(&asset).and_then(|v| Ok((ctx.st.db.insert(INFO.name, &asset.id, None, &v)?, v)));
+    let v = match stored {
+        Ok((_, v)) => v,
+        Err(e) => {
+            // The record could not be written (a full disk, say): the container goes too.
+            if let Err(undo) = storage.delete_container(&container).await {
+                tracing::warn!(%container, error = %undo, "could not remove the container of an asset that was not created");
+            }
+            return Err(e);
+        }
+    };
     Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
 }
 

@@ -22,6 +22,12 @@ pub enum EncodeError {
     UnknownPreset(String),
     #[error("ffmpeg failed: {0}")]
     Ffmpeg(String),
+    /// Reading the input or writing the output in storage failed (not ffmpeg's doing).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The emulator's own records could not be read or written.
+    #[error("{0}")]
+    State(String),
     #[error("canceled")]
     Canceled,
     #[error("encoder i/o: {0}")]

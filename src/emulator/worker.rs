@@ -187,10 +187,10 @@ async fn run_tasks(
     job: &Job,
     cancel: watch::Receiver<bool>,
 ) -> Result<(), EncodeError> {
-    let l = links(&st.db, &job.id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    let l = links(&st.db, &job.id).map_err(|e| EncodeError::State(e.message))?;
     for (task_id, input, output) in &l.tasks {
         let mut task: Task =
-            load(st, TASKS.name, task_id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+            load(st, TASKS.name, task_id).map_err(|e| EncodeError::State(e.message))?;
         task.state = job_state::PROCESSING;
         task.start_time = Some(now());
         update_task(st, &task);
@@ -236,7 +236,7 @@ fn error_code(e: &EncodeError) -> &'static str {
 }
 
 fn storage_err(e: impl std::fmt::Display) -> EncodeError {
-    EncodeError::Ffmpeg(format!("storage: {e}"))
+    EncodeError::Storage(e.to_string())
 }
 
 async fn run_task(
@@ -280,9 +280,9 @@ async fn encode_into(
     cancel: watch::Receiver<bool>,
 ) -> Result<(), EncodeError> {
     let input_asset: Asset =
-        load(st, assets::INFO.name, input).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+        load(st, assets::INFO.name, input).map_err(|e| EncodeError::State(e.message))?;
     let output_asset: Asset =
-        load(st, assets::INFO.name, output).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+        load(st, assets::INFO.name, output).map_err(|e| EncodeError::State(e.message))?;
     // The mezzanine: the primary file, else the first file, else the first blob.
     let files: Vec<AssetFile> = st
         .db
@@ -400,9 +400,9 @@ async fn encode_into(
     }
     functions::register_files(st, output)
         .await
-        .map_err(|e| EncodeError::Ffmpeg(e.message))?;
+        .map_err(|e| EncodeError::State(e.message))?;
     // Keep the task's latest progress write from racing the final state.
-    *task = load(st, TASKS.name, &task.id).map_err(|e| EncodeError::Ffmpeg(e.message))?;
+    *task = load(st, TASKS.name, &task.id).map_err(|e| EncodeError::State(e.message))?;
     Ok(())
 }
 

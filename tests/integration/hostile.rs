@@ -458,12 +458,18 @@ async fn bearer_in_any_case_and_tokens_only_where_documented() {
 async fn string_fields_have_the_services_limits() {
     let m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
+    let containers = m.env.storage("dca").containers().await.unwrap().len();
     for (field, len) in [("Name", 513), ("Name", 15 << 20), ("AlternateId", 4001)] {
         let body = json!({ field: "x".repeat(len) }).to_string();
         let (status, _, v) = raw.send("POST", "/api/Assets", Some(&body), false).await;
         assert_eq!(status, 400, "{field} of {len}");
         assert!(v.to_string().contains(field), "{v}");
     }
+    assert_eq!(
+        m.env.storage("dca").containers().await.unwrap().len(),
+        containers,
+        "a refused asset leaves no container behind"
+    );
     let ok = json!({"Name": "x".repeat(512), "AlternateId": "y".repeat(4000)}).to_string();
     raw.ok("POST", "/api/Assets", Some(&ok)).await;
 }
@@ -558,4 +564,46 @@ async fn a_copy_from_a_dead_account_fails_fast_and_names_it() {
         text.contains("'dca'") && text.contains("cannot be reached"),
         "{text}"
     );
+}
+
+/// A job whose input cannot be read from storage ends in error naming storage, not ffmpeg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_failure_of_a_job_is_named_as_such() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"hollow"}"#).await;
+    // A File record whose blob was never uploaded.
+    let file = json!({"Name": "missing.mp4", "ParentAssetId": aid, "IsPrimary": true}).to_string();
+    raw.create("/api/Files", &file).await;
+    let body = json!({
+        "Name": "no input",
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+        "Tasks": [{
+            "Configuration": "Adaptive Streaming",
+            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+            "TaskBody": "<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetName=\"out\">JobOutputAsset(0)</outputAsset></taskBody>"
+        }]
+    });
+    let jid = raw.create("/api/Jobs", &body.to_string()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = raw
+            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+            .await;
+        if let Some(3..=5) = j["State"].as_i64() {
+            assert_eq!(j["State"], 4, "{j}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ended: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let tasks = raw
+        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
+        .await
+        .to_string();
+    assert!(tasks.contains("storage"), "{tasks}");
+    assert!(!tasks.contains("ffmpeg failed"), "mislabelled: {tasks}");
 }
