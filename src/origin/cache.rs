@@ -27,11 +27,19 @@ impl Body {
     }
 }
 
-/// Presentations by `container/name.ism`, and fragments by key.
+/// How long a presentation that could not be indexed (a damaged or hostile file) is answered
+/// from memory instead of being read and parsed again for every request.
+pub const FAILURE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Failures remembered at most (the oldest go first).
+const MAX_FAILURES: usize = 1024;
+
+/// Presentations by `container/name.ism`, fragments by key, and recent indexing failures.
 #[derive(Default)]
 pub struct Cache {
     presentations: Mutex<HashMap<String, Arc<Presentation>>>,
     fragments: Mutex<FragmentCache>,
+    failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
 
 impl Cache {
@@ -53,6 +61,33 @@ impl Cache {
 
     pub fn put_fragment(&self, key: String, body: Body) {
         lock(&self.fragments).put(key, body)
+    }
+
+    /// Why `key` could not be indexed, if that was less than `FAILURE_TTL` ago.
+    pub fn failure(&self, key: &str) -> Option<String> {
+        let mut f = lock(&self.failures);
+        match f.get(key) {
+            Some((at, why)) if at.elapsed() < FAILURE_TTL => Some(why.clone()),
+            Some(_) => {
+                f.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put_failure(&self, key: String, why: String) {
+        let mut f = lock(&self.failures);
+        if f.len() >= MAX_FAILURES {
+            if let Some(oldest) = f
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(k, _)| k.clone())
+            {
+                f.remove(&oldest);
+            }
+        }
+        f.insert(key, (std::time::Instant::now(), why));
     }
 }
 
@@ -104,6 +139,21 @@ impl FragmentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indexing_failures_are_remembered_for_a_while_and_bounded() {
+        let c = Cache::default();
+        assert_eq!(c.failure("a"), None);
+        c.put_failure("a".into(), "stsz claims too many samples".into());
+        assert_eq!(
+            c.failure("a").as_deref(),
+            Some("stsz claims too many samples")
+        );
+        for i in 0..MAX_FAILURES + 10 {
+            c.put_failure(format!("k{i}"), "x".into());
+        }
+        assert!(lock(&c.failures).len() <= MAX_FAILURES);
+    }
 
     #[test]
     fn the_fragment_cache_keeps_to_its_budget() {

@@ -127,13 +127,24 @@ impl Origin {
         if let Some(p) = self.cache.presentation(&key) {
             return Ok(p);
         }
-        let p = Arc::new(
-            self.within(
+        // A damaged file fails once per FAILURE_TTL, not once per request.
+        if let Some(why) = self.cache.failure(&key) {
+            return Err(OriginError::Unpackageable(why));
+        }
+        let loaded = self
+            .within(
                 "index the presentation",
                 Presentation::load(&self.storage, container, ism),
             )
-            .await?,
-        );
+            .await;
+        let p = match loaded {
+            Ok(p) => Arc::new(p),
+            Err(OriginError::Unpackageable(why)) => {
+                self.cache.put_failure(key, why.clone());
+                return Err(OriginError::Unpackageable(why));
+            }
+            Err(e) => return Err(e),
+        };
         self.cache.put_presentation(key, p.clone());
         Ok(p)
     }
