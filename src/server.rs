@@ -133,7 +133,52 @@ fn log_panics_in_one_line() {
                 .location()
                 .map(|l| format!("{}:{}", l.file(), l.line()))
                 .unwrap_or_default();
-            tracing::error!(%at, "panic: {what}");
+            if tracing::dispatcher::has_been_set() {
+                tracing::error!(%at, "panic: {what}");
+            } else {
+                eprintln!("panic at {at}: {what}");
+            }
         }));
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> Option<u16> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        String::from_utf8_lossy(&raw)
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_server_lives_on() {
+        let app = axum::Router::new()
+            .route(
+                "/boom",
+                axum::routing::get(|| async { panic!("boom") as &str }),
+            )
+            .route("/ok", axum::routing::get(|| async { "ok" }));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, app, Limits::default(), async {
+            let _ = stopped.await;
+        }));
+        for _ in 0..3 {
+            assert_eq!(get(addr, "/boom").await, Some(500), "answered, not dropped");
+        }
+        assert_eq!(get(addr, "/ok").await, Some(200));
+        let _ = stop.send(());
+        server.await.unwrap().unwrap();
+    }
 }
