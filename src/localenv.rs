@@ -588,7 +588,12 @@ impl LocalEnv {
                     tracing::warn!(error = %e, "a port was taken while starting; starting again");
                     attempt += 1;
                 }
-                r => return r,
+                Err(e) => {
+                    // Nothing half-started is left running.
+                    let _ = self.down().await;
+                    return Err(e);
+                }
+                ok => return ok,
             }
         }
     }
