@@ -35,3 +35,17 @@ pub mod replicate;
 pub mod script;
 pub mod server;
 pub mod storage;
+
+/// What the unit tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Property tests' budget: "no input panics" over a few hundred cases each, so that
+    /// `make test` stays quick on two cores; failures are not persisted to files.
+    pub fn budget() -> proptest::test_runner::Config {
+        proptest::test_runner::Config {
+            cases: 256,
+            failure_persistence: None,
+            ..Default::default()
+        }
+    }
+}

@@ -185,17 +185,8 @@ mod tests {
         assert_eq!(urldecode("nb%3Acid%3AUUID%3Aabc"), "nb:cid:UUID:abc");
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(budget())]
+        #![proptest_config(crate::testing::budget())]
         #[test]
         fn tokens_and_escapes_never_panic(token in "\\PC{0,120}", text in "\\PC{0,60}") {
             let _ = verify(&token, "acct", "a2V5", 0);

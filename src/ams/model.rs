@@ -645,17 +645,8 @@ mod tests {
         assert!(IdKind::Content.new_id().starts_with("nb:cid:UUID:"));
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(budget())]
+        #![proptest_config(crate::testing::budget())]
         #[test]
         fn dates_and_names_never_panic(
             text in "\\PC{0,40}",

@@ -545,17 +545,8 @@ mod tests {
         assert!(Body::parse(b"{not json").is_err());
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(budget())]
+        #![proptest_config(crate::testing::budget())]
         #[test]
         fn bodies_and_query_options_never_panic(
             body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),

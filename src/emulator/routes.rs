@@ -217,17 +217,8 @@ mod tests {
         assert_eq!(strip_api("/apix"), None);
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(budget())]
+        #![proptest_config(crate::testing::budget())]
         #[test]
         fn api_paths_never_panic(path in "\\PC{0,40}", raw in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
             let _ = strip_api(&path).map(parse_resource);

@@ -362,17 +362,8 @@ mod tests {
         assert!(err.contains("400000000 samples"), "{err}");
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(proptest::test_runner::Config { cases: 64, ..budget() })]
+        #![proptest_config(proptest::test_runner::Config { cases: 64, ..crate::testing::budget() })]
         #[test]
         fn damaged_indexes_never_panic(flips in proptest::collection::vec((proptest::num::usize::ANY, proptest::num::u8::ANY), 1..8), raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
             let _ = Mp4Index::parse(&raw);

@@ -542,17 +542,8 @@ mod tests {
         assert!(!owns("/v2/OAuth2-13"));
     }
 
-    /// "No input panics", with a small case budget (`make test` runs on two cores).
-    fn budget() -> proptest::test_runner::Config {
-        proptest::test_runner::Config {
-            cases: 256,
-            failure_persistence: None,
-            ..Default::default()
-        }
-    }
-
     proptest::proptest! {
-        #![proptest_config(budget())]
+        #![proptest_config(crate::testing::budget())]
         #[test]
         fn ranges_and_paths_never_panic(range in "\\PC{0,30}", digits in "bytes=[0-9]{0,25}-[0-9]{0,25}", total in proptest::num::u64::ANY, path in "\\PC{0,60}") {
             for r in [&range, &digits] {
