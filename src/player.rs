@@ -84,6 +84,16 @@ struct Recorder {
 }
 
 impl Recorder {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            report: PlayReport::default(),
+            last_origin: None,
+            buffer: None,
+            stall: 0.0,
+        }
+    }
+
     /// Records a request that began at `began` and the segment duration it was for.
     fn timed(&mut self, began: Instant, segment: f64, result: Result<Option<String>, String>) {
         let secs = began.elapsed().as_secs_f64();
@@ -178,13 +188,7 @@ pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, 
         .build()
         .map_err(|e| e.to_string())?;
     let master = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
-    let mut rec = Recorder {
-        started: Instant::now(),
-        report: PlayReport::default(),
-        last_origin: None,
-        buffer: None,
-        stall: 0.0,
-    };
+    let mut rec = Recorder::new();
     let deadline = Duration::from_secs_f64(seconds.max(0.0));
     // The manifests, as a player reads them first (retried, so the drill can start anywhere).
     let mut segments: Vec<(url::Url, f64)> = Vec::new();
@@ -256,13 +260,7 @@ mod tests {
 
     #[test]
     fn a_spell_without_answers_runs_from_the_first_failure_to_the_next_success() {
-        let mut rec = Recorder {
-            started: Instant::now(),
-            report: PlayReport::default(),
-            last_origin: None,
-            buffer: None,
-            stall: 0.0,
-        };
+        let mut rec = Recorder::new();
         let ok = || Ok(Some("a".to_string()));
         rec.timed(Instant::now(), 2.0, ok());
         rec.timed(Instant::now(), 2.0, Err("503".into()));

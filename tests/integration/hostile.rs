@@ -34,6 +34,40 @@ async fn put_blob_named(m: &Media, container: &str, name: &str, data: Vec<u8>) {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
+/// A job encoding asset `aid` with one task whose output is `JobOutputAsset(output)`.
+fn encode_job(m: &Media, aid: &str, output: &str) -> serde_json::Value {
+    json!({
+        "Name": "hostile job",
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(aid)))}}],
+        "Tasks": [{
+            "Configuration": "Adaptive Streaming",
+            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+            "TaskBody": format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetCreationOptions=\"0\" assetName=\"out\">JobOutputAsset({output})</outputAsset></taskBody>")
+        }]
+    })
+}
+
+/// Waits (at most a minute) for job `jid` to end; its final state and its tasks as JSON text.
+async fn job_end(raw: &Raw, jid: &str) -> (i64, String) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let j = raw
+            .ok("GET", &format!("/api/Jobs('{}')", enc(jid)), None)
+            .await;
+        if let Some(state @ 3..=5) = j["State"].as_i64() {
+            let tasks = raw
+                .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(jid)), None)
+                .await;
+            return (state, tasks.to_string());
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never ended: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// A blob named like a path, registered and encoded, never writes outside the data folder:
 /// CreateFileInfos skips (and names) it, File names that are paths are refused, and the
 /// encoder names its input itself.
@@ -100,36 +134,13 @@ async fn file_names_that_are_paths_never_reach_the_disk() {
     // Encoding an asset whose only blob has that name: the encoder never uses it (it names its
     // input itself, and ignores blobs that cannot be files); nothing appears outside the data
     // folder.
-    let body = json!({
-        "Name": "hostile job",
-        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
-        "Tasks": [{
-            "Configuration": "Adaptive Streaming",
-            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
-            "TaskBody": "<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetCreationOptions=\"0\" assetName=\"out\">JobOutputAsset(0)</outputAsset></taskBody>"
-        }]
-    });
-    let jid = raw.create("/api/Jobs", &body.to_string()).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let j = raw
-            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
-            .await;
-        if let Some(3..=5) = j["State"].as_i64() {
-            assert_eq!(j["State"], 4, "no usable input: the job ends in error: {j}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never ended: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let tasks = raw
-        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
+    let jid = raw
+        .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
         .await;
+    let (state, tasks) = job_end(&raw, &jid).await;
+    assert_eq!(state, 4, "no usable input: the job ends in error: {tasks}");
     assert!(
-        tasks.to_string().contains("cannot be file names"),
+        tasks.contains("cannot be file names"),
         "the error says why: {tasks}"
     );
     for ancestor in m.data.path().ancestors() {
@@ -392,15 +403,7 @@ async fn a_job_cannot_create_assets_by_the_thousand() {
         .unwrap()
         .len();
     for n in ["300", "4000000000", "1"] {
-        let body = json!({
-            "Name": "greedy",
-            "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
-            "Tasks": [{
-                "Configuration": "Adaptive Streaming",
-                "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
-                "TaskBody": format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetName=\"out\">JobOutputAsset({n})</outputAsset></taskBody>")
-            }]
-        });
+        let body = encode_job(&m, &aid, n);
         let (status, _, v) = raw
             .send("POST", "/api/Jobs", Some(&body.to_string()), false)
             .await;
@@ -575,35 +578,11 @@ async fn a_storage_failure_of_a_job_is_named_as_such() {
     // A File record whose blob was never uploaded.
     let file = json!({"Name": "missing.mp4", "ParentAssetId": aid, "IsPrimary": true}).to_string();
     raw.create("/api/Files", &file).await;
-    let body = json!({
-        "Name": "no input",
-        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
-        "Tasks": [{
-            "Configuration": "Adaptive Streaming",
-            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
-            "TaskBody": "<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetName=\"out\">JobOutputAsset(0)</outputAsset></taskBody>"
-        }]
-    });
-    let jid = raw.create("/api/Jobs", &body.to_string()).await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let j = raw
-            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
-            .await;
-        if let Some(3..=5) = j["State"].as_i64() {
-            assert_eq!(j["State"], 4, "{j}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never ended: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let tasks = raw
-        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
-        .await
-        .to_string();
+    let jid = raw
+        .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
+        .await;
+    let (state, tasks) = job_end(&raw, &jid).await;
+    assert_eq!(state, 4, "{tasks}");
     assert!(tasks.contains("storage"), "{tasks}");
     assert!(!tasks.contains("ffmpeg failed"), "mislabelled: {tasks}");
 }
