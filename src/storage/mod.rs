@@ -62,6 +62,21 @@ pub struct SasPerms {
     pub add: bool,
 }
 
+impl SasPerms {
+    /// The SDK's form (whose `to_string` gives the letters in the service's order).
+    pub(crate) fn sdk(self) -> BlobSasPermissions {
+        BlobSasPermissions {
+            read: self.read,
+            write: self.write,
+            delete: self.delete,
+            list: self.list,
+            create: self.create,
+            add: self.add,
+            ..Default::default()
+        }
+    }
+}
+
 impl std::str::FromStr for SasPerms {
     type Err = StorageError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -460,15 +475,7 @@ impl Storage {
         expiry: OffsetDateTime,
     ) -> Result<url::Url, StorageError> {
         let cc = self.container_client(container);
-        let sdk_perms = BlobSasPermissions {
-            read: perms.read,
-            write: perms.write,
-            delete: perms.delete,
-            list: perms.list,
-            create: perms.create,
-            add: perms.add,
-            ..Default::default()
-        };
+        let sdk_perms = perms.sdk();
         let t = self.target(container, None);
         let mut sas = cc
             .shared_access_signature(sdk_perms, expiry)

@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use azure_core::{Context, Method, Policy, PolicyResult, Request};
-use azure_storage::prelude::*;
 use azure_storage_blobs::prelude::*;
 use time::OffsetDateTime;
 
@@ -29,19 +28,6 @@ pub struct StoredPolicy {
     pub perms: SasPerms,
 }
 
-fn letters(p: SasPerms) -> String {
-    BlobSasPermissions {
-        read: p.read,
-        add: p.add,
-        create: p.create,
-        write: p.write,
-        delete: p.delete,
-        list: p.list,
-        ..Default::default()
-    }
-    .to_string()
-}
-
 impl Storage {
     /// Makes `policies` the container's stored access policies, replacing what it had (an
     /// empty list removes them all; what is no longer listed is revoked).
@@ -60,7 +46,14 @@ impl Storage {
         let list = StoredAccessPolicyList::new(
             policies
                 .iter()
-                .map(|p| StoredAccessPolicy::new(p.id.clone(), p.start, p.expiry, letters(p.perms)))
+                .map(|p| {
+                    StoredAccessPolicy::new(
+                        p.id.clone(),
+                        p.start,
+                        p.expiry,
+                        p.perms.sdk().to_string(),
+                    )
+                })
                 .collect(),
         );
         self.inner
