@@ -484,6 +484,12 @@ impl LocalUp {
         me
     }
 
+    /// `amsplay local status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.amsplay().args(["local", "status", "--json"]).output();
+        serde_json::from_str(&out.success().stdout()).unwrap()
+    }
+
     /// The binary, pointed at this environment.
     pub fn amsplay(&self) -> Amsplay {
         amsplay()
@@ -509,8 +515,7 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx in front of `env`'s origins, with `extra` arguments for `--emit nginx`.
     pub fn start(env: &LocalUp, extra: &[&str]) -> Self {
-        let status = env.amsplay().args(["local", "status", "--json"]).output();
-        let v: serde_json::Value = serde_json::from_str(&status.success().stdout()).unwrap();
+        let v = env.status();
         let dir = tempfile::tempdir().unwrap();
         // nginx cannot listen on port 0: take a free port below the ephemeral range (where
         // no outgoing connection can take it before nginx binds it) and hand it over.

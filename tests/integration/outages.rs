@@ -241,8 +241,7 @@ fn local_fail_and_heal_break_and_mend_one_datacenters_paths() {
 fn a_body_cut_in_the_middle_is_finished_by_the_other_datacenter() {
     let env = LocalUp::start();
     let master = streamed(&env);
-    let status = env.amsplay().args(["local", "status", "--json"]).output();
-    let v: serde_json::Value = serde_json::from_str(&status.success().stdout()).unwrap();
+    let v = env.status();
     let front = v["front_door"]
         .as_str()
         .unwrap()
