@@ -199,6 +199,7 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
+    crate::memory::unlimit_child(&mut cmd);
     let mut child = cmd.spawn().map_err(AzuriteError::Spawn)?;
     match wait_ready(&mut child, &spec.log, log_start, Duration::from_secs(30)).await {
         Ok(port) => {

@@ -43,6 +43,11 @@ pub enum Command {
         /// with an error at the line it was running, instead of never).
         #[arg(long, value_name = "N")]
         max_operations: Option<u64>,
+        /// Cap the memory the playbook may use, in MiB: data that keeps growing ends with an
+        /// error at the line that grew it, and an allocation that fails anyway ends the run
+        /// with one clear line (exit 71) instead of an abort.
+        #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(16..=1 << 24))]
+        max_memory: Option<u64>,
         /// The playbook (.rhai).
         playbook: PathBuf,
         /// Arguments the playbook sees as the array ARGS.
@@ -311,6 +316,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run {
             max_operations,
+            max_memory,
             playbook,
             args,
         } => {
@@ -319,6 +325,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut engine = build_engine(host);
             if let Some(n) = max_operations {
                 engine.set_max_operations(n);
+            }
+            if let Some(mb) = max_memory {
+                // Rhai's data limits well inside the process's own, which also holds the
+                // runtime, the local environment's handles and transfer buffers.
+                script::limit_data(&mut engine, (mb << 20) / 2);
+                crate::memory::limit(mb << 20)
+                    .map_err(|e| anyhow::anyhow!("cannot set --max-memory: {e}"))?;
             }
             let result = script::runner::run_file(&engine, &playbook, &args);
             drop(session);

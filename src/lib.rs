@@ -27,6 +27,7 @@ pub mod faults;
 pub mod front;
 pub mod localenv;
 pub mod logfile;
+pub mod memory;
 pub mod origin;
 pub mod player;
 pub mod process;

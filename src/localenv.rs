@@ -409,6 +409,7 @@ impl LocalEnv {
         }
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
+        crate::memory::unlimit_child(&mut cmd);
         let mut child = cmd.spawn().map_err(self.io())?;
         let started = Instant::now();
         loop {

@@ -57,6 +57,14 @@ impl Diagnostic {
         }
         let (mut message, hint) = match cur {
             EvalAltResult::ErrorRuntime(value, _) => runtime_message(value),
+            EvalAltResult::ErrorDataTooLarge(..) => (
+                strip_position(&cur.to_string(), cur.position()),
+                Some("the playbook's data outgrew its limit (a string, array or map that keeps growing?); raise `amsplay run --max-memory MB` if it is meant to".into()),
+            ),
+            EvalAltResult::ErrorTooManyOperations(..) => (
+                strip_position(&cur.to_string(), cur.position()),
+                Some("the playbook ran more operations than `--max-operations` allows (a loop that never ends?)".into()),
+            ),
             other => (strip_position(&other.to_string(), other.position()), None),
         };
         if !context.is_empty() {

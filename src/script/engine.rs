@@ -63,10 +63,23 @@ impl Host {
     }
 }
 
+/// What a playbook may hold by default (strings, arrays and maps sized from it).
+pub const DEFAULT_DATA_BYTES: u64 = 1 << 30;
+
+/// Sizes Rhai's data limits from a memory budget: a string a quarter of it, arrays and maps
+/// by a rough per-element cost. Growth past them is a script error at the line that grew.
+pub fn limit_data(engine: &mut Engine, bytes: u64) {
+    let usize_of = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).max(1);
+    engine.set_max_string_size(usize_of(bytes / 4));
+    engine.set_max_array_size(usize_of(bytes / 64));
+    engine.set_max_map_size(usize_of(bytes / 256));
+}
+
 /// Builds the engine with every amsplay function registered and documented.
 pub fn build_engine(host: Arc<Host>) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_call_levels(256);
+    limit_data(&mut engine, DEFAULT_DATA_BYTES);
     engine.on_debug(|text, source, pos| {
         let src = source.unwrap_or("script");
         eprintln!(

@@ -24,4 +24,4 @@ mod storage;
 mod util;
 
 pub use account::Account;
-pub use engine::{build_engine, Host};
+pub use engine::{build_engine, limit_data, Host};

@@ -114,7 +114,9 @@ Example: let clip = make_sample_video(`${temp_dir()}/sample.mp4`, 30, 1080);"#,
             return Err(invalid("make_sample_video: seconds must be 1..3600 and height 90..2160"));
         }
         let width = (height * 16 / 9 + 1) / 2 * 2;
-        let out = std::process::Command::new("ffmpeg")
+        let mut ffmpeg = std::process::Command::new("ffmpeg");
+        crate::memory::unlimit_child(&mut ffmpeg);
+        let out = ffmpeg
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-f", "lavfi", "-i"])
             .arg(format!("testsrc2=size={width}x{height}:rate=30:duration={seconds}"))
             .args(["-f", "lavfi", "-i"])

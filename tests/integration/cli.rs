@@ -489,3 +489,38 @@ fn a_runaway_playbook_stops_at_its_operations_limit() {
         .stderr_has("loop.rhai:3:")
         .stderr_has("Too many operations");
 }
+
+/// `--max-memory` ends a playbook whose data keeps growing: at the line that grew it while
+/// Rhai can tell, and with one clear line (exit 71, no abort) when an allocation fails anyway.
+#[test]
+fn a_playbook_that_outgrows_its_memory_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("none.toml");
+    std::fs::write(&accounts, "").unwrap();
+    let run = |name: &str, source: &str| {
+        let script = dir.path().join(name);
+        std::fs::write(&script, source).unwrap();
+        amsplay().accounts(&accounts).args([
+            "run".as_ref(),
+            "--max-memory".as_ref(),
+            "64".as_ref(),
+            script.as_os_str(),
+        ])
+    };
+    run("grow.rhai", "let s = \"x\";\nloop {\n    s += s;\n}\n")
+        .output()
+        .failure()
+        .stderr_has("grow.rhai:3:")
+        .stderr_has("--max-memory");
+    // Each string within Rhai's limit, together past the process's.
+    let mut many = String::from("let s = \"\";\ns.pad(8000000, \"x\");\n");
+    for i in 0..12 {
+        many += &format!("let v{i} = s + \"{i}\";\n");
+    }
+    many += "print(\"all held\");\n";
+    let out = run("many.rhai", &many).output();
+    assert_eq!(out.0.status.code(), Some(71), "{}", out.stderr());
+    assert!(!out.stdout().contains("all held"));
+    out.stderr_has("out of memory")
+        .stderr_has("under --max-memory 64 MiB");
+}
