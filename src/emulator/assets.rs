@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::routes::not_allowed;
-use super::{files, locators, no_content, now, to_value, Ctx};
+use super::{files, locators, no_content, now, to_value, AppState, Ctx};
 use crate::ams::model::{asset_container, Asset, IdKind};
 
 pub const INFO: SetInfo = SetInfo {
@@ -63,14 +63,31 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     }
     // Every field is checked before anything exists: a refused request leaves nothing.
     let (alternate_id, name) = (body.str("AlternateId")?, body.str("Name")?);
+    let asset = new_asset(ctx.st, name, alternate_id, options);
+    let v = to_value(&asset)?;
+    with_containers(ctx.st, &[&asset], || {
+        Ok(ctx.st.db.insert(INFO.name, &asset.id, None, &v)?)
+    })
+    .await?;
+    Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
+}
+
+/// A new, empty asset of this account; its container (named from its id) not created yet.
+pub(super) fn new_asset(
+    st: &AppState,
+    name: Option<String>,
+    alternate_id: Option<String>,
+    options: i32,
+) -> Asset {
     let id = IdKind::Content.new_id();
-    let container = asset_container(&id);
-    let storage = &ctx.st.storage;
-    storage.create_container(&container).await?;
     let t = now();
-    let asset = Asset {
-        uri: format!("{}/{container}", storage.endpoint().trim_end_matches('/')),
-        storage_account_name: storage.account().to_string(),
+    Asset {
+        uri: format!(
+            "{}/{}",
+            st.storage.endpoint().trim_end_matches('/'),
+            asset_container(&id)
+        ),
+        storage_account_name: st.storage.account().to_string(),
         id,
         state: 0,
         created: t,
@@ -78,20 +95,39 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         alternate_id,
         name,
         options,
-    };
-    let stored =
-        to_value(&asset).and_then(|v| Ok((ctx.st.db.insert(INFO.name, &asset.id, None, &v)?, v)));
-    let v = match stored {
-        Ok((_, v)) => v,
-        Err(e) => {
-            // The record could not be written (a full disk, say): the container goes too.
-            if let Err(undo) = storage.delete_container(&container).await {
+    }
+}
+
+/// Creates the containers of `assets`, then `store`s their records (with whatever goes with
+/// them, in one transaction). When either fails the containers made go again, so a refused
+/// request (a full disk, say) leaves nothing behind.
+pub(super) async fn with_containers<T>(
+    st: &AppState,
+    assets: &[&Asset],
+    store: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut made = Vec::new();
+    let mut result = Ok(());
+    for a in assets {
+        let container = a.container();
+        match st.storage.create_container(&container).await {
+            Ok(true) => made.push(container),
+            Ok(false) => {}
+            Err(e) => {
+                result = Err(ApiError::from(e));
+                break;
+            }
+        }
+    }
+    let result = result.and_then(|()| store());
+    if result.is_err() {
+        for container in made {
+            if let Err(undo) = st.storage.delete_container(&container).await {
                 tracing::warn!(%container, error = %undo, "could not remove the container of an asset that was not created");
             }
-            return Err(e);
         }
-    };
-    Ok(ctx.entity(&INFO, StatusCode::CREATED, v))
+    }
+    result
 }
 
 fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {

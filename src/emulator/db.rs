@@ -10,10 +10,30 @@ use rusqlite::{params, Connection, OptionalExtension};
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Sqlite(rusqlite::Error),
+    /// The disk under the data folder has no room for the write.
+    #[error("the emulator's disk is full ({0}); free space in its data folder (--data-dir)")]
+    DiskFull(rusqlite::Error),
+    #[error("the data folder {path}: {source}")]
+    DataFolder {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
     #[error("an entity with id '{0}' already exists")]
     Duplicate(String),
 }
+
+impl From<rusqlite::Error> for DbError {
+    fn from(e: rusqlite::Error) -> Self {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => Self::DiskFull(e),
+            _ => Self::Sqlite(e),
+        }
+    }
+}
+
+/// One record of [`Db::insert_all`]: entity set, id, parent, body.
+pub type NewEntity<'a> = (&'a str, &'a str, Option<&'a str>, serde_json::Value);
 
 /// Entities by set; safe to share between request handlers.
 pub struct Db {
@@ -25,15 +45,18 @@ impl Db {
     /// locator URLs), and deleted rows overwritten on disk (`secure_delete`), so nothing
     /// deleted stays readable in the file.
     pub fn open(dir: &Path) -> Result<Self, DbError> {
-        let io = |e: std::io::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        crate::config::restrict(dir, 0o700).map_err(io)?;
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| DbError::DataFolder { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::config::restrict(dir, 0o700).map_err(io(dir))?;
         let path = dir.join("media.sqlite");
         let conn = Connection::open(&path)?;
         for f in ["", "-wal", "-shm"] {
             let file = std::path::PathBuf::from(format!("{}{f}", path.display()));
             if file.exists() {
-                crate::config::restrict(&file, 0o600).map_err(io)?;
+                crate::config::restrict(&file, 0o600).map_err(io(&file))?;
             }
         }
         conn.pragma_update(None, "secure_delete", "ON")?;
@@ -67,18 +90,18 @@ impl Db {
         parent: Option<&str>,
         body: &serde_json::Value,
     ) -> Result<(), DbError> {
-        let r = self.conn().execute(
-            "INSERT INTO entities (set_name, id, parent, body) VALUES (?1, ?2, ?3, ?4)",
-            params![set, id, parent, body.to_string()],
-        );
-        match r {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(DbError::Duplicate(id.to_string()))
-            }
-            r => r.map(|_| ()).map_err(DbError::from),
+        insert_one(&self.conn(), set, id, parent, body)
+    }
+
+    /// Inserts every record or none (one transaction): a job with its tasks and outputs.
+    pub fn insert_all(&self, records: &[NewEntity<'_>]) -> Result<(), DbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for (set, id, parent, body) in records {
+            insert_one(&tx, set, id, *parent, body)?;
         }
+        tx.commit()?;
+        Ok(())
     }
 
     pub fn get(&self, set: &str, id: &str) -> Result<Option<serde_json::Value>, DbError> {
@@ -150,6 +173,27 @@ impl Db {
     }
 }
 
+fn insert_one(
+    conn: &Connection,
+    set: &str,
+    id: &str,
+    parent: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<(), DbError> {
+    let r = conn.execute(
+        "INSERT INTO entities (set_name, id, parent, body) VALUES (?1, ?2, ?3, ?4)",
+        params![set, id, parent, body.to_string()],
+    );
+    match r {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            Err(DbError::Duplicate(id.to_string()))
+        }
+        r => r.map(|_| ()).map_err(DbError::from),
+    }
+}
+
 /// After a delete: the write-ahead log still holds the deleted rows' old pages, so it is
 /// checkpointed and emptied (the database file's freed pages are zeroed by `secure_delete`).
 fn scrub(conn: &Connection) {
@@ -182,5 +226,25 @@ mod tests {
         assert_eq!(db.delete_children("Files", "a1").unwrap(), 1);
         assert!(db.delete("Assets", "a1").unwrap());
         assert!(db.get("Assets", "a1").unwrap().is_none());
+    }
+
+    #[test]
+    fn insert_all_writes_every_record_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).unwrap();
+        db.insert("Jobs", "j0", None, &serde_json::json!({}))
+            .unwrap();
+        let v = serde_json::json!({});
+        let r = db.insert_all(&[
+            ("Assets", "out", None, v.clone()),
+            ("Tasks", "t1", Some("j0"), v.clone()),
+            ("Jobs", "j0", None, v.clone()),
+        ]);
+        assert!(matches!(r, Err(DbError::Duplicate(_))));
+        assert!(db.get("Assets", "out").unwrap().is_none());
+        assert!(db.get("Tasks", "t1").unwrap().is_none());
+        db.insert_all(&[("Assets", "out", None, v.clone())])
+            .unwrap();
+        assert!(db.get("Assets", "out").unwrap().is_some());
     }
 }

@@ -28,10 +28,23 @@ pub enum EncodeError {
     /// The emulator's own records could not be read or written.
     #[error("{0}")]
     State(String),
+    /// The work folder's disk has no room (for the input, ffmpeg's outputs or the records).
+    #[error("the emulator's disk is full ({0}); free space in its data folder (--data-dir)")]
+    DiskFull(String),
     #[error("canceled")]
     Canceled,
     #[error("encoder i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for EncodeError {
+    fn from(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(libc::ENOSPC) {
+            Self::DiskFull(e.to_string())
+        } else {
+            Self::Io(e)
+        }
+    }
 }
 
 /// Where ffmpeg and ffprobe are.
@@ -388,6 +401,9 @@ pub async fn encode(
     if !status.success() {
         let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
         let msg = tail[tail.len().saturating_sub(5)..].join("; ");
+        if err.contains("No space left on device") {
+            return Err(EncodeError::DiskFull(format!("ffmpeg: {msg}")));
+        }
         return Err(EncodeError::Ffmpeg(if msg.is_empty() {
             format!("exit {status}")
         } else {

@@ -11,7 +11,7 @@ use super::odata::{ApiError, Body, SetInfo};
 use super::routes::not_allowed;
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
 use crate::ams::auth::urldecode;
-use crate::ams::model::{asset_container, job_state, Asset, IdKind, Job, Task};
+use crate::ams::model::{job_state, Asset, IdKind, Job, Task};
 
 pub const JOBS: SetInfo = SetInfo {
     name: "Jobs",
@@ -277,37 +277,18 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         parsed.push((tb.str("Name")?, config, task_body, tbody));
     }
     // Output assets exist from the moment the job does.
-    let mut outputs: Vec<String> = Vec::new();
     let max_out = parsed.iter().map(|p| p.3.output).max().unwrap_or(0);
-    for n in 0..=max_out {
-        let (name, options) = parsed
-            .iter()
-            .find(|p| p.3.output == n)
-            .map(|p| (p.3.output_name.clone(), p.3.output_options))
-            .unwrap_or((None, 0));
-        let id = IdKind::Content.new_id();
-        let container = asset_container(&id);
-        ctx.st.storage.create_container(&container).await?;
-        let t = now();
-        let asset = Asset {
-            uri: format!(
-                "{}/{container}",
-                ctx.st.storage.endpoint().trim_end_matches('/')
-            ),
-            storage_account_name: ctx.st.storage.account().to_string(),
-            id,
-            state: 0,
-            created: t,
-            last_modified: t,
-            alternate_id: None,
-            name: Some(name.unwrap_or_else(|| format!("JobOutputAsset({n})"))),
-            options,
-        };
-        ctx.st
-            .db
-            .insert(assets::INFO.name, &asset.id, None, &to_value(&asset)?)?;
-        outputs.push(asset.id);
-    }
+    let outputs: Vec<Asset> = (0..=max_out)
+        .map(|n| {
+            let (name, options) = parsed
+                .iter()
+                .find(|p| p.3.output == n)
+                .map(|p| (p.3.output_name.clone(), p.3.output_options))
+                .unwrap_or((None, 0));
+            let name = name.unwrap_or_else(|| format!("JobOutputAsset({n})"));
+            assets::new_asset(ctx.st, Some(name), None, options)
+        })
+        .collect();
     let t = now();
     let job = Job {
         id: IdKind::Job.new_id(),
@@ -323,9 +304,10 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     };
     let mut links = Links {
         inputs,
-        outputs,
+        outputs: outputs.iter().map(|a| a.id.clone()).collect(),
         tasks: Vec::new(),
     };
+    let mut tasks = Vec::new();
     for (name, config, task_body, tb) in parsed {
         let task = Task {
             id: IdKind::Task.new_id(),
@@ -343,19 +325,28 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             error_details: Vec::new(),
             perf_message: None,
         };
-        ctx.st
-            .db
-            .insert(TASKS.name, &task.id, Some(&job.id), &to_value(&task)?)?;
-        links.tasks.push((task.id, tb.input, tb.output));
+        links.tasks.push((task.id.clone(), tb.input, tb.output));
+        tasks.push(task);
     }
-    ctx.st.db.insert(
-        LINKS,
-        &job.id,
-        None,
-        &serde_json::to_value(&links).map_err(|e| ApiError::internal(e.to_string()))?,
-    )?;
+    // The job, its tasks and its outputs are written together or not at all.
     let v = to_value(&job)?;
-    ctx.st.db.insert(JOBS.name, &job.id, None, &v)?;
+    let mut records = Vec::new();
+    for a in &outputs {
+        records.push((assets::INFO.name, a.id.as_str(), None, to_value(a)?));
+    }
+    for t in &tasks {
+        records.push((
+            TASKS.name,
+            t.id.as_str(),
+            Some(job.id.as_str()),
+            to_value(t)?,
+        ));
+    }
+    let links = serde_json::to_value(&links).map_err(|e| ApiError::internal(e.to_string()))?;
+    records.push((LINKS, job.id.as_str(), None, links));
+    records.push((JOBS.name, job.id.as_str(), None, v.clone()));
+    let outputs: Vec<&Asset> = outputs.iter().collect();
+    assets::with_containers(ctx.st, &outputs, || Ok(ctx.st.db.insert_all(&records)?)).await?;
     ctx.st.jobs.wake();
     Ok(ctx.entity(&JOBS, StatusCode::CREATED, v))
 }

@@ -71,6 +71,14 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
+    /// The emulator's own disk has no room (507, as WebDAV named it).
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "InsufficientStorage",
+            message,
+        )
+    }
 
     /// The OData error body in the request's format.
     pub fn into_response(self, fmt: Format) -> Response {
@@ -89,14 +97,32 @@ impl From<super::db::DbError> for ApiError {
             super::db::DbError::Duplicate(id) => {
                 ApiError::conflict(format!("an entity with Id '{id}' already exists"))
             }
+            e @ super::db::DbError::DiskFull(_) => ApiError::insufficient_storage(e.to_string()),
             e => ApiError::internal(e.to_string()),
         }
     }
 }
 
+/// Storage failures by meaning: what is not there is 404, storage that cannot answer now is
+/// 503 (try again), a full local disk 507; the rest 500.
 impl From<crate::storage::StorageError> for ApiError {
     fn from(e: crate::storage::StorageError) -> Self {
-        ApiError::internal(format!("storage: {e}"))
+        use crate::storage::StorageError as E;
+        let message = format!("storage: {e}");
+        match &e {
+            E::ContainerNotFound { .. } | E::BlobNotFound { .. } => ApiError::not_found(message),
+            E::LocalFile { source, .. } if source.raw_os_error() == Some(libc::ENOSPC) => {
+                ApiError::insufficient_storage(format!(
+                    "the emulator's disk is full ({e}); free space in its data folder (--data-dir)"
+                ))
+            }
+            e if e.is_transient() => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ServiceUnavailable",
+                message,
+            ),
+            _ => ApiError::internal(message),
+        }
     }
 }
 

@@ -235,8 +235,24 @@ fn error_code(e: &EncodeError) -> &'static str {
     }
 }
 
-fn storage_err(e: impl std::fmt::Display) -> EncodeError {
-    EncodeError::Storage(e.to_string())
+/// A storage failure, unless it was the local disk (a download into a full work folder).
+fn storage_err(e: crate::storage::StorageError) -> EncodeError {
+    match &e {
+        crate::storage::StorageError::LocalFile { source, .. }
+            if source.raw_os_error() == Some(libc::ENOSPC) =>
+        {
+            EncodeError::DiskFull(e.to_string())
+        }
+        _ => EncodeError::Storage(e.to_string()),
+    }
+}
+
+/// The emulator's own records could not be read or written.
+fn state_err(e: super::db::DbError) -> EncodeError {
+    match e {
+        e @ super::db::DbError::DiskFull(_) => EncodeError::DiskFull(e.to_string()),
+        e => EncodeError::State(e.to_string()),
+    }
 }
 
 async fn run_task(
@@ -287,7 +303,7 @@ async fn encode_into(
     let files: Vec<AssetFile> = st
         .db
         .list(files::INFO.name, Some(input))
-        .map_err(storage_err)?
+        .map_err(state_err)?
         .into_iter()
         .filter_map(|v| serde_json::from_value(v).ok())
         .collect();

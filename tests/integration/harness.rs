@@ -364,6 +364,8 @@ pub struct Media {
     pub account: String,
     pub key: String,
     extra: Vec<String>,
+    /// The data folder is a tmpfs of this many KiB, in a mount namespace of the emulator's own.
+    disk_kib: Option<u64>,
 }
 
 impl Media {
@@ -378,14 +380,60 @@ impl Media {
             account: "amstest".into(),
             key: amsplay::azurite::generate_key(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            disk_kib: None,
         };
         m.spawn(0);
         m
     }
 
+    /// As `start`, with a data folder that holds only `kib` KiB (a real full disk: a tmpfs
+    /// mounted in the emulator's own mount namespace, gone with it).
+    pub async fn start_on_small_disk(kib: u64) -> Media {
+        let env = Env::start(&["dca"]).await;
+        let mut m = Media {
+            env,
+            child: None,
+            port: 0,
+            data: tempfile::tempdir().unwrap(),
+            account: "amstest".into(),
+            key: amsplay::azurite::generate_key(),
+            extra: Vec::new(),
+            disk_kib: Some(kib),
+        };
+        m.spawn(0);
+        m
+    }
+
+    /// Where the emulator's data folder is, as seen from outside its mount namespace.
+    pub fn data_path(&self) -> PathBuf {
+        match (&self.disk_kib, &self.child) {
+            (Some(_), Some(c)) => PathBuf::from(format!("/proc/{}/root", c.id()))
+                .join(self.data.path().strip_prefix("/").unwrap()),
+            _ => self.data.path().to_path_buf(),
+        }
+    }
+
     fn spawn(&mut self, port: u16) {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_amsplay"))
+        let exe = env!("CARGO_BIN_EXE_amsplay");
+        let mut cmd = match self.disk_kib {
+            None => Command::new(exe),
+            Some(kib) => {
+                let mut c = Command::new("unshare");
+                c.args(["--map-root-user", "--mount", "--propagation", "private"])
+                    .args([
+                        "sh",
+                        "-c",
+                        "mount -t tmpfs -o size=\"$1\"k tmpfs \"$2\" && shift 2 && exec \"$@\"",
+                        "sh",
+                    ])
+                    .arg(kib.to_string())
+                    .arg(self.data.path())
+                    .arg(exe);
+                c
+            }
+        };
+        let mut child = cmd
             .args([
                 "serve",
                 "--account",

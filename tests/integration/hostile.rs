@@ -586,3 +586,96 @@ async fn a_storage_failure_of_a_job_is_named_as_such() {
     assert!(tasks.contains("storage"), "{tasks}");
     assert!(!tasks.contains("ffmpeg failed"), "mislabelled: {tasks}");
 }
+
+/// Fills the emulator's data folder (a small tmpfs) until the disk says no more.
+fn fill_disk(m: &Media) -> std::path::PathBuf {
+    use std::io::Write;
+    let filler = m.data_path().join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 16 << 10];
+    loop {
+        match f.write_all(&chunk).and_then(|_| f.sync_all()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return filler,
+            Err(e) => panic!("filling the disk: {e}"),
+        }
+    }
+}
+
+/// A full disk (a real one: the data folder is a tmpfs that fills up): requests that would
+/// write are refused with 507 naming the disk and leave no container behind; a job whose input
+/// does not fit says the local disk is full (not "ffmpeg failed") and leaves no output blobs;
+/// once space is back all works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_named_and_leaves_nothing_half_made() {
+    let m = Media::start_on_small_disk(4096).await;
+    let raw = Raw::new(&m).await;
+    let storage = m.env.storage("dca");
+    let dir = tempfile::tempdir().unwrap();
+    let clip = std::fs::read(crate::encoding::sample(dir.path(), "clip.mp4", 640, 360, 6)).unwrap();
+    assert!(
+        clip.len() > 1 << 20,
+        "the clip outgrows the space left below"
+    );
+    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+    let container = amsplay::ams::model::asset_container(&aid);
+    put_blob_named(&m, &container, "clip.mp4", clip).await;
+    raw.ok(
+        "GET",
+        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+        None,
+    )
+    .await;
+    let containers = storage.containers().await.unwrap().len();
+
+    // Nothing fits: writes are refused by name, and leave nothing in storage.
+    let filler = fill_disk(&m);
+    let job = encode_job(&m, &aid, "0").to_string();
+    for (path, body) in [
+        ("/api/Assets", r#"{"Name":"later"}"#),
+        ("/api/Jobs", job.as_str()),
+    ] {
+        let (status, _, v) = raw.send("POST", path, Some(body), false).await;
+        assert_eq!(status, 507, "POST {path}: {v}");
+        assert!(v.to_string().contains("disk is full"), "{v}");
+        assert_eq!(
+            storage.containers().await.unwrap().len(),
+            containers,
+            "POST {path} left a container behind"
+        );
+    }
+
+    // Room for the records, not for the input.
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(512 << 10)).unwrap();
+    drop(f);
+    let jid = raw.create("/api/Jobs", &job).await;
+    let (state, tasks) = job_end(&raw, &jid).await;
+    assert_eq!(state, 4, "{tasks}");
+    assert!(
+        tasks.contains("disk is full"),
+        "the cause is named: {tasks}"
+    );
+    assert!(!tasks.contains("ffmpeg failed"), "mislabelled: {tasks}");
+    let outputs = raw
+        .ok(
+            "GET",
+            &format!("/api/Jobs('{}')/OutputMediaAssets", enc(&jid)),
+            None,
+        )
+        .await;
+    for out in outputs["value"].as_array().unwrap() {
+        let c = amsplay::ams::model::asset_container(out["Id"].as_str().unwrap());
+        assert!(
+            storage.blobs(&c).await.unwrap_or_default().is_empty(),
+            "a failed job leaves no blobs in its output"
+        );
+    }
+
+    std::fs::remove_file(filler).unwrap();
+    raw.create("/api/Assets", r#"{"Name":"after"}"#).await;
+}
