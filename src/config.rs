@@ -76,6 +76,19 @@ pub struct AccountEntry {
     pub media_auth: Option<String>,
 }
 
+/// How a client reaches and proves itself to a Media Services account.
+#[derive(Debug, Clone)]
+pub struct MediaAccount {
+    pub account: String,
+    pub key: String,
+    /// The API root, e.g. `http://127.0.0.1:7001/api/` (or the global endpoint that redirects).
+    pub api: url::Url,
+    /// The token endpoint.
+    pub token_endpoint: url::Url,
+    /// Azure AD style (`resource=`) instead of ACS (`scope=`).
+    pub aad: bool,
+}
+
 /// A storage account with everything needed to talk to it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StorageAccount {
@@ -172,10 +185,7 @@ impl AccountsFile {
     }
 
     /// The Media Services account of a datacenter; None when it has none configured.
-    pub fn media(
-        &self,
-        name: &str,
-    ) -> Result<Option<crate::ams::client::MediaAccount>, ConfigError> {
+    pub fn media(&self, name: &str) -> Result<Option<MediaAccount>, ConfigError> {
         let entry = self
             .accounts
             .get(name)
@@ -229,7 +239,7 @@ impl AccountsFile {
                 )))
             }
         };
-        Ok(Some(crate::ams::client::MediaAccount {
+        Ok(Some(MediaAccount {
             account,
             key,
             api,

@@ -33,6 +33,7 @@ pub mod player;
 pub mod process;
 pub mod progress;
 pub mod replicate;
+pub mod retry;
 pub mod script;
 pub mod server;
 pub mod storage;

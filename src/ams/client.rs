@@ -11,20 +11,8 @@ use serde_json::Value;
 
 use super::auth::{self, TokenResponse};
 use super::model::{requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Task};
-use crate::storage::RetryPolicy;
-
-/// How a client reaches and proves itself to an account.
-#[derive(Debug, Clone)]
-pub struct MediaAccount {
-    pub account: String,
-    pub key: String,
-    /// The API root, e.g. `http://127.0.0.1:7001/api/` (or the global endpoint that redirects).
-    pub api: url::Url,
-    /// The token endpoint.
-    pub token_endpoint: url::Url,
-    /// Azure AD style (`resource=`) instead of ACS (`scope=`).
-    pub aad: bool,
-}
+use crate::config::MediaAccount;
+use crate::retry::{RetryPolicy, Transient};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AmsError {
@@ -65,8 +53,10 @@ impl AmsError {
             AmsError::Protocol(_) => "protocol",
         }
     }
+}
 
-    fn transient(&self) -> bool {
+impl Transient for AmsError {
+    fn is_transient(&self) -> bool {
         matches!(self, AmsError::Unreachable { .. })
             || matches!(self, AmsError::Refused { status, .. } if *status >= 500)
     }
@@ -179,17 +169,13 @@ impl MediaClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), AmsError> {
-        let idempotent = method != Method::POST;
-        let mut attempt = 1;
-        loop {
-            match self.call_once(method.clone(), path, body).await {
-                Err(e) if idempotent && e.transient() && attempt < self.retry.attempts => {
-                    tokio::time::sleep(self.retry.delay(attempt)).await;
-                    attempt += 1;
-                }
-                r => return r,
-            }
+        // A POST is never repeated: the first may have been done although its answer was lost.
+        if method == Method::POST {
+            return self.call_once(method, path, body).await;
         }
+        self.retry
+            .run(path, || self.call_once(method.clone(), path, body))
+            .await
     }
 
     async fn call_once(

@@ -116,7 +116,7 @@ impl From<crate::storage::StorageError> for ApiError {
                     "the emulator's disk is full ({e}); free space in its data folder (--data-dir)"
                 ))
             }
-            e if e.is_transient() => ApiError::new(
+            e if crate::retry::Transient::is_transient(e) => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ServiceUnavailable",
                 message,

@@ -42,7 +42,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use crate::storage::{RetryPolicy, Storage};
+use crate::retry::RetryPolicy;
+use crate::storage::Storage;
 pub use cache::FRAGMENT_CACHE_BYTES;
 use cache::{Body, Cache};
 pub use error::OriginError;

@@ -6,7 +6,8 @@ use rhai::Engine;
 
 use super::engine::{func, Host};
 use super::errors::{host_error, RhaiResult};
-use crate::ams::client::{MediaAccount, MediaClient};
+use crate::ams::client::MediaClient;
+use crate::config::MediaAccount;
 use crate::config::StorageAccount;
 use crate::storage::{Storage, StorageError};
 

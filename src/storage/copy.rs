@@ -21,10 +21,10 @@ use md5::{Digest, Md5};
 use time::OffsetDateTime;
 
 use super::pipe::pipe_blob;
-use super::retry::Backoff;
 use super::transfer::{content_type_for, stream_blob, TransferOptions};
-use super::{classify, BlobInfo, SasPerms, Storage, StorageError};
+use super::{BlobInfo, SasPerms, Storage, StorageError};
 use crate::progress::Progress;
+use crate::retry::Backoff;
 
 /// How blobs travel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +126,8 @@ enum AttemptError {
 
 impl From<StorageError> for AttemptError {
     fn from(e: StorageError) -> Self {
-        if e.is_transient() || matches!(e, StorageError::Integrity { .. }) {
+        if crate::retry::Transient::is_transient(&e) || matches!(e, StorageError::Integrity { .. })
+        {
             AttemptError::Retry(e)
         } else {
             AttemptError::Fatal(e)
@@ -369,12 +370,8 @@ impl Job<'_> {
         let t = self.dst.target(self.dst_container, Some(&b.name));
         let started = self
             .dst
-            .retry()
-            .run("start a server-side copy", || async {
-                client
-                    .copy(source.clone())
-                    .await
-                    .map_err(|e| classify("start a server-side copy", t, e))
+            .call("start a server-side copy", t, || {
+                client.copy(source.clone()).into_future()
             })
             .await
             .map_err(|e| match &e {
@@ -390,13 +387,7 @@ impl Job<'_> {
             backoff.wait().await;
             let props = self
                 .dst
-                .retry()
-                .run("poll a copy", || async {
-                    client
-                        .get_properties()
-                        .await
-                        .map_err(|e| classify("poll a copy", t, e))
-                })
+                .call("poll a copy", t, || client.get_properties().into_future())
                 .await?;
             status = props
                 .blob

@@ -91,9 +91,11 @@ impl StorageError {
             _ => return None,
         })
     }
+}
 
+impl crate::retry::Transient for StorageError {
     /// Worth trying again: network failures, timeouts, throttling and server errors.
-    pub fn is_transient(&self) -> bool {
+    fn is_transient(&self) -> bool {
         match self {
             Self::Unreachable { .. } => true,
             Self::Service { status, .. } => matches!(status, 408 | 429 | 500 | 502 | 503 | 504),

@@ -10,7 +10,6 @@ pub mod copy;
 mod error;
 mod pipe;
 mod policies;
-pub mod retry;
 mod transfer;
 
 use std::sync::Arc;
@@ -22,12 +21,12 @@ use azure_storage_blobs::prelude::*;
 use futures::StreamExt;
 use time::OffsetDateTime;
 
+pub use crate::retry::RetryPolicy;
 pub use copy::{copy_blobs, CopyMode, CopyOptions, CopyReport};
 pub use error::StorageError;
 use error::{classify, Target};
 pub use pipe::error_chain;
 pub use policies::{StoredPolicy, MAX_POLICIES};
-pub use retry::RetryPolicy;
 pub use transfer::TransferOptions;
 
 use crate::config::StorageAccount;
@@ -297,6 +296,28 @@ impl Storage {
         }
     }
 
+    /// One storage operation: `f` runs until it succeeds, fails for good or runs out of
+    /// attempts (this account's [`RetryPolicy`]); the SDK's errors are named by meaning, with
+    /// what was being done (`op`) and where (`t`).
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        op: &str,
+        t: Target<'_>,
+        mut f: F,
+    ) -> Result<T, StorageError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = azure_core::Result<T>>,
+    {
+        self.inner
+            .retry
+            .run(op, || {
+                let attempt = f();
+                async move { attempt.await.map_err(|e| classify(op, t, e)) }
+            })
+            .await
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }
@@ -312,20 +333,16 @@ impl Storage {
     /// Container names, sorted.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn containers(&self) -> Result<Vec<String>, StorageError> {
-        self.inner
-            .retry
-            .run("list containers", || async {
-                let mut names = Vec::new();
-                let mut pages = self.inner.service.list_containers().into_stream();
-                while let Some(page) = pages.next().await {
-                    let page =
-                        page.map_err(|e| classify("list containers", self.target("", None), e))?;
-                    names.extend(page.containers.into_iter().map(|c| c.name));
-                }
-                names.sort();
-                Ok(names)
-            })
-            .await
+        self.call("list containers", self.target("", None), || async {
+            let mut names = Vec::new();
+            let mut pages = self.inner.service.list_containers().into_stream();
+            while let Some(page) = pages.next().await {
+                names.extend(page?.containers.into_iter().map(|c| c.name));
+            }
+            names.sort();
+            Ok(names)
+        })
+        .await
     }
 
     /// The cheapest request that proves the account answers (a one-item container listing);
@@ -367,58 +384,50 @@ impl Storage {
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn create_container(&self, container: &str) -> Result<bool, StorageError> {
         validate_container_name(container)?;
-        self.inner
-            .retry
-            .run("create container", || async {
-                match self.container_client(container).create().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => match classify("create container", self.target(container, None), e) {
-                        StorageError::Service { status: 409, .. } => Ok(false),
-                        e => Err(e),
-                    },
-                }
+        let created = self
+            .call("create container", self.target(container, None), || {
+                self.container_client(container).create().into_future()
             })
-            .await
+            .await;
+        match created {
+            Ok(_) => Ok(true),
+            Err(StorageError::Service { status: 409, .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a container and everything in it; false when there was none.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn delete_container(&self, container: &str) -> Result<bool, StorageError> {
-        self.inner
-            .retry
-            .run("delete container", || async {
-                match self.container_client(container).delete().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => match classify("delete container", self.target(container, None), e) {
-                        StorageError::ContainerNotFound { .. } => Ok(false),
-                        e => Err(e),
-                    },
-                }
+        let deleted = self
+            .call("delete container", self.target(container, None), || {
+                self.container_client(container).delete().into_future()
             })
-            .await
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StorageError::ContainerNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Every blob in a container (committed block blobs), sorted by name.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn blobs(&self, container: &str) -> Result<Vec<BlobInfo>, StorageError> {
-        self.inner
-            .retry
-            .run("list blobs", || async {
-                let mut out = Vec::new();
-                let mut pages = self
-                    .container_client(container)
-                    .list_blobs()
-                    .max_results(std::num::NonZeroU32::new(5000).expect("nonzero"))
-                    .into_stream();
-                while let Some(page) = pages.next().await {
-                    let page =
-                        page.map_err(|e| classify("list blobs", self.target(container, None), e))?;
-                    out.extend(page.blobs.blobs().map(blob_info));
-                }
-                out.sort_by(|a, b| a.name.cmp(&b.name));
-                Ok(out)
-            })
-            .await
+        self.call("list blobs", self.target(container, None), || async {
+            let mut out = Vec::new();
+            let mut pages = self
+                .container_client(container)
+                .list_blobs()
+                .max_results(std::num::NonZeroU32::new(5000).expect("nonzero"))
+                .into_stream();
+            while let Some(page) = pages.next().await {
+                out.extend(page?.blobs.blobs().map(blob_info));
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+        .await
     }
 
     /// One blob's properties; `None` when it does not exist.
@@ -427,43 +436,37 @@ impl Storage {
         container: &str,
         name: &str,
     ) -> Result<Option<BlobInfo>, StorageError> {
-        self.inner
-            .retry
-            .run("read blob properties", || async {
-                match self.blob_client(container, name).get_properties().await {
-                    Ok(p) => Ok(Some(blob_info(&p.blob))),
-                    Err(e) => {
-                        match classify(
-                            "read blob properties",
-                            self.target(container, Some(name)),
-                            e,
-                        ) {
-                            StorageError::BlobNotFound { .. } => Ok(None),
-                            e => Err(e),
-                        }
-                    }
-                }
-            })
-            .await
+        let props = self
+            .call(
+                "read blob properties",
+                self.target(container, Some(name)),
+                || {
+                    self.blob_client(container, name)
+                        .get_properties()
+                        .into_future()
+                },
+            )
+            .await;
+        match props {
+            Ok(p) => Ok(Some(blob_info(&p.blob))),
+            Err(StorageError::BlobNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Deletes a blob; false when it was not there.
     #[tracing::instrument(skip(self), fields(account = self.account()))]
     pub async fn delete_blob(&self, container: &str, name: &str) -> Result<bool, StorageError> {
-        self.inner
-            .retry
-            .run("delete blob", || async {
-                match self.blob_client(container, name).delete().await {
-                    Ok(_) => Ok(true),
-                    Err(e) => {
-                        match classify("delete blob", self.target(container, Some(name)), e) {
-                            StorageError::BlobNotFound { .. } => Ok(false),
-                            e => Err(e),
-                        }
-                    }
-                }
+        let deleted = self
+            .call("delete blob", self.target(container, Some(name)), || {
+                self.blob_client(container, name).delete().into_future()
             })
-            .await
+            .await;
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StorageError::BlobNotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// A container URL carrying a service SAS signed with the account key.

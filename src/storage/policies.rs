@@ -56,19 +56,18 @@ impl Storage {
                 })
                 .collect(),
         );
-        self.inner
-            .retry
-            .run("set container policies", || async {
+        self.call(
+            "set container policies",
+            self.target(container, None),
+            || {
                 self.container_client(container)
                     .set_acl(PublicAccess::None)
                     .stored_access_policy_list(list.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| {
-                        classify("set container policies", self.target(container, None), e)
-                    })
-            })
-            .await
+                    .into_future()
+            },
+        )
+        .await
+        .map(|_| ())
     }
 
     /// A container URL with a service SAS naming the stored policy `id`: `sv`, `sr=c`, `si`

@@ -152,20 +152,15 @@ impl Storage {
         md5: [u8; 16],
         content_type: &str,
     ) -> Result<(), StorageError> {
-        self.retry()
-            .run("write blob", || {
-                let data = data.clone();
-                async move {
-                    self.blob_client(container, blob)
-                        .put_block_blob(data)
-                        .hash(md5)
-                        .content_type(content_type.to_string())
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify("write blob", self.target(container, Some(blob)), e))
-                }
-            })
-            .await
+        self.call("write blob", self.target(container, Some(blob)), || {
+            self.blob_client(container, blob)
+                .put_block_blob(data.clone())
+                .hash(md5)
+                .content_type(content_type.to_string())
+                .into_future()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Stages one block, its MD5 checked by the service.
@@ -177,19 +172,14 @@ impl Storage {
         data: Bytes,
     ) -> Result<(), StorageError> {
         let md5 = md5_of(&data);
-        self.retry()
-            .run("write block", || {
-                let data = data.clone();
-                async move {
-                    self.blob_client(container, blob)
-                        .put_block(block_id(i), data)
-                        .hash(md5)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| classify("write block", self.target(container, Some(blob)), e))
-                }
-            })
-            .await
+        self.call("write block", self.target(container, Some(blob)), || {
+            self.blob_client(container, blob)
+                .put_block(block_id(i), data.clone())
+                .hash(md5)
+                .into_future()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Commits blocks `0..count` as the blob's content, with its whole MD5 and content type.
@@ -206,22 +196,15 @@ impl Storage {
                 .map(|i| BlobBlockType::Latest(block_id(i)))
                 .collect(),
         };
-        self.retry()
-            .run("commit blocks", || {
-                let list = list.clone();
-                async move {
-                    self.blob_client(container, blob)
-                        .put_block_list(list)
-                        .content_md5(md5)
-                        .content_type(content_type.to_string())
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| {
-                            classify("commit blocks", self.target(container, Some(blob)), e)
-                        })
-                }
-            })
-            .await
+        self.call("commit blocks", self.target(container, Some(blob)), || {
+            self.blob_client(container, blob)
+                .put_block_list(list.clone())
+                .content_md5(md5)
+                .content_type(content_type.to_string())
+                .into_future()
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Uploads a local file as a block blob with its Content-MD5 set; returns the new blob.

@@ -798,7 +798,7 @@ async fn every_entity_set_in_verbose_json_and_deleting_an_asset_cascades() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_with_azure_ad_tokens() {
     let m = Media::start(&[]).await;
-    let client = amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+    let client = amsplay::ams::client::MediaClient::new(amsplay::config::MediaAccount {
         account: m.account.clone(),
         key: m.key.clone(),
         api: url::Url::parse(&m.url("/api/")).unwrap(),
@@ -810,7 +810,7 @@ async fn our_client_with_azure_ad_tokens() {
     client.delete_asset(&a.id).await.unwrap();
     let err = client.asset(&a.id).await.unwrap_err();
     assert_eq!(err.status(), Some(404), "{err}");
-    let wrong = amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+    let wrong = amsplay::ams::client::MediaClient::new(amsplay::config::MediaAccount {
         account: m.account.clone(),
         key: "d3Jvbmc=".into(),
         api: url::Url::parse(&m.url("/api/")).unwrap(),

@@ -498,7 +498,7 @@ impl Media {
 
     /// A client of ours pointed at it.
     pub fn client(&self, api: &str) -> amsplay::ams::client::MediaClient {
-        amsplay::ams::client::MediaClient::new(amsplay::ams::client::MediaAccount {
+        amsplay::ams::client::MediaClient::new(amsplay::config::MediaAccount {
             account: self.account.clone(),
             key: self.key.clone(),
             api: url::Url::parse(&self.url(api)).unwrap(),

@@ -1,11 +1,17 @@
-//! Retrying transient failures with exponential backoff and full jitter.
+//! Retrying transient failures with exponential backoff and jitter, for any error that says
+//! whether it is worth trying again (storage and Media Services alike), and the polling
+//! intervals of long operations.
 
 use std::future::Future;
 use std::time::Duration;
 
 use rand::Rng;
 
-use super::StorageError;
+/// An error that knows whether trying again may help: network failures, timeouts,
+/// throttling and server errors are; refusals and bad input are not.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
 
 /// How often and how patiently to retry.
 #[derive(Debug, Clone, Copy)]
@@ -39,10 +45,11 @@ impl RetryPolicy {
     }
 
     /// Runs `op` until it succeeds, fails permanently, or runs out of attempts.
-    pub async fn run<T, F, Fut>(&self, what: &str, mut op: F) -> Result<T, StorageError>
+    pub async fn run<T, E, F, Fut>(&self, what: &str, mut op: F) -> Result<T, E>
     where
+        E: Transient + std::fmt::Display,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StorageError>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let mut attempt = 1;
         loop {
@@ -96,5 +103,45 @@ mod tests {
             assert!(d.as_millis() as u64 <= ceiling, "{n}: {d:?}");
             assert!(d.as_millis() as u64 >= ceiling / 4, "{n}: {d:?}");
         }
+    }
+
+    #[derive(Debug)]
+    struct Flaky(bool);
+    impl Transient for Flaky {
+        fn is_transient(&self) -> bool {
+            self.0
+        }
+    }
+    impl std::fmt::Display for Flaky {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "flaky({})", self.0)
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried_and_others_are_not() {
+        let p = RetryPolicy {
+            attempts: 3,
+            base_delay: Duration::from_millis(1),
+            max_delay: Duration::from_millis(2),
+        };
+        let mut calls = 0;
+        let r: Result<(), Flaky> = p
+            .run("op", || {
+                calls += 1;
+                async { Err(Flaky(true)) }
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 3, "every attempt used");
+        let mut calls = 0;
+        let r: Result<(), Flaky> = p
+            .run("op", || {
+                calls += 1;
+                async { Err(Flaky(false)) }
+            })
+            .await;
+        assert!(r.is_err());
+        assert_eq!(calls, 1, "a permanent failure is not retried");
     }
 }
