@@ -168,7 +168,6 @@ pub struct LocalEnv {
 /// The environment as one command uses it; brought down on drop if the command brought it up.
 pub struct LocalSession {
     pub accounts: AccountsFile,
-    pub accounts_path: PathBuf,
     env: LocalEnv,
     owned: bool,
 }
@@ -754,7 +753,6 @@ impl LocalEnv {
         let accounts = self.write_accounts(&state)?;
         Ok(LocalSession {
             accounts,
-            accounts_path: self.accounts_path(),
             env: self.clone(),
             owned,
         })

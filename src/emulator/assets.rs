@@ -5,7 +5,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
-use super::routes::not_allowed;
 use super::{files, locators, no_content, now, to_value, AppState, Ctx};
 use crate::ams::model::{asset_container, Asset, IdKind};
 
@@ -49,7 +48,7 @@ pub async fn handle(
                 ))),
             }
         }
-        (m, _, _) => Err(not_allowed(m, "Assets")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "Assets")),
     }
 }
 

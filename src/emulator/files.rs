@@ -4,7 +4,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
-use super::routes::not_allowed;
 use super::{assets, no_content, now, to_value, Ctx};
 use crate::ams::model::{Asset, AssetFile, IdKind};
 
@@ -38,7 +37,7 @@ pub async fn handle(
         (m, _, Some(nav)) => Err(ApiError::not_found(format!(
             "{m} Files/{nav}: AssetFile has no navigation property '{nav}'"
         ))),
-        (m, _, _) => Err(not_allowed(m, "Files")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "Files")),
     }
 }
 

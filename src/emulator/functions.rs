@@ -5,7 +5,6 @@ use base64::Engine as _;
 
 use super::odata::ApiError;
 use super::{assets, files, no_content, now, to_value, AppState, Ctx};
-use crate::ams::auth::urldecode;
 use crate::ams::model::{Asset, AssetFile};
 
 /// `GET CreateFileInfos?assetid='nb%3Acid%3AUUID%3A…'`: one File per blob in the asset's
@@ -14,13 +13,8 @@ use crate::ams::model::{Asset, AssetFile};
 /// names cannot be file names (paths, reserved characters) are skipped and listed,
 /// percent-encoded, in the `x-amsplay-skipped-blobs` header.
 pub async fn create_file_infos(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiError> {
-    let asset_id = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.eq_ignore_ascii_case("assetid"))
-        .map(|(_, v)| urldecode(v).trim_matches('\'').to_string())
-        .ok_or_else(|| ApiError::bad_request("CreateFileInfos needs ?assetid='<asset id>'"))?;
+    let asset_id = super::odata::Query::parse(query)?
+        .required_param("assetid", "CreateFileInfos needs ?assetid='<asset id>'")?;
     let _: Asset = ctx.load(&assets::INFO, &asset_id)?;
     let skipped = register_files(ctx.st, &asset_id).await?;
     let mut r = no_content();

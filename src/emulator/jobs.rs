@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::odata::{ApiError, Body, SetInfo};
-use super::routes::not_allowed;
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
 use crate::ams::auth::urldecode;
 use crate::ams::model::{job_state, Asset, IdKind, Job, Task};
@@ -90,7 +89,7 @@ pub async fn handle_jobs(
             ctx.st.db.delete(JOBS.name, &id)?;
             Ok(no_content())
         }
-        (m, _, _) => Err(not_allowed(m, "Jobs")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "Jobs")),
     }
 }
 
@@ -151,7 +150,7 @@ pub async fn handle_tasks(
                 assets_of(ctx, &pick(&l.inputs, ti))
             }
         }
-        (m, _, _) => Err(not_allowed(m, "Tasks")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "Tasks")),
     }
 }
 
@@ -353,17 +352,12 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 
 /// `GET CancelJob?jobid='…'`.
 pub async fn cancel(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiError> {
-    let id = query
-        .unwrap_or_default()
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .find(|(k, _)| k.eq_ignore_ascii_case("jobid"))
-        .map(|(_, v)| urldecode(v).trim_matches('\'').to_string())
-        .ok_or_else(|| ApiError::bad_request("CancelJob needs ?jobid='<job id>'"))?;
+    let id = super::odata::Query::parse(query)?
+        .required_param("jobid", "CancelJob needs ?jobid='<job id>'")?;
     let mut job: Job = ctx.load(&JOBS, &id)?;
     match job.state {
         job_state::QUEUED => {
-            super::worker::finish(ctx.st, &mut job, job_state::CANCELED, None)?;
+            super::worker::finish(ctx.st, &mut job, job_state::CANCELED)?;
         }
         job_state::SCHEDULED | job_state::PROCESSING => {
             job.state = job_state::CANCELING;

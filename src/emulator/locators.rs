@@ -12,7 +12,6 @@ use axum::response::Response;
 use time::OffsetDateTime;
 
 use super::odata::{ApiError, Body, SetInfo};
-use super::routes::not_allowed;
 use super::{assets, no_content, now, policies, to_value, Ctx};
 use crate::ams::model::{locator_type, permissions, AccessPolicy, Asset, IdKind, Locator};
 use crate::storage::{SasPerms, StoredPolicy};
@@ -78,7 +77,7 @@ pub async fn handle(
             ctx.st.db.delete(INFO.name, &id)?;
             Ok(no_content())
         }
-        (m, _, _) => Err(not_allowed(m, "Locators")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "Locators")),
     }
 }
 

@@ -71,6 +71,14 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
+    /// A method the entity set or entity does not support (405).
+    pub fn not_allowed(method: &str, what: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            format!("{method} is not supported on {what}"),
+        )
+    }
     /// The emulator's own disk has no room (507, as WebDAV named it).
     pub fn insufficient_storage(message: impl Into<String>) -> Self {
         Self::new(
@@ -373,6 +381,8 @@ pub struct Query {
     orderby: Vec<(String, bool)>,
     top: Option<usize>,
     skip: usize,
+    /// Service operation parameters (`assetid`, `jobid`, …): every key without a `$`.
+    params: Vec<(String, String)>,
 }
 
 impl Query {
@@ -412,10 +422,34 @@ impl Query {
                         ApiError::bad_request(format!("$skip must be a whole number, not '{v}'"))
                     })?
                 }
+                k if !k.starts_with('$') => q.params.push((k.to_string(), v)),
                 _ => {}
             }
         }
         Ok(q)
+    }
+
+    /// A service operation's parameter (name in any case), an OData string literal
+    /// (`'nb:cid:UUID:…'`, quotes doubled inside) unquoted.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let (_, v) = self
+            .params
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+        let v = v.trim();
+        Some(
+            match v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+                Some(inner) => inner.replace("''", "'"),
+                None => v.to_string(),
+            },
+        )
+    }
+
+    /// A parameter the operation cannot do without; 400 naming it and `usage` otherwise.
+    pub fn required_param(&self, name: &str, usage: &str) -> Result<String, ApiError> {
+        self.param(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            ApiError::bad_request(format!("{usage}: the parameter '{name}' is missing"))
+        })
     }
 
     pub fn apply(&self, mut items: Vec<Value>) -> Vec<Value> {

@@ -4,7 +4,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
-use super::routes::not_allowed;
 use super::{no_content, now, to_value, Ctx};
 use crate::ams::model::{AccessPolicy, IdKind};
 
@@ -58,7 +57,7 @@ pub async fn handle(
         (m, _, Some(nav)) => Err(ApiError::not_found(format!(
             "{m} AccessPolicies/{nav}: AccessPolicy has no navigation properties"
         ))),
-        (m, _, _) => Err(not_allowed(m, "AccessPolicies")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "AccessPolicies")),
     }
 }
 

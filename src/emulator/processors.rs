@@ -4,7 +4,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 
 use super::odata::{ApiError, SetInfo};
-use super::routes::not_allowed;
 use super::{to_value, Ctx};
 use crate::ams::model::MediaProcessor;
 
@@ -43,6 +42,6 @@ pub async fn handle(
             })?;
             Ok(ctx.entity(&INFO, StatusCode::OK, to_value(p)?))
         }
-        (m, _, _) => Err(not_allowed(m, "MediaProcessors")),
+        (m, _, _) => Err(ApiError::not_allowed(m, "MediaProcessors")),
     }
 }

@@ -187,13 +187,6 @@ fn service_document(ctx: &Ctx<'_>) -> Response {
 }
 
 /// The answer for a verb an entity set does not take.
-pub(crate) fn not_allowed(method: &str, what: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "MethodNotAllowed",
-        format!("{method} is not supported on {what}"),
-    )
-}
 
 #[cfg(test)]
 mod tests {

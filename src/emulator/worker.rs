@@ -53,12 +53,7 @@ fn load<T: serde::de::DeserializeOwned>(st: &AppState, set: &str, id: &str) -> R
 }
 
 /// Ends a job in `state` (Finished, Error, Canceled).
-pub fn finish(
-    st: &AppState,
-    job: &mut Job,
-    state: i32,
-    _why: Option<&str>,
-) -> Result<(), ApiError> {
+pub fn finish(st: &AppState, job: &mut Job, state: i32) -> Result<(), ApiError> {
     let t = now();
     job.state = state;
     job.end_time = Some(t);
@@ -89,7 +84,7 @@ fn recover(st: &AppState) -> Result<(), ApiError> {
                 job.start_time = None;
                 st.db.update(JOBS.name, &job.id, &to_value(&job)?)?;
             }
-            job_state::CANCELING => finish(st, &mut job, job_state::CANCELED, None)?,
+            job_state::CANCELING => finish(st, &mut job, job_state::CANCELED)?,
             _ => {}
         }
     }
@@ -177,7 +172,7 @@ async fn run_job(st: &AppState, mut job: Job) {
     if let Err(e) = &outcome {
         tracing::info!(job = %job.id, error = %e, "job ended {}", job_state::name(state));
     }
-    if let Err(e) = finish(st, &mut job, state, None) {
+    if let Err(e) = finish(st, &mut job, state) {
         tracing::error!(job = %job.id, error = %e.message, "cannot record the job's end");
     }
 }
