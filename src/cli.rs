@@ -11,15 +11,20 @@ use crate::script::{self, build_engine, runner::RunError, Host};
 
 const ABOUT: &str = "Failover playbooks for video-on-demand streaming.
 
-amsplay runs Rhai playbooks against Azure Blob Storage accounts (and, soon, Media Services).
-With no accounts file it brings up a local two-datacenter environment (Azurite with accounts
-dca and dcb, named dc-a and dc-b) so playbooks run on a fresh machine as they are.";
+amsplay runs Rhai playbooks against Azure Blob Storage and Media Services v2 accounts, and
+serves what a failover needs: `serve`, a Media Services v2 emulator with its streaming origin
+(Smooth, HLS and DASH from the encoded MP4s), and `front`, a front door that moves players to
+the other datacenter's origin (or writes the same edge as an nginx configuration). With no
+accounts file it brings up a local two-datacenter environment (Azurite with accounts dca and
+dcb, an emulator each, and a front door, named dc-a and dc-b) so playbooks run on a fresh
+machine as they are.";
 
 const AFTER: &str = "Examples:
   amsplay run scripts/replicate_storage.rhai      run a playbook on the local environment
   amsplay --accounts prod.toml run my.rhai a b    run on real accounts, with ARGS = [\"a\", \"b\"]
   amsplay repl                                    explore interactively; try help()
   amsplay local up && amsplay local status        keep the local environment running
+  amsplay run scripts/drill.rhai datacenter 10    stop datacenter A under a player, count errors
 
 Accounts file: --accounts FILE, or $AMSPLAY_ACCOUNTS, or ./amsplay.toml (see amsplay.example.toml).
 Logs go to stderr; set RUST_LOG=amsplay=debug for more.";

@@ -1,22 +1,30 @@
 //! amsplay: failover playbooks for video-on-demand streaming.
 //!
 //! # Layout
-//! - `cli`: the command line; every face (`run`, `check`, `repl`, `local`, `doc`) is a function
-//!   here over the library. `main.rs` only parses arguments and calls `cli::run`.
-//! - `config`: the accounts file (datacenter names → storage accounts; secrets only by reference).
-//! - `storage`: Blob Storage on the Azure SDK: listing, SAS, transfers (`transfer.rs` over the
-//!   block pipeline in `blocks.rs`), the copy engine (`copy.rs`), retries (`retry.rs`).
+//! (The README's layout table lists the same, file by file; a test keeps both true.)
+//! - `cli`: the command line; every face (`run`, `check`, `repl`, `local`, `serve`, `front`,
+//!   `doc`) is a function here over the library. `main.rs` only parses arguments and calls
+//!   `cli::run`.
+//! - `config`: the accounts file (datacenter names → storage and Media Services accounts;
+//!   secrets only by reference).
+//! - `retry`: one retry policy for every error that says whether it is transient.
+//! - `storage`: Blob Storage on the Azure SDK: listing, SAS and stored access policies,
+//!   transfers (`transfer.rs` over the block pipeline in `blocks.rs`), the copy engine
+//!   (`copy.rs`).
+//! - `ams`: Media Services v2 wire model (shared by client and emulator), tokens and the client.
+//! - `emulator`: `amsplay serve`, the v2 REST API, the job queue and the ffmpeg encoder.
+//! - `origin`: the streaming origin (its own router, errors, caches, deep health).
+//! - `front`: the failover front door, and the nginx edge it can write.
+//! - `replicate`: the walkthrough's seven replication steps as one idempotent function.
 //! - `script`: the Rhai host: one engine builder, one file per API area, help from metadata,
 //!   the playbook runner and the REPL.
+//! - `player`: the drills' HLS player; `faults`: fault points for outage drills.
 //! - `azurite`: Azurite as a supervised child process; `localenv`: the local two-datacenter
-//!   environment built on it (the embedded default).
-//! - `progress`: progress bars on a terminal, `tracing` events otherwise.
-//! - `ams`: Media Services v2 wire model (shared), tokens and the client; `emulator`: `amsplay
-//!   serve`, the v2 REST API, the job queue and the ffmpeg encoder; `replicate`: the
-//!   walkthrough's seven replication steps as one idempotent function.
-//! - `origin`: the streaming origin (its own router, errors, caches, deep health); `front`: the
-//!   failover front door; `faults`: fault points for outage drills; `server`: serving with
-//!   limits; `player`: the drill's HLS player.
+//!   environment built on it (the embedded default); `process`: child processes known by
+//!   pid and start time, never signalled blindly.
+//! - `server`: serving with a header-read timeout, a connection cap and one-line panics;
+//!   `logfile`: appended, size-rotated logs; `progress`: progress bars on a terminal,
+//!   `tracing` events otherwise; `memory`: `--max-memory` and a clear out-of-memory line.
 
 pub mod ams;
 pub mod azurite;
@@ -37,6 +45,9 @@ pub mod retry;
 pub mod script;
 pub mod server;
 pub mod storage;
+
+#[cfg(test)]
+mod layout;
 
 /// What the unit tests share.
 #[cfg(test)]

@@ -1,14 +1,18 @@
 //! The Rhai host: the one engine that playbooks, the REPL, the tests and the examples share.
 //!
-//! - `engine.rs` builds the `Engine` (and is the only place that does);
-//! - one file per API area registers its functions with their docs: `account.rs`,
-//!   `storage.rs`, `util.rs`;
+//! - `engine.rs` builds the `Engine` (and is the only place that does), with `Host`: the
+//!   accounts a playbook names and the one bridge into async code;
+//! - one file per API area registers its functions with their docs: `account.rs` (accounts,
+//!   assets, locators, replication), `storage.rs` (Blob Storage), `media.rs` (Media Services
+//!   entities' getters), `jobs.rs` (encoding jobs), `drill.rs` (players, faults, drills),
+//!   `util.rs` (files, time, durations);
+//! - `errors.rs` turns host errors into catchable script maps (`kind`, `message`, `hint`);
 //! - `help.rs` turns the engine's own metadata into `help()`, REPL completion and the README's
 //!   API table; `diagnostic.rs` prints errors as `file:line:col: message` with a caret;
 //! - `runner.rs` runs a playbook file, `repl.rs` is the interactive loop.
 //!
 //! Rhai is blocking, so the engine runs on its own thread and host functions cross into async
-//! code through `Host::block_on`, the single sync/async bridge.
+//! code through the host's runtime handle.
 
 mod account;
 pub mod diagnostic;
