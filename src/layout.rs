@@ -69,7 +69,10 @@ fn the_readme_table_lists_every_module_and_file() {
         .take_while(|l| !l.starts_with("## "))
         .filter(|l| l.starts_with("| `"))
         .collect();
-    assert!(!table.is_empty(), "README has a layout table after 'Layout ('");
+    assert!(
+        !table.is_empty(),
+        "README has a layout table after 'Layout ('"
+    );
     for (m, dir) in modules() {
         let path = if dir {
             format!("`src/{m}/`")
@@ -112,10 +115,22 @@ fn sources(module: &str) -> Vec<(PathBuf, String)> {
 fn dependencies_run_one_way() {
     // config ← storage ← ams: the lower never reaches up.
     for (module, forbidden) in [
-        ("config", &["crate::storage", "crate::ams", "crate::script"][..]),
-        ("retry", &["crate::storage", "crate::ams", "crate::config"][..]),
-        ("storage", &["crate::ams", "crate::script", "crate::emulator"][..]),
-        ("ams", &["crate::script", "crate::emulator", "crate::storage"][..]),
+        (
+            "config",
+            &["crate::storage", "crate::ams", "crate::script"][..],
+        ),
+        (
+            "retry",
+            &["crate::storage", "crate::ams", "crate::config"][..],
+        ),
+        (
+            "storage",
+            &["crate::ams", "crate::script", "crate::emulator"][..],
+        ),
+        (
+            "ams",
+            &["crate::script", "crate::emulator", "crate::storage"][..],
+        ),
     ] {
         for (path, text) in sources(module) {
             for f in forbidden {

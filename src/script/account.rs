@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use rhai::Engine;
 
-use super::engine::{func, Host};
+use super::engine::{func, getter, Host};
 use super::errors::{host_error, RhaiResult};
 use crate::ams::client::MediaClient;
 use crate::config::MediaAccount;
@@ -81,8 +81,20 @@ Example: for name in accounts() { print(name); }"#,
                 .collect()
         }
     });
-    engine.register_get("name", |a: &mut Account| a.name.clone());
-    engine.register_get("storage", |a: &mut Account| a.storage.clone());
+    getter(
+        "Account",
+        "name",
+        "String",
+        "The datacenter name the account was opened by.\nExample: print(a.name);",
+    )
+    .register_into_engine(engine, |a: &mut Account| a.name.clone());
+    getter(
+        "Account",
+        "storage",
+        "Storage",
+        "The account's Blob Storage.\nExample: print(a.storage.containers());",
+    )
+    .register_into_engine(engine, |a: &mut Account| a.storage.clone());
     engine.register_fn("to_string", |a: &mut Account| {
         format!("Account({}, storage {})", a.name, a.storage.account())
     });

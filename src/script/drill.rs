@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use super::engine::{func, Host};
+use super::engine::{func, getter, Host};
 use super::errors::{host_error, IntoScript, RhaiResult};
 use crate::localenv::LocalEnv;
 use crate::player::{play, PlayReport};
@@ -147,7 +147,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             })?;
             Ok(LocalEnvHandle { env, rt: h.handle() })
         });
-    engine.register_get("front", |e: &mut LocalEnvHandle| -> RhaiResult<String> {
+    getter("LocalEnv", "front", "String", "The local environment's front door URL (players go there; it fails over between datacenters).\nExample: print(local_env().front);").register_into_engine(engine, |e: &mut LocalEnvHandle| -> RhaiResult<String> {
         let state = e.env.running().script()?.ok_or_else(|| {
             host_error(
                 "local_env",
@@ -204,9 +204,13 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             let task = rt.spawn(async move { play(&url, seconds, GAP).await });
             Player { task: Arc::new(Mutex::new(Some(task))), started: Instant::now(), rt }
         });
-    engine.register_get("elapsed", |p: &mut Player| {
-        p.started.elapsed().as_secs_f64()
-    });
+    getter(
+        "Player",
+        "elapsed",
+        "f64",
+        "Seconds since the player started.\nExample: while p.elapsed < 3.0 { sleep(0.1); }",
+    )
+    .register_into_engine(engine, |p: &mut Player| p.started.elapsed().as_secs_f64());
     func("wait", &["player: Player", "Map"],
         "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
         .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {

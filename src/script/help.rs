@@ -36,9 +36,25 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
             .flatten()
             .filter_map(|d| d.as_str())
             .collect();
-        if docs.is_empty() || name.starts_with("get$") || name.starts_with("set$") {
+        if docs.is_empty() {
             continue;
         }
+        // A property is listed as `Type.prop`, its signature as `value.prop -> Type`.
+        let (name, signature) = match name.strip_prefix("get$") {
+            Some(prop) => {
+                let this = f["params"][0]["type"].as_str().unwrap_or("value");
+                let returns = f["returnType"].as_str().unwrap_or("?");
+                (
+                    format!("{this}.{prop}"),
+                    format!("{}.{prop} -> {returns}", this.to_lowercase()),
+                )
+            }
+            None => (
+                name.to_string(),
+                f["signature"].as_str().unwrap_or(name).to_string(),
+            ),
+        };
+        let name = name.as_str();
         let doc = docs
             .iter()
             .flat_map(|d| d.lines())
@@ -49,7 +65,7 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
             name: name.to_string(),
             ..Default::default()
         });
-        let sig = f["signature"].as_str().unwrap_or(name).to_string();
+        let sig = signature;
         // Overloads may carry different docs; the first signature in sort order decides, so
         // the output does not depend on registration order.
         if entry.doc.is_empty() || entry.signatures.iter().all(|s| sig < *s) {
@@ -153,4 +169,83 @@ pub fn install(engine: &mut Engine) {
         print!("{}", details(i.get().expect("help index built"), name));
     });
     let _ = idx.set(index(engine));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tokio::runtime::Runtime, Engine) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let host = super::super::Host::new(
+            rt.handle().clone(),
+            crate::config::AccountsFile::default(),
+            "none",
+        );
+        let engine = super::super::build_engine(host);
+        (rt, engine)
+    }
+
+    /// Every function and property amsplay registers is documented, so `help()` and the
+    /// README list it; a `register_fn`/`register_get` without docs fails here.
+    #[test]
+    fn help_lists_every_function_and_property() {
+        let (_rt, engine) = engine();
+        let json = engine.gen_fn_metadata_to_json(false).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let idx = index(&engine);
+        for f in value["functions"].as_array().unwrap() {
+            let name = f["name"].as_str().unwrap();
+            // Rhai's own conventions for printing values are not part of the API.
+            if ["to_string", "to_debug"].contains(&name) {
+                continue;
+            }
+            let documented = f["docComments"].as_array().is_some_and(|d| !d.is_empty());
+            assert!(
+                documented,
+                "{} has no docs: register it with func()/getter()",
+                f["signature"]
+            );
+            let listed = match name.strip_prefix("get$") {
+                Some(prop) => format!("{}.{prop}", f["params"][0]["type"].as_str().unwrap()),
+                None => name.to_string(),
+            };
+            assert!(idx.contains_key(&listed), "help() does not list {listed}");
+        }
+        for expected in [
+            "Job.state",
+            "Asset.files",
+            "Locator.container",
+            "copy_blobs",
+        ] {
+            assert!(idx.contains_key(expected), "{expected}");
+        }
+    }
+
+    /// Signatures name types playbooks can see: registered types or Rhai's own.
+    #[test]
+    fn signatures_name_known_types() {
+        let (_rt, engine) = engine();
+        let known = [
+            "Account", "Asset", "Locator", "Job", "Storage", "LocalEnv", "Player", "String", "i64",
+            "f64", "bool", "number", "Map", "Array", "Dynamic", "()",
+        ];
+        let mut unknown = Vec::new();
+        for d in index(&engine).values() {
+            for sig in &d.signatures {
+                let types = sig
+                    .split(|c| c == '(' || c == ')' || c == ',')
+                    .filter_map(|part| part.split_once(": ").map(|(_, t)| t.trim()))
+                    .chain(sig.rsplit_once("-> ").map(|(_, t)| t.trim()));
+                for t in types {
+                    if !known.contains(&t) {
+                        unknown.push(format!("{sig}: {t:?}"));
+                    }
+                }
+            }
+        }
+        assert!(unknown.is_empty(), "unknown types:\n{}", unknown.join("\n"));
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine};
 
 use super::account::Account;
-use super::engine::func;
+use super::engine::{func, getter};
 use super::errors::{invalid, IntoScript, RhaiResult};
 use super::media::Asset;
 use crate::ams::model::{self, job_state};
@@ -209,16 +209,40 @@ pub fn register(engine: &mut Engine) {
     }
 
     engine.register_type_with_name::<Job>("Job");
-    engine.register_get("id", |j: &mut Job| j.job.id.clone());
-    engine.register_get("name", |j: &mut Job| j.job.name.clone().unwrap_or_default());
-    engine.register_get("state", |j: &mut Job| -> RhaiResult<String> {
+    getter(
+        "Job",
+        "id",
+        "String",
+        "The job's Id (nb:jid:UUID:…).\nExample: print(job.id);",
+    )
+    .register_into_engine(engine, |j: &mut Job| j.job.id.clone());
+    getter(
+        "Job",
+        "name",
+        "String",
+        "The job's name (empty when it has none).\nExample: print(job.name);",
+    )
+    .register_into_engine(engine, |j: &mut Job| j.job.name.clone().unwrap_or_default());
+    getter("Job", "state", "String", "The job's state now (asked of the service): Queued, Scheduled, Processing, Finished, Error, Canceled or Canceling.\nExample: if job.state == \"Error\" { print(job.errors); }").register_into_engine(engine, |j: &mut Job| -> RhaiResult<String> {
         j.refresh()?;
         Ok(job_state::name(j.job.state).to_string())
     });
-    engine.register_get("progress", |j: &mut Job| j.progress());
-    engine.register_get("errors", |j: &mut Job| j.errors());
-    engine.register_get("output", |j: &mut Job| j.output());
-    engine.register_get("running_seconds", |j: &mut Job| j.job.running_duration);
+    getter("Job", "progress", "f64", "The job's progress now, 0 to 100 (its tasks' average).\nExample: print(`${job.progress}%`);").register_into_engine(engine, |j: &mut Job| j.progress());
+    getter("Job", "errors", "String", "What went wrong, from the tasks' error details (empty when nothing did).\nExample: print(job.errors);").register_into_engine(engine, |j: &mut Job| j.errors());
+    getter(
+        "Job",
+        "output",
+        "Asset",
+        "The job's (first) output asset.\nExample: let out = job.wait().output;",
+    )
+    .register_into_engine(engine, |j: &mut Job| j.output());
+    getter(
+        "Job",
+        "running_seconds",
+        "f64",
+        "How long the job ran, in seconds, as last read.\nExample: print(job.running_seconds);",
+    )
+    .register_into_engine(engine, |j: &mut Job| j.job.running_duration);
     engine.register_fn("to_string", |j: &mut Job| {
         format!("Job({} {})", j.job.id, job_state::name(j.job.state))
     });

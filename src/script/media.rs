@@ -6,7 +6,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::account::Account;
-use super::engine::func;
+use super::engine::{func, getter};
 use super::errors::{invalid, IntoScript, RhaiResult};
 use crate::ams::model::{self, locator_type, permissions, requests, AssetFile};
 use crate::storage::{Storage, TransferOptions};
@@ -72,6 +72,19 @@ fn perms(s: &str) -> RhaiResult<i32> {
         };
     }
     Ok(p)
+}
+
+/// A duration in days as playbooks give it: a whole number (`30`) or what `days()`,
+/// `hours()` and `minutes()` return (`hours(12)` is 0.5).
+pub(super) fn days_of(v: &Dynamic) -> RhaiResult<f64> {
+    if let Ok(n) = v.as_int() {
+        return Ok(n as f64);
+    }
+    v.as_float().map_err(|t| {
+        invalid(format!(
+            "a duration is a number of days (30, days(30), hours(12), minutes(90)), not {t}"
+        ))
+    })
 }
 
 fn minutes(days: f64) -> RhaiResult<f64> {
@@ -239,17 +252,41 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Asset>("Asset");
     engine.register_type_with_name::<Locator>("Locator");
-    engine.register_get("id", |a: &mut Asset| a.asset.id.clone());
-    engine.register_get("name", |a: &mut Asset| {
+    getter(
+        "Asset",
+        "id",
+        "String",
+        "The asset's Id (nb:cid:UUID:…).\nExample: print(x.id);",
+    )
+    .register_into_engine(engine, |a: &mut Asset| a.asset.id.clone());
+    getter(
+        "Asset",
+        "name",
+        "String",
+        "The asset's name (empty when it has none).\nExample: print(x.name);",
+    )
+    .register_into_engine(engine, |a: &mut Asset| {
         a.asset.name.clone().unwrap_or_default()
     });
-    engine.register_get("container", |a: &mut Asset| a.asset.container());
-    engine.register_get("uri", |a: &mut Asset| a.asset.uri.clone());
-    engine.register_get("created", |a: &mut Asset| date(a.asset.created));
-    engine.register_get("files", |a: &mut Asset| -> RhaiResult<Array> {
+    getter("Asset", "container", "String", "The asset's blob container (asset-GUID) in the account's storage.\nExample: print(a.storage.blobs(x.container));").register_into_engine(engine, |a: &mut Asset| a.asset.container());
+    getter(
+        "Asset",
+        "uri",
+        "String",
+        "The container's URL, as Media Services gives it.\nExample: print(x.uri);",
+    )
+    .register_into_engine(engine, |a: &mut Asset| a.asset.uri.clone());
+    getter(
+        "Asset",
+        "created",
+        "String",
+        "When the asset was created (RFC 3339, UTC).\nExample: print(x.created);",
+    )
+    .register_into_engine(engine, |a: &mut Asset| date(a.asset.created));
+    getter("Asset", "files", "Array", "The asset's files (asked of the service): maps #{id, name, size, is_primary, mime_type, checksum}.\nExample: for f in x.files { print(f.name); }").register_into_engine(engine, |a: &mut Asset| -> RhaiResult<Array> {
         Ok(a.files()?.iter().map(|f| file_map(f).into()).collect())
     });
-    engine.register_get("primary_file", |a: &mut Asset| -> RhaiResult<Dynamic> {
+    getter("Asset", "primary_file", "Map", "The primary file as a map, or () when none is primary.\nExample: print(x.primary_file?.name);").register_into_engine(engine, |a: &mut Asset| -> RhaiResult<Dynamic> {
         Ok(a.files()?
             .iter()
             .find(|f| f.is_primary)
@@ -271,21 +308,39 @@ pub fn register(engine: &mut Engine) {
         )
     });
 
-    engine.register_get("id", |l: &mut Locator| l.locator.id.clone());
-    engine.register_get("path", |l: &mut Locator| l.locator.path.clone());
-    engine.register_get("type", |l: &mut Locator| {
+    getter("Locator", "id", "String", "The locator's Id (nb:lid:UUID:…): the same in both datacenters after a failover replica.\nExample: print(origin.id);").register_into_engine(engine, |l: &mut Locator| l.locator.id.clone());
+    getter("Locator", "path", "String", "The URL the locator hands out: the streaming base of an OnDemandOrigin locator, the container URL with a SAS of a SAS locator.\nExample: print(`${origin.path}clip.ism/manifest`);").register_into_engine(engine, |l: &mut Locator| l.locator.path.clone());
+    getter("Locator", "type", "String", "\"SAS\" or \"OnDemandOrigin\".\nExample: if l.type == \"OnDemandOrigin\" { print(l.path); }").register_into_engine(engine, |l: &mut Locator| {
         if l.locator.kind == locator_type::SAS {
             "SAS".to_string()
         } else {
             "OnDemandOrigin".to_string()
         }
     });
-    engine.register_get("asset_id", |l: &mut Locator| l.locator.asset_id.clone());
-    engine.register_get("start_time", |l: &mut Locator| date(l.locator.start_time));
-    engine.register_get("expiration", |l: &mut Locator| {
+    getter(
+        "Locator",
+        "asset_id",
+        "String",
+        "The Id of the asset the locator opens.\nExample: print(l.asset_id);",
+    )
+    .register_into_engine(engine, |l: &mut Locator| l.locator.asset_id.clone());
+    getter("Locator", "start_time", "String", "When the locator starts working (RFC 3339, UTC), or () when at once.\nExample: print(l.start_time);").register_into_engine(engine, |l: &mut Locator| date(l.locator.start_time));
+    getter(
+        "Locator",
+        "expiration",
+        "String",
+        "When the locator stops working (RFC 3339, UTC).\nExample: print(l.expiration);",
+    )
+    .register_into_engine(engine, |l: &mut Locator| {
         date(l.locator.expiration_date_time)
     });
-    engine.register_get("container", |l: &mut Locator| l.container());
+    getter(
+        "Locator",
+        "container",
+        "String",
+        "The blob container a SAS locator's URL opens.\nExample: print(read.container);",
+    )
+    .register_into_engine(engine, |l: &mut Locator| l.container());
     engine.register_fn("to_string", |l: &mut Locator| {
         format!("Locator({} {})", l.locator.id, l.locator.path)
     });
@@ -359,11 +414,11 @@ pub fn register(engine: &mut Engine) {
             f.is_primary = true;
             Ok(file_map(&f))
         });
-    func("access_policy", &["account: Account", "name: String", "days: f64", "permissions: String", "Map"],
+    func("access_policy", &["account: Account", "name: String", "days: number", "permissions: String", "Map"],
         "Creates an access policy: permissions are letters r (read), w (write), d (delete), l (list).\nExample: let p = a.access_policy(\"Streaming policy\", 30.0, \"r\");")
-        .register_into_engine(engine, |a: &mut Account, name: &str, days: f64, p: &str| -> RhaiResult<Map> {
+        .register_into_engine(engine, |a: &mut Account, name: &str, days: Dynamic, p: &str| -> RhaiResult<Map> {
             let m = a.media()?;
-            let pol = a.block_on(m.create_access_policy(name, minutes(days)?, perms(p)?)).script()?;
+            let pol = a.block_on(m.create_access_policy(name, minutes(days_of(&days)?)?, perms(p)?)).script()?;
             Ok(policy_map(&pol))
         });
     func("access_policies", &["account: Account", "Array"],
@@ -372,42 +427,42 @@ pub fn register(engine: &mut Engine) {
             let m = a.media()?;
             Ok(a.block_on(m.access_policies()).script()?.iter().map(|p| policy_map(p).into()).collect())
         });
-    for (with_id, params) in [
-        (
-            false,
-            vec!["account: Account", "asset: Asset", "days: i64", "Locator"],
-        ),
-        (
-            true,
-            vec![
-                "account: Account",
-                "asset: Asset",
-                "days: i64",
-                "id: String",
-                "Locator",
-            ],
-        ),
-    ] {
-        let doc = "An OnDemandOrigin (streaming) locator on a read-only policy of `days`, starting 5 minutes ago.\nGiven an Id (nb:lid:UUID:…), it is created with that Id: the failover trick that gives two\ndatacenters the same streaming paths; if that Id already exists on this asset it is returned.\nExample: let replica = b.origin_locator(target, 100, origin.id);";
-        if with_id {
-            func("origin_locator", &params, doc).register_into_engine(
-                engine,
-                |a: &mut Account, x: Asset, days: i64, id: &str| {
-                    origin_locator(a, &x, days as f64, Some(id.to_string()))
-                },
-            );
-        } else {
-            func("origin_locator", &params, doc)
-                .register_into_engine(engine, |a: &mut Account, x: Asset, days: i64| {
-                    origin_locator(a, &x, days as f64, None)
-                });
-        }
-    }
-    func("sas_locator", &["account: Account", "asset: Asset", "permissions: String", "days: i64", "Locator"],
+    const ORIGIN_DOC: &str = "An OnDemandOrigin (streaming) locator on a read-only policy of `days` (a number, or hours(n)/minutes(n)), starting 5 minutes ago.\nGiven an Id (nb:lid:UUID:…), it is created with that Id: the failover trick that gives two\ndatacenters the same streaming paths; if that Id already exists on this asset it is returned.\nExample: let replica = b.origin_locator(target, 100, origin.id);";
+    func(
+        "origin_locator",
+        &[
+            "account: Account",
+            "asset: Asset",
+            "days: number",
+            "Locator",
+        ],
+        ORIGIN_DOC,
+    )
+    .register_into_engine(engine, |a: &mut Account, x: Asset, days: Dynamic| {
+        origin_locator(a, &x, days_of(&days)?, None)
+    });
+    func(
+        "origin_locator",
+        &[
+            "account: Account",
+            "asset: Asset",
+            "days: number",
+            "id: String",
+            "Locator",
+        ],
+        ORIGIN_DOC,
+    )
+    .register_into_engine(
+        engine,
+        |a: &mut Account, x: Asset, days: Dynamic, id: &str| {
+            origin_locator(a, &x, days_of(&days)?, Some(id.to_string()))
+        },
+    );
+    func("sas_locator", &["account: Account", "asset: Asset", "permissions: String", "days: number", "Locator"],
         "A SAS locator: its path is the asset's container URL with a SAS (\"r\" read+list, \"w\" write).\nExample: let read = a.sas_locator(out, \"r\", 30); print(read.container);")
-        .register_into_engine(engine, |a: &mut Account, x: Asset, p: &str, days: i64| {
+        .register_into_engine(engine, |a: &mut Account, x: Asset, p: &str, days: Dynamic| {
             let p = if p == "r" { "rl" } else { p };
-            new_locator(a, &x, locator_type::SAS, p, days as f64, None)
+            new_locator(a, &x, locator_type::SAS, p, days_of(&days)?, None)
         });
     func("locators", &["account: Account", "Array"],
         "Every locator of the account.\nExample: for l in a.locators() { print(`${l.type} ${l.path}`); }")

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map};
 use time::OffsetDateTime;
 
-use super::engine::{func, Host};
+use super::engine::{func, getter, Host};
 use super::errors::{invalid, IntoScript, RhaiResult};
 use crate::progress::{bars_enabled, Progress};
 use crate::storage::{
@@ -126,8 +126,20 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     engine.register_type_with_name::<Storage>("Storage");
     engine.register_fn("to_string", |s: &mut Storage| format!("{s:?}"));
     engine.register_fn("to_debug", |s: &mut Storage| format!("{s:?}"));
-    engine.register_get("name", |s: &mut Storage| s.account().to_string());
-    engine.register_get("endpoint", |s: &mut Storage| s.endpoint().to_string());
+    getter(
+        "Storage",
+        "name",
+        "String",
+        "The storage account name.\nExample: print(a.storage.name);",
+    )
+    .register_into_engine(engine, |s: &mut Storage| s.account().to_string());
+    getter(
+        "Storage",
+        "endpoint",
+        "String",
+        "The account's blob endpoint URL.\nExample: print(a.storage.endpoint);",
+    )
+    .register_into_engine(engine, |s: &mut Storage| s.endpoint().to_string());
 
     let h = host.clone();
     func(
@@ -289,46 +301,37 @@ Example: a.storage.delete_blob("media", "old.mp4");"#,
     });
 
     let h = host.clone();
-    let sas = move |s: &mut Storage, c: &str, perms: &str, days: f64| -> RhaiResult<String> {
-        let perms = perms.parse::<SasPerms>().script()?;
-        let now = OffsetDateTime::now_utc();
-        let expiry = now + days_to_duration(days)?;
-        let url = h
-            .block_on(s.container_sas_url(c, perms, Some(now - time::Duration::minutes(5)), expiry))
-            .script()?;
-        Ok(url.to_string())
-    };
-    let sas_int = sas.clone();
-    const SAS_DOC: &str = r#"A container URL with a service SAS signed by the account key. perms are letters:
-r read, w write, d delete, l list, c create, a add. Valid from 5 minutes ago for `days`.
-Example: let url = a.storage.container_sas("media", "rl", 1);"#;
     func(
         "container_sas",
         &[
             "storage: Storage",
             "container: String",
             "perms: String",
-            "days: f64",
+            "days: number",
             "String",
         ],
-        SAS_DOC,
+        r#"A container URL with a service SAS signed by the account key. perms are letters:
+r read, w write, d delete, l list, c create, a add. Valid from 5 minutes ago for `days`
+(a number, or hours(n)/minutes(n)).
+Example: let url = a.storage.container_sas("media", "rl", hours(12));"#,
     )
-    .register_into_engine(engine, sas);
-    func(
-        "container_sas",
-        &[
-            "storage: Storage",
-            "container: String",
-            "perms: String",
-            "days: i64",
-            "String",
-        ],
-        SAS_DOC,
-    )
-    .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str, d: i64| {
-        let f = sas_int.clone();
-        f(s, c, p, d as f64)
-    });
+    .register_into_engine(
+        engine,
+        move |s: &mut Storage, c: &str, perms: &str, days: Dynamic| -> RhaiResult<String> {
+            let perms = perms.parse::<SasPerms>().script()?;
+            let now = OffsetDateTime::now_utc();
+            let expiry = now + days_to_duration(super::media::days_of(&days)?)?;
+            let url = h
+                .block_on(s.container_sas_url(
+                    c,
+                    perms,
+                    Some(now - time::Duration::minutes(5)),
+                    expiry,
+                ))
+                .script()?;
+            Ok(url.to_string())
+        },
+    );
 
     const COPY_DOC: &str = r#"Copies every blob of a container to another account's container (created if missing),
 verified (length and MD5) and resumable: blobs already identical at the destination are skipped.

@@ -10,7 +10,7 @@ use super::errors::{host_error, invalid, RhaiResult};
 pub fn register(engine: &mut Engine, _host: &Arc<Host>) {
     func(
         "env",
-        &["name: String", "?"],
+        &["name: String", "Dynamic"],
         r#"The value of an environment variable, or () when it is not set.
 Example: let who = env("USER") ?? "nobody";"#,
     )

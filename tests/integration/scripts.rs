@@ -146,6 +146,13 @@ fn replicate_and_replicate_all_are_idempotent() {
         print(`second copied: ${r2.copied} skipped: ${r2.skipped}`);
         print(`B files: ${r2.target.files.len()}`);
         print(`warmed: ${r2.warmed.error}`);
+        // Durations as whole days or as hours()/minutes() give, wherever one is taken.
+        a.sas_locator(x, "r", hours(12)).delete();
+        a.access_policy("ints", 30, "r");
+        a.access_policy("floats", minutes(90), "r");
+        a.storage.container_sas(x.container, "rl", hours(1));
+        try { a.sas_locator(x, "r", "soon"); } catch (e) { print(`duration: ${e.kind}`); }
+        print("durations: ok");
     "#,
     )
     .unwrap();
@@ -161,7 +168,9 @@ fn replicate_and_replicate_all_are_idempotent() {
         .stdout_has("same id: true")
         .stdout_has("second copied: 0 skipped: 1")
         .stdout_has("B files: 1")
-        .stdout_has("warmed: nothing to warm: the asset has no primary .ism file");
+        .stdout_has("warmed: nothing to warm: the asset has no primary .ism file")
+        .stdout_has("duration: invalid")
+        .stdout_has("durations: ok");
     let all = repo().join("scripts/replicate_all.rhai");
     run(vec!["run".as_ref(), all.as_os_str()]).stdout_has("2 asset(s) replicated");
     run(vec!["run".as_ref(), all.as_os_str()])
