@@ -186,8 +186,6 @@ fn service_document(ctx: &Ctx<'_>) -> Response {
     super::odata::respond(ctx.fmt, StatusCode::OK, body)
 }
 
-/// The answer for a verb an entity set does not take.
-
 #[cfg(test)]
 mod tests {
     use super::*;

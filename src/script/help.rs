@@ -236,7 +236,7 @@ mod tests {
         for d in index(&engine).values() {
             for sig in &d.signatures {
                 let types = sig
-                    .split(|c| c == '(' || c == ')' || c == ',')
+                    .split(['(', ')', ','])
                     .filter_map(|part| part.split_once(": ").map(|(_, t)| t.trim()))
                     .chain(sig.rsplit_once("-> ").map(|(_, t)| t.trim()));
                 for t in types {
