@@ -30,8 +30,11 @@ node_modules/.amsplay-stamp: package.json package-lock.json | system-packages
 
 setup: system-packages node_modules/.amsplay-stamp
 
+# The environment is brought up first (and left up), so the URLs the demo prints keep working;
+# `./target/release/amsplay local down` stops it.
 demo: setup
 	$(CARGO) build --release
+	./target/release/amsplay local up
 	./target/release/amsplay run $(DEMO)
 
 lint:

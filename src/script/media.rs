@@ -74,6 +74,25 @@ fn perms(s: &str) -> RhaiResult<i32> {
     Ok(p)
 }
 
+/// `{path}{name}/manifest` with the format's suffix, for an origin locator and a file map.
+fn manifest_url(l: &Locator, f: &Map, format: &str) -> RhaiResult<String> {
+    let name = f
+        .get("name")
+        .map(|n| n.to_string())
+        .ok_or_else(|| invalid("url(file): the map has no name"))?;
+    let suffix = match format {
+        "smooth" => "",
+        "hls" => "(format=m3u8-aapl)",
+        "dash" => "(format=mpd-time-csf)",
+        other => {
+            return Err(invalid(format!(
+                "url(file, format): format is \"smooth\", \"hls\" or \"dash\", not {other:?}"
+            )))
+        }
+    };
+    Ok(format!("{}{name}/manifest{suffix}", l.locator.path))
+}
+
 /// A duration in days as playbooks give it: a whole number (`30`) or what `days()`,
 /// `hours()` and `minutes()` return (`hours(12)` is 0.5).
 pub(super) fn days_of(v: &Dynamic) -> RhaiResult<f64> {
@@ -479,10 +498,10 @@ pub fn register(engine: &mut Engine) {
         });
     func("url", &["locator: Locator", "file: Map", "String"],
         "The Smooth Streaming URL of a file through an origin locator: path + name + /manifest.\nExample: print(origin.url(out.primary_file));")
-        .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<String> {
-            let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("url(file): the map has no name"))?;
-            Ok(format!("{}{name}/manifest", l.locator.path))
-        });
+        .register_into_engine(engine, |l: &mut Locator, f: Map| manifest_url(l, &f, "smooth"));
+    func("url", &["locator: Locator", "file: Map", "format: String", "String"],
+        "The manifest URL of a file through an origin locator in a format: \"smooth\", \"hls\" (m3u8-aapl) or \"dash\" (mpd-time-csf).\nExample: print(origin.url(out.primary_file, \"hls\"));")
+        .register_into_engine(engine, |l: &mut Locator, f: Map, format: &str| manifest_url(l, &f, format));
     func("warm", &["locator: Locator", "file: Map", "Map"],
         "Asks the origin behind an origin locator for the file's manifests in every format (Smooth, HLS,\nDASH), so it reads every rendition's index before players arrive: a standby's last step.\nReturns #{manifests, ms}, or #{error} when the origin did not answer.\nExample: let w = replica.warm(primary); print(`B warmed in ${w.ms} ms`);")
         .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<Map> {

@@ -206,19 +206,16 @@ fn repo() -> PathBuf {
 }
 
 #[test]
-fn the_whole_failover_walkthrough_runs_twice_and_the_second_run_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
+fn the_whole_failover_walkthrough_runs_twice_changes_nothing_the_second_time_and_leaves_a_url_to_watch(
+) {
+    // As `make demo` runs it: the environment up first, so it is still up afterwards.
+    let env = crate::harness::LocalUp::start();
+    let dir = &env.dir;
     let mezz = sample(dir.path(), "mezzanine.mp4", 640, 360, 4);
-    let local = dir.path().join("local");
     let run = |script: &Path, args: &[&Path]| {
         let mut a: Vec<&std::ffi::OsStr> = vec!["run".as_ref(), script.as_os_str()];
         a.extend(args.iter().map(|p| p.as_os_str()));
-        amsplay()
-            .cwd(dir.path())
-            .env("AMSPLAY_LOCAL_DIR", &local)
-            .args(a)
-            .output()
-            .success()
+        env.amsplay().args(a).output().success()
     };
     let failover = repo().join("scripts/failover.rhai");
     let first = run(&failover, &[&mezz]).stdout();
@@ -239,6 +236,15 @@ fn the_whole_failover_walkthrough_runs_twice_and_the_second_run_changes_nothing(
         first.contains("B's origin warmed: 3 manifests"),
         "the walkthrough's last step warms B: {first}"
     );
+    // The demo ends with a URL to watch, through the front door, that works once it ends.
+    let watch = line(&first, "Watch through the front door (HLS): ");
+    assert!(watch.ends_with("(format=m3u8-aapl)"), "{watch}");
+    let playlist = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = reqwest::get(&watch).await.unwrap();
+        assert_eq!(r.status(), 200, "{watch}");
+        r.text().await.unwrap()
+    });
+    assert!(playlist.starts_with("#EXTM3U"), "{playlist}");
 
     // Check both datacenters with a playbook of our own.
     let check = dir.path().join("check.rhai");
