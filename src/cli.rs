@@ -285,17 +285,8 @@ fn accounts(
         None => {
             let env = LocalEnv::default_location();
             let session = rt.block_on(env.session())?;
-            if session.owned() {
-                // The environment runs in its own process groups, so Ctrl-C does not reach it:
-                // take it down here before leaving, on SIGTERM and SIGHUP as on Ctrl-C.
-                let env = env.clone();
-                rt.spawn(async move {
-                    let (name, code) = interrupted().await;
-                    eprintln!("amsplay: {name}; stopping the local environment");
-                    env.down().await.ok();
-                    std::process::exit(code);
-                });
-            }
+            // The environment runs in its own process groups, so Ctrl-C does not reach it; the
+            // session takes it down when dropped, after a stop has ended the script.
             Ok((
                 session.accounts.clone(),
                 format!("the local environment in {}", env.root().display()),
@@ -325,8 +316,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             playbook,
             args,
         } => {
+            let stop = stop_on_signals(&rt);
             let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
-            let host = Host::new(rt.handle().clone(), file, origin);
+            let host = Host::new(rt.handle().clone(), stop.clone(), file, origin);
             let mut engine = build_engine(host);
             if let Some(n) = max_operations {
                 engine.set_max_operations(n);
@@ -339,11 +331,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("cannot set --max-memory: {e}"))?;
             }
             let result = script::runner::run_file(&engine, &playbook, &args);
+            if let Some((name, code)) = stop.requested() {
+                if let Err(e) = result {
+                    eprint!("{e}");
+                }
+                if session.as_ref().is_some_and(|s| s.owned()) {
+                    eprintln!("amsplay: {name}; stopping the local environment");
+                }
+                drop(session);
+                return Ok(ExitCode::from(code as u8));
+            }
             drop(session);
             Ok(report(result))
         }
         Command::Check { playbooks } => {
-            let host = Host::new(rt.handle().clone(), AccountsFile::default(), "none");
+            let host = Host::new(
+                rt.handle().clone(),
+                script::Stop::default(),
+                AccountsFile::default(),
+                "none",
+            );
             let engine = build_engine(host);
             let mut code = ExitCode::SUCCESS;
             for p in playbooks {
@@ -355,15 +362,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(code)
         }
         Command::Repl => {
+            let stop = stop_on_signals(&rt);
             let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
             let names = file.known_names();
-            let host = Host::new(rt.handle().clone(), file, origin.clone());
+            let host = Host::new(rt.handle().clone(), stop.clone(), file, origin.clone());
             let engine = build_engine(host);
             let banner = format!(
                 "amsplay {} — accounts: {names} (from {origin})",
                 env!("CARGO_PKG_VERSION")
             );
-            script::repl::run(&engine, &banner)?;
+            script::repl::run(&engine, &banner, &stop)?;
             drop(session);
             Ok(ExitCode::SUCCESS)
         }
@@ -474,7 +482,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Doc { markdown } => {
-            let host = Host::new(rt.handle().clone(), AccountsFile::default(), "none");
+            let host = Host::new(
+                rt.handle().clone(),
+                script::Stop::default(),
+                AccountsFile::default(),
+                "none",
+            );
             let engine = build_engine(host);
             if markdown {
                 print!("{}", script::help::markdown(&engine));
@@ -511,6 +524,21 @@ fn resolve_storage(
             "--storage {name}: not a datacenter of the accounts file, nor an environment variable holding a connection string"
         ),
     }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP as a stop for the scripts this command runs: the script ends
+/// at the host call or operation it was in (no `catch` holds it back), and the command then
+/// cleans up (a local environment it started goes down) and exits with the signal's code.
+fn stop_on_signals(rt: &tokio::runtime::Runtime) -> script::Stop {
+    let stop = script::Stop::default();
+    let s = stop.clone();
+    rt.spawn(async move {
+        loop {
+            let (name, code) = interrupted().await;
+            s.request(name, code);
+        }
+    });
+    stop
 }
 
 /// Waits for SIGINT (Ctrl-C), SIGTERM or SIGHUP; its name and the exit code a shell gives

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use rhai::Engine;
 
-use super::engine::{func, getter, Host};
-use super::errors::{host_error, RhaiResult};
+use super::errors::{host_error, IntoScript, RhaiResult};
+use super::host::{func, getter, Bridge, Host};
 use crate::ams::client::MediaClient;
 use crate::config::MediaAccount;
 use crate::config::StorageAccount;
@@ -18,7 +18,7 @@ pub struct Account {
     pub name: String,
     pub storage: Storage,
     pub media: Option<Arc<MediaClient>>,
-    pub rt: tokio::runtime::Handle,
+    pub bridge: Bridge,
 }
 
 impl Account {
@@ -26,13 +26,13 @@ impl Account {
         name: &str,
         storage: &StorageAccount,
         media: Option<MediaAccount>,
-        rt: tokio::runtime::Handle,
+        bridge: Bridge,
     ) -> Result<Self, StorageError> {
         Ok(Self {
             name: name.to_string(),
             storage: Storage::open(storage)?,
             media: media.map(|m| Arc::new(MediaClient::new(m))),
-            rt,
+            bridge,
         })
     }
 
@@ -48,9 +48,12 @@ impl Account {
         })
     }
 
-    /// Runs async work from the script thread (see `Host::block_on`).
-    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    /// Runs a fallible async call from the script thread (see [`Bridge::call`]).
+    pub fn call<T, E>(&self, f: impl std::future::Future<Output = Result<T, E>>) -> RhaiResult<T>
+    where
+        Result<T, E>: IntoScript<T>,
+    {
+        self.bridge.call(f)
     }
 }
 

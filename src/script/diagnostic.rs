@@ -57,6 +57,7 @@ impl Diagnostic {
         }
         let (mut message, hint) = match cur {
             EvalAltResult::ErrorRuntime(value, _) => runtime_message(value),
+            EvalAltResult::ErrorTerminated(why, _) => (format!("stopped ({why})"), None),
             EvalAltResult::ErrorDataTooLarge(..) => (
                 strip_position(&cur.to_string(), cur.position()),
                 Some("the playbook's data outgrew its limit (a string, array or map that keeps growing?); raise `amsplay run --max-memory MB` if it is meant to".into()),

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use rhai::{Array, Dynamic, Engine, Map};
 
-use super::engine::{func, getter, Host};
 use super::errors::{host_error, IntoScript, RhaiResult};
+use super::host::{func, getter, Bridge, Host};
 use crate::localenv::LocalEnv;
 use crate::player::{play, PlayReport};
 
@@ -15,7 +15,7 @@ use crate::player::{play, PlayReport};
 #[derive(Clone)]
 pub struct LocalEnvHandle {
     env: LocalEnv,
-    rt: tokio::runtime::Handle,
+    bridge: Bridge,
 }
 
 type Running = tokio::task::JoinHandle<Result<PlayReport, String>>;
@@ -25,7 +25,7 @@ type Running = tokio::task::JoinHandle<Result<PlayReport, String>>;
 pub struct Player {
     task: Arc<Mutex<Option<Running>>>,
     started: Instant,
-    rt: tokio::runtime::Handle,
+    bridge: Bridge,
 }
 
 fn report_map(r: &PlayReport) -> Map {
@@ -145,7 +145,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
             env.running().script()?.ok_or_else(|| {
                 host_error("local_env", "the local environment is not running", Some("run this playbook without an accounts file, or start it with `amsplay local up`".into()), None)
             })?;
-            Ok(LocalEnvHandle { env, rt: h.handle() })
+            Ok(LocalEnvHandle { env, bridge: h.bridge().clone() })
         });
     getter("LocalEnv", "front", "String", "The local environment's front door URL (players go there; it fails over between datacenters).\nExample: print(local_env().front);").register_into_engine(engine, |e: &mut LocalEnvHandle| -> RhaiResult<String> {
         let state = e.env.running().script()?.ok_or_else(|| {
@@ -177,22 +177,22 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys: storage (its\nemulator's and origin's path to storage) and origin (the path of players and the front door to\nits origin), each \"ok\", \"down\" (refused), \"hang\" (never answered), \"slow\" (latency_ms per\nrequest), \"503\" or \"cut\" (each connection cut after cut_bytes of answer, 64 KiB); latency_ms (2000).\nExample: env.fail(\"dc-a\", #{ storage: \"down\" }); sleep(5); env.heal(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str, faults: Map| -> RhaiResult<()> {
             let faults = parse_faults(&faults)?;
-            e.rt.block_on(e.env.fail(dc, faults)).script()
+            e.bridge.call(e.env.fail(dc, faults))
         });
     func("heal", &["env: LocalEnv", "datacenter: String", "()"],
         "Puts a datacenter's paths right again after env.fail.\nExample: local_env().heal(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.rt.block_on(e.env.heal(dc)).script()
+            e.bridge.call(e.env.heal(dc))
         });
     func("stop", &["env: LocalEnv", "datacenter: String", "()"],
         "Takes a whole datacenter down, as an outage would: its emulator (API and streaming origin)\nstops, and its paths to storage and to its origin refuse connections.\nExample: local_env().stop(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.rt.block_on(e.env.stop_datacenter(dc)).script()
+            e.bridge.call(e.env.stop_datacenter(dc))
         });
     func("start", &["env: LocalEnv", "datacenter: String", "()"],
         "Brings a stopped datacenter back (same ports, same data) and heals its paths.\nExample: local_env().start(\"dc-a\");")
         .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.rt.block_on(e.env.start_datacenter(dc)).script()
+            e.bridge.call(e.env.start_datacenter(dc))
         });
 
     let h = host.clone();
@@ -200,9 +200,9 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Starts playing an HLS stream in the background for `seconds` (master playlist, a variant, then\nits segments round and round); see player.wait() and player.elapsed.\nExample: let p = start_play(`${env.front}/${path}`, 10.0); sleep(2); env.stop(\"dc-a\"); let r = p.wait();")
         .register_into_engine(engine, move |url: &str, seconds: f64| -> Player {
             let url = url.to_string();
-            let rt = h.handle();
-            let task = rt.spawn(async move { play(&url, seconds, GAP).await });
-            Player { task: Arc::new(Mutex::new(Some(task))), started: Instant::now(), rt }
+            let bridge = h.bridge().clone();
+            let task = bridge.spawn(async move { play(&url, seconds, GAP).await });
+            Player { task: Arc::new(Mutex::new(Some(task))), started: Instant::now(), bridge }
         });
     getter(
         "Player",
@@ -215,14 +215,14 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
         "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
         .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
             let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for".into()))?;
-            let report = p.rt.block_on(task).map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
+            let report = p.bridge.wait(task)?.map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
             Ok(report_map(&report))
         });
     let h = host.clone();
     func("play", &["url: String", "seconds: f64", "Map"],
         "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
         .register_into_engine(engine, move |url: &str, seconds: f64| -> RhaiResult<Map> {
-            let report = h.block_on(play(url, seconds, GAP)).map_err(player_error)?;
+            let report = h.bridge().wait(play(url, seconds, GAP))?.map_err(player_error)?;
             Ok(report_map(&report))
         });
 }

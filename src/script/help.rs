@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use rhai::Engine;
 
-use super::engine::func;
+use super::host::func;
 
 /// One documented function (all overloads of a name share an entry).
 #[derive(Debug, Clone, Default)]
@@ -181,6 +181,7 @@ mod tests {
             .unwrap();
         let host = super::super::Host::new(
             rt.handle().clone(),
+            super::super::Stop::default(),
             crate::config::AccountsFile::default(),
             "none",
         );

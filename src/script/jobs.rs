@@ -6,8 +6,8 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine};
 
 use super::account::Account;
-use super::engine::{func, getter};
-use super::errors::{invalid, IntoScript, RhaiResult};
+use super::errors::{invalid, RhaiResult};
+use super::host::{func, getter};
 use super::media::Asset;
 use crate::ams::model::{self, job_state};
 
@@ -21,13 +21,13 @@ pub struct Job {
 impl Job {
     fn refresh(&mut self) -> RhaiResult<()> {
         let m = self.account.media()?;
-        self.job = self.account.block_on(m.job(&self.job.id)).script()?;
+        self.job = self.account.call(m.job(&self.job.id))?;
         Ok(())
     }
 
     fn tasks(&self) -> RhaiResult<Vec<model::Task>> {
         let m = self.account.media()?;
-        self.account.block_on(m.job_tasks(&self.job.id)).script()
+        self.account.call(m.job_tasks(&self.job.id))
     }
 
     fn progress(&self) -> RhaiResult<f64> {
@@ -54,10 +54,7 @@ impl Job {
 
     fn output(&self) -> RhaiResult<Asset> {
         let m = self.account.media()?;
-        let outs = self
-            .account
-            .block_on(m.job_outputs(&self.job.id))
-            .script()?;
+        let outs = self.account.call(m.job_outputs(&self.job.id))?;
         let asset = outs
             .into_iter()
             .next()
@@ -108,9 +105,7 @@ fn submit(a: &Account, asset: &Asset, preset: &str, output: Option<&str>) -> Rha
     let name = output
         .map(str::to_string)
         .unwrap_or_else(|| format!("OutputAsset_{}", uuid::Uuid::new_v4()));
-    let job = a
-        .block_on(m.submit_job(&asset.asset.id, preset, &name))
-        .script()?;
+    let job = a.call(m.submit_job(&asset.asset.id, preset, &name))?;
     Ok(Job {
         account: a.clone(),
         job,
@@ -135,21 +130,19 @@ fn replicate(a: &Account, b: &Account, x: &Asset, opts: rhai::Map) -> RhaiResult
         progress: crate::progress::bars_enabled(),
         ..Default::default()
     };
-    let r = a
-        .block_on(replicate(
-            &Side {
-                media: ma,
-                storage: &a.storage,
-            },
-            &Side {
-                media: mb,
-                storage: &b.storage,
-            },
-            &x.asset.id,
-            locator_id,
-            &copy,
-        ))
-        .script()?;
+    let r = a.call(replicate(
+        &Side {
+            media: ma,
+            storage: &a.storage,
+        },
+        &Side {
+            media: mb,
+            storage: &b.storage,
+        },
+        &x.asset.id,
+        locator_id,
+        &copy,
+    ))?;
     let mut m = rhai::Map::new();
     m.insert(
         "origin".into(),
@@ -273,7 +266,7 @@ pub fn register(engine: &mut Engine) {
     )
     .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
         let m = a.media()?;
-        let all = a.block_on(m.jobs()).script()?;
+        let all = a.call(m.jobs())?;
         Ok(all
             .into_iter()
             .map(|job| {
@@ -288,6 +281,6 @@ pub fn register(engine: &mut Engine) {
         "Cancels a queued or running job; it ends Canceled with no output files registered.\nExample: a.cancel_job(job);")
         .register_into_engine(engine, |a: &mut Account, j: Job| -> RhaiResult<()> {
             let m = a.media()?;
-            a.block_on(m.cancel_job(&j.job.id)).script()
+            a.call(m.cancel_job(&j.job.id))
         });
 }

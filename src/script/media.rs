@@ -6,8 +6,8 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::account::Account;
-use super::engine::{func, getter};
 use super::errors::{invalid, IntoScript, RhaiResult};
+use super::host::{func, getter};
 use crate::ams::model::{self, locator_type, permissions, requests, AssetFile};
 use crate::storage::{Storage, TransferOptions};
 
@@ -118,7 +118,7 @@ fn minutes(days: f64) -> RhaiResult<f64> {
 impl Asset {
     fn files(&self) -> RhaiResult<Vec<AssetFile>> {
         let m = self.account.media()?;
-        self.account.block_on(m.files(&self.asset.id)).script()
+        self.account.call(m.files(&self.asset.id))
     }
 }
 
@@ -138,7 +138,7 @@ impl Locator {
 
 fn locator(a: &Account, new: requests::NewLocator) -> RhaiResult<Locator> {
     let m = a.media()?;
-    let l = a.block_on(m.create_locator(&new)).script()?;
+    let l = a.call(m.create_locator(&new))?;
     Ok(Locator {
         account: a.clone(),
         locator: l,
@@ -159,9 +159,7 @@ fn new_locator(
     } else {
         "amsplay streaming policy"
     };
-    let policy = a
-        .block_on(m.create_access_policy(name, minutes(days)?, perms(p)?))
-        .script()?;
+    let policy = a.call(m.create_access_policy(name, minutes(days)?, perms(p)?))?;
     let start = OffsetDateTime::now_utc() - time::Duration::minutes(5);
     locator(
         a,
@@ -185,7 +183,7 @@ fn origin_locator(
     if let Some(id) = &id {
         // Idempotent: the same Id on the same asset is the locator we want already.
         let m = a.media()?;
-        if let Ok(existing) = a.block_on(m.locator(id)) {
+        if let Ok(existing) = a.bridge.wait(m.locator(id))? {
             if existing.asset_id == asset.asset.id {
                 return Ok(Locator {
                     account: a.clone(),
@@ -225,14 +223,12 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
     let asset_name = asset_name
         .map(str::to_string)
         .unwrap_or_else(|| format!("UploadSingleFile_{stamp}"));
-    let asset = a.block_on(m.create_asset(&asset_name)).script()?;
-    let file = a
-        .block_on(m.create_file(&requests::NewFile {
-            name: name.clone(),
-            parent_asset_id: asset.id.clone(),
-            ..Default::default()
-        }))
-        .script()?;
+    let asset = a.call(m.create_asset(&asset_name))?;
+    let file = a.call(m.create_file(&requests::NewFile {
+        name: name.clone(),
+        parent_asset_id: asset.id.clone(),
+        ..Default::default()
+    }))?;
     let wrapped = Asset {
         account: a.clone(),
         asset: asset.clone(),
@@ -243,15 +239,13 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let progress = crate::progress::bars_enabled()
         .then(|| crate::progress::Progress::bytes(format!("upload {name}"), size));
-    let blob = a
-        .block_on(storage.upload_file(
-            &container,
-            &path,
-            &name,
-            &TransferOptions::default(),
-            progress.as_ref(),
-        ))
-        .script()?;
+    let blob = a.call(storage.upload_file(
+        &container,
+        &path,
+        &name,
+        &TransferOptions::default(),
+        progress.as_ref(),
+    ))?;
     if let Some(p) = progress {
         p.finish();
     }
@@ -259,12 +253,11 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
         use base64::Engine as _;
         base64::engine::general_purpose::STANDARD.encode(d)
     });
-    a.block_on(m.update_file(
+    a.call(m.update_file(
         &file.id,
         &json!({"ContentFileSize": blob.size.to_string(), "MimeType": blob.content_type, "ContentChecksum": checksum}),
-    ))
-    .script()?;
-    a.block_on(m.delete_locator(&write.locator.id)).script()?;
+    ))?;
+    a.call(m.delete_locator(&write.locator.id))?;
     Ok(wrapped)
 }
 
@@ -371,14 +364,14 @@ pub fn register(engine: &mut Engine) {
         "Creates an empty asset (and its blob container asset-{guid}).\nExample: let target = b.create_asset(read.container);")
         .register_into_engine(engine, |a: &mut Account, name: &str| -> RhaiResult<Asset> {
             let m = a.media()?;
-            let asset = a.block_on(m.create_asset(name)).script()?;
+            let asset = a.call(m.create_asset(name))?;
             Ok(Asset { account: a.clone(), asset })
         });
     func("asset", &["account: Account", "id: String", "Asset"],
         "An asset by Id; an unknown Id is a not_found error.\nExample: let x = a.asset(\"nb:cid:UUID:…\");")
         .register_into_engine(engine, |a: &mut Account, id: &str| -> RhaiResult<Asset> {
             let m = a.media()?;
-            let asset = a.block_on(m.asset(id)).script()?;
+            let asset = a.call(m.asset(id))?;
             Ok(Asset { account: a.clone(), asset })
         });
     func(
@@ -388,7 +381,7 @@ pub fn register(engine: &mut Engine) {
     )
     .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
         let m = a.media()?;
-        let all = a.block_on(m.assets()).script()?;
+        let all = a.call(m.assets())?;
         Ok(all
             .into_iter()
             .map(|asset| {
@@ -406,7 +399,7 @@ pub fn register(engine: &mut Engine) {
     )
     .register_into_engine(engine, |x: &mut Asset| -> RhaiResult<()> {
         let m = x.account.media()?;
-        x.account.block_on(m.delete_asset(&x.asset.id)).script()
+        x.account.call(m.delete_asset(&x.asset.id))
     });
     func("upload", &["account: Account", "path: String", "Asset"],
         "Uploads a local file into a new asset, as the walkthrough's CreateAssetAndUploadSingleFile:\nasset, File record, write SAS locator, block upload (progress bar), File size and MD5, SAS deleted.\nExample: let src = a.upload(\"media/clip.mp4\");")
@@ -428,7 +421,7 @@ pub fn register(engine: &mut Engine) {
             if ism.len() != 1 {
                 return Err(invalid(format!("asset '{}' should have exactly one .ism file, it has {}", x.asset.id, ism.len())));
             }
-            a.block_on(m.update_file(&ism[0].id, &json!({"IsPrimary": true}))).script()?;
+            a.call(m.update_file(&ism[0].id, &json!({"IsPrimary": true})))?;
             let mut f = ism[0].clone();
             f.is_primary = true;
             Ok(file_map(&f))
@@ -437,14 +430,14 @@ pub fn register(engine: &mut Engine) {
         "Creates an access policy: permissions are letters r (read), w (write), d (delete), l (list).\nExample: let p = a.access_policy(\"Streaming policy\", 30.0, \"r\");")
         .register_into_engine(engine, |a: &mut Account, name: &str, days: Dynamic, p: &str| -> RhaiResult<Map> {
             let m = a.media()?;
-            let pol = a.block_on(m.create_access_policy(name, minutes(days_of(&days)?)?, perms(p)?)).script()?;
+            let pol = a.call(m.create_access_policy(name, minutes(days_of(&days)?)?, perms(p)?))?;
             Ok(policy_map(&pol))
         });
     func("access_policies", &["account: Account", "Array"],
         "Every access policy: maps #{id, name, minutes, permissions}.\nExample: print(a.access_policies().len());")
         .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
             let m = a.media()?;
-            Ok(a.block_on(m.access_policies()).script()?.iter().map(|p| policy_map(p).into()).collect())
+            Ok(a.call(m.access_policies())?.iter().map(|p| policy_map(p).into()).collect())
         });
     const ORIGIN_DOC: &str = "An OnDemandOrigin (streaming) locator on a read-only policy of `days` (a number, or hours(n)/minutes(n)), starting 5 minutes ago.\nGiven an Id (nb:lid:UUID:…), it is created with that Id: the failover trick that gives two\ndatacenters the same streaming paths; if that Id already exists on this asset it is returned.\nExample: let replica = b.origin_locator(target, 100, origin.id);";
     func(
@@ -487,14 +480,14 @@ pub fn register(engine: &mut Engine) {
         "Every locator of the account.\nExample: for l in a.locators() { print(`${l.type} ${l.path}`); }")
         .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
             let m = a.media()?;
-            let all = a.block_on(m.locators()).script()?;
+            let all = a.call(m.locators())?;
             Ok(all.into_iter().map(|locator| Dynamic::from(Locator { account: a.clone(), locator })).collect())
         });
     func("delete", &["locator: Locator", "()"],
         "Deletes a locator (a SAS URL stops being handed out; the policy stays).\nExample: read.delete();")
         .register_into_engine(engine, |l: &mut Locator| -> RhaiResult<()> {
             let m = l.account.media()?;
-            l.account.block_on(m.delete_locator(&l.locator.id)).script()
+            l.account.call(m.delete_locator(&l.locator.id))
         });
     func("url", &["locator: Locator", "file: Map", "String"],
         "The Smooth Streaming URL of a file through an origin locator: path + name + /manifest.\nExample: print(origin.url(out.primary_file));")
@@ -507,7 +500,7 @@ pub fn register(engine: &mut Engine) {
         .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<Map> {
             let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("warm(file): the map has no name"))?;
             let manifest = format!("{}{name}/manifest", l.locator.path);
-            Ok(warmed_map(l.account.block_on(crate::origin::warm::warm(&manifest))))
+            Ok(warmed_map(l.account.bridge.wait(crate::origin::warm::warm(&manifest))?))
         });
     func("streaming_urls", &["locator: Locator", "asset: Asset", "Map"],
         "Smooth, HLS and DASH URLs of the asset's primary file through an origin locator.\nExample: print(replica.streaming_urls(target));")
@@ -525,7 +518,7 @@ pub fn register(engine: &mut Engine) {
         "Registers every blob of the asset's container as a File (REST CreateFileInfos), idempotently;\nreturns the Files.\nExample: b.create_file_infos(target);")
         .register_into_engine(engine, |a: &mut Account, x: Asset| -> RhaiResult<Array> {
             let m = a.media()?;
-            a.block_on(m.create_file_infos(&x.asset.id)).script()?;
+            a.call(m.create_file_infos(&x.asset.id))?;
             Ok(x.files()?.iter().map(|f| file_map(f).into()).collect())
         });
     func(
@@ -535,8 +528,7 @@ pub fn register(engine: &mut Engine) {
     )
     .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
         let m = a.media()?;
-        Ok(a.block_on(m.processors())
-            .script()?
+        Ok(a.call(m.processors())?
             .iter()
             .map(|p| {
                 let mut mp = Map::new();

@@ -1,7 +1,8 @@
 //! The Rhai host: the one engine that playbooks, the REPL, the tests and the examples share.
 //!
-//! - `engine.rs` builds the `Engine` (and is the only place that does), with `Host`: the
-//!   accounts a playbook names and the one bridge into async code;
+//! - `engine.rs` builds the `Engine` (and is the only place that does);
+//! - `host.rs` is what host functions stand on: `Host` (the accounts a playbook names), the one
+//!   bridge into async code (`Bridge`, stopped by `Stop`), `func`/`getter` registration;
 //! - one file per API area registers its functions with their docs: `account.rs` (accounts,
 //!   assets, locators, replication), `storage.rs` (Blob Storage), `media.rs` (Media Services
 //!   entities' getters), `jobs.rs` (encoding jobs), `drill.rs` (players, faults, drills),
@@ -12,7 +13,8 @@
 //! - `runner.rs` runs a playbook file, `repl.rs` is the interactive loop.
 //!
 //! Rhai is blocking, so the engine runs on its own thread and host functions cross into async
-//! code through the host's runtime handle.
+//! code through one bridge, `host.rs`'s `Bridge::call`, which a `Stop` (Ctrl-C, SIGTERM,
+//! SIGHUP) ends: the script stops at the call it was in, or between two operations.
 
 mod account;
 pub mod diagnostic;
@@ -20,6 +22,7 @@ mod drill;
 mod engine;
 mod errors;
 pub mod help;
+mod host;
 mod jobs;
 mod media;
 pub mod repl;
@@ -28,4 +31,5 @@ mod storage;
 mod util;
 
 pub use account::Account;
-pub use engine::{build_engine, limit_data, Host};
+pub use engine::{build_engine, limit_data};
+pub use host::{Bridge, Host, Stop};

@@ -107,7 +107,9 @@ fn history_path() -> PathBuf {
 }
 
 /// Runs the REPL until end of input (Ctrl-D) or `exit`.
-pub fn run(engine: &Engine, banner: &str) -> anyhow::Result<()> {
+/// The interactive loop. Ctrl-C while a line runs stops that line (`stop` is reset after
+/// each); SIGTERM and SIGHUP end the REPL once the line being read or run is done.
+pub fn run(engine: &Engine, banner: &str, stop: &super::Stop) -> anyhow::Result<()> {
     let mut rl: Editor<ReplHelper, DefaultHistory> = Editor::new()?;
     rl.set_helper(Some(ReplHelper {
         names: help::completions(engine),
@@ -120,7 +122,12 @@ pub fn run(engine: &Engine, banner: &str) -> anyhow::Result<()> {
     scope.push_constant("ARGS", rhai::Array::new());
     let mut functions = AST::empty();
     loop {
-        let input = match rl.readline("amsplay> ") {
+        let line = rl.readline("amsplay> ");
+        if stop.requested().is_some_and(|(_, code)| code != 130) {
+            break;
+        }
+        stop.reset();
+        let input = match line {
             Ok(line) => line,
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -146,6 +153,9 @@ pub fn run(engine: &Engine, banner: &str) -> anyhow::Result<()> {
             Ok(v) if !v.is_unit() => println!("=> {v:?}"),
             Ok(_) => {}
             Err(e) => eprint!("{}", Diagnostic::from_eval(&e, "<repl>", &input)),
+        }
+        if stop.requested().is_some_and(|(_, code)| code != 130) {
+            break;
         }
         functions = merged;
         functions.clear_statements();

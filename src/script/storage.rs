@@ -7,8 +7,8 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Engine, Map};
 use time::OffsetDateTime;
 
-use super::engine::{func, getter, Host};
 use super::errors::{invalid, IntoScript, RhaiResult};
+use super::host::{func, getter, Host};
 use crate::progress::{bars_enabled, Progress};
 use crate::storage::{
     copy_blobs, BlobInfo, CopyMode, CopyOptions, CopyReport, SasPerms, Storage, TransferOptions,
@@ -149,7 +149,7 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
 Example: print(account("dc-a").storage.containers());"#,
     )
     .register_into_engine(engine, move |s: &mut Storage| -> RhaiResult<Array> {
-        let names = h.block_on(s.containers()).script()?;
+        let names = h.call(s.containers())?;
         Ok(names.into_iter().map(Dynamic::from).collect())
     });
 
@@ -161,7 +161,7 @@ Example: print(account("dc-a").storage.containers());"#,
 Example: a.storage.create_container("media");"#,
     )
     .register_into_engine(engine, move |s: &mut Storage, name: &str| {
-        h.block_on(s.create_container(name)).script()
+        h.call(s.create_container(name))
     });
 
     let h = host.clone();
@@ -172,7 +172,7 @@ Example: a.storage.create_container("media");"#,
 Example: a.storage.delete_container("scratch");"#,
     )
     .register_into_engine(engine, move |s: &mut Storage, name: &str| {
-        h.block_on(s.delete_container(name)).script()
+        h.call(s.delete_container(name))
     });
 
     let h = host.clone();
@@ -186,7 +186,7 @@ Example: for b in a.storage.blobs("media") { print(`${b.name} ${b.size} ${b.md5}
     .register_into_engine(
         engine,
         move |s: &mut Storage, c: &str| -> RhaiResult<Array> {
-            let blobs = h.block_on(s.blobs(c)).script()?;
+            let blobs = h.call(s.blobs(c))?;
             Ok(blobs.iter().map(|b| blob_map(b).into()).collect())
         },
     );
@@ -204,15 +204,13 @@ Example: for b in a.storage.blobs("media") { print(`${b.name} ${b.size} ${b.md5}
             };
             let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let progress = progress_for(format!("upload {name}"), size);
-            let info = h
-                .block_on(s.upload_file(
-                    c,
-                    &path,
-                    &name,
-                    &TransferOptions::default(),
-                    progress.as_ref(),
-                ))
-                .script()?;
+            let info = h.call(s.upload_file(
+                c,
+                &path,
+                &name,
+                &TransferOptions::default(),
+                progress.as_ref(),
+            ))?;
             if let Some(p) = progress {
                 p.finish();
             }
@@ -271,15 +269,13 @@ Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");"#,
         engine,
         move |s: &mut Storage, c: &str, blob: &str, path: &str| -> RhaiResult<Map> {
             let progress = progress_for(format!("download {blob}"), 0);
-            let info = h
-                .block_on(s.download_file(
-                    c,
-                    blob,
-                    &PathBuf::from(path),
-                    &TransferOptions::default(),
-                    progress.as_ref(),
-                ))
-                .script()?;
+            let info = h.call(s.download_file(
+                c,
+                blob,
+                &PathBuf::from(path),
+                &TransferOptions::default(),
+                progress.as_ref(),
+            ))?;
             Ok(blob_map(&info))
         },
     );
@@ -297,7 +293,7 @@ Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");"#,
 Example: a.storage.delete_blob("media", "old.mp4");"#,
     )
     .register_into_engine(engine, move |s: &mut Storage, c: &str, n: &str| {
-        h.block_on(s.delete_blob(c, n)).script()
+        h.call(s.delete_blob(c, n))
     });
 
     let h = host.clone();
@@ -321,14 +317,12 @@ Example: let url = a.storage.container_sas("media", "rl", hours(12));"#,
             let perms = perms.parse::<SasPerms>().script()?;
             let now = OffsetDateTime::now_utc();
             let expiry = now + days_to_duration(super::media::days_of(&days)?)?;
-            let url = h
-                .block_on(s.container_sas_url(
-                    c,
-                    perms,
-                    Some(now - time::Duration::minutes(5)),
-                    expiry,
-                ))
-                .script()?;
+            let url = h.call(s.container_sas_url(
+                c,
+                perms,
+                Some(now - time::Duration::minutes(5)),
+                expiry,
+            ))?;
             Ok(url.to_string())
         },
     );
@@ -344,7 +338,7 @@ Example: let r = copy_blobs(a.storage, "media", b.storage, "media", #{ concurren
         let h = host.clone();
         let copy = move |src: Storage, sc: &str, dst: Storage, dc: &str, opts: Option<Map>| {
             let o = copy_options(&opts.unwrap_or_default())?;
-            let r = h.block_on(copy_blobs(&src, sc, &dst, dc, &o)).script()?;
+            let r = h.call(copy_blobs(&src, sc, &dst, dc, &o))?;
             Ok::<_, Box<rhai::EvalAltResult>>(report_map(&r))
         };
         if with_opts {

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine};
 
-use super::engine::{func, Host};
 use super::errors::{host_error, invalid, RhaiResult};
+use super::host::{func, Host};
 
-pub fn register(engine: &mut Engine, _host: &Arc<Host>) {
+pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     func(
         "env",
         &["name: String", "Dynamic"],
@@ -36,28 +36,36 @@ Example: let who = env("USER") ?? "nobody";"#,
         &["seconds: f64", "()"],
         "Waits this many seconds.\nExample: sleep(0.5);",
     )
-    .register_into_engine(engine, |s: f64| -> RhaiResult<()> {
-        if !(0.0..=86400.0).contains(&s) {
-            return Err(invalid(format!(
-                "sleep({s}): seconds must be between 0 and 86400"
-            )));
+    .register_into_engine(engine, {
+        let h = host.clone();
+        move |s: f64| -> RhaiResult<()> {
+            if !(0.0..=86400.0).contains(&s) {
+                return Err(invalid(format!(
+                    "sleep({s}): seconds must be between 0 and 86400"
+                )));
+            }
+            h.bridge().wait(async move {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(s)).await
+            })
         }
-        std::thread::sleep(std::time::Duration::from_secs_f64(s));
-        Ok(())
     });
     func(
         "sleep",
         &["seconds: i64", "()"],
         "Waits this many seconds.\nExample: sleep(1);",
     )
-    .register_into_engine(engine, |s: i64| -> RhaiResult<()> {
-        if !(0..=86400).contains(&s) {
-            return Err(invalid(format!(
-                "sleep({s}): seconds must be between 0 and 86400"
-            )));
+    .register_into_engine(engine, {
+        let h = host.clone();
+        move |s: i64| -> RhaiResult<()> {
+            if !(0..=86400).contains(&s) {
+                return Err(invalid(format!(
+                    "sleep({s}): seconds must be between 0 and 86400"
+                )));
+            }
+            h.bridge().wait(async move {
+                tokio::time::sleep(std::time::Duration::from_secs(s as u64)).await
+            })
         }
-        std::thread::sleep(std::time::Duration::from_secs(s as u64));
-        Ok(())
     });
 
     func(

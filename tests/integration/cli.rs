@@ -524,3 +524,63 @@ fn a_playbook_that_outgrows_its_memory_stops_cleanly() {
     out.stderr_has("out of memory")
         .stderr_has("under --max-memory 64 MiB");
 }
+
+/// A signal stops a playbook through the one bridge into async code, wherever it is: inside a
+/// host call (no `catch` holds it back) or in a loop that never calls the host. The run then
+/// leaves with the signal's exit code and says where it stopped.
+#[test]
+fn a_signal_stops_the_playbook_where_it_is_and_no_catch_holds_it() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = dir.path().join("none.toml");
+    std::fs::write(&accounts, "").unwrap();
+    for (name, source, signal, code) in [
+        (
+            "wait.rhai",
+            "print(\"ready\");\ntry { sleep(60.0); } catch (e) { print(\"caught\"); }\nprint(\"after\");\n",
+            "-TERM",
+            143,
+        ),
+        (
+            "spin.rhai",
+            "print(\"ready\");\nlet i = 0;\nloop { i += 1; }\n",
+            "-INT",
+            130,
+        ),
+    ] {
+        let script = dir.path().join(name);
+        std::fs::write(&script, source).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amsplay"))
+            .arg("--accounts")
+            .arg(&accounts)
+            .arg("run")
+            .arg(&script)
+            .env_remove("AMSPLAY_ACCOUNTS")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), "ready");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = child.wait().unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{name} did not stop"
+        );
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(code), "{name}: {err}");
+        assert!(!rest.contains("caught") && !rest.contains("after"), "{rest}");
+        assert!(err.contains(&format!("{name}:")) && err.contains("stopped"), "{err}");
+    }
+}

@@ -24,7 +24,12 @@ fn rhai_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn engine() -> (tokio::runtime::Runtime, rhai::Engine) {
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let host = Host::new(rt.handle().clone(), AccountsFile::default(), "test");
+    let host = Host::new(
+        rt.handle().clone(),
+        amsplay::script::Stop::default(),
+        AccountsFile::default(),
+        "test",
+    );
     let engine = build_engine(host);
     (rt, engine)
 }
