@@ -29,11 +29,16 @@ pub enum ConfigError {
     UnknownAccount { name: String, known: String },
     #[error("account '{account}': {message}")]
     Secret { account: String, message: String },
-    #[error("account '{account}': the connection string in ${var} is not valid: {message}")]
+    #[error("account '{account}': the connection string in ${var} is not valid: {source}")]
     ConnectionString {
         account: String,
         var: String,
-        message: String,
+        source: ConnectionStringError,
+    },
+    #[error("account '{account}': {source}")]
+    Endpoint {
+        account: String,
+        source: ConnectionStringError,
     },
 }
 
@@ -263,6 +268,10 @@ impl AccountEntry {
             account: name.to_string(),
             message,
         };
+        let endpoint_err = |source| ConfigError::Endpoint {
+            account: name.to_string(),
+            source,
+        };
         if let Some(var) = &self.connection_string_env {
             let cs = std::env::var(var).map_err(|_| {
                 secret_err(format!(
@@ -270,13 +279,13 @@ impl AccountEntry {
                 ))
             })?;
             let mut parsed =
-                parse_connection_string(&cs).map_err(|message| ConfigError::ConnectionString {
+                parse_connection_string(&cs).map_err(|source| ConfigError::ConnectionString {
                     account: name.to_string(),
                     var: var.clone(),
-                    message,
+                    source,
                 })?;
             if let Some(ep) = &self.blob_endpoint {
-                parsed.endpoint = parse_endpoint(ep).map_err(secret_err)?;
+                parsed.endpoint = parse_endpoint(ep).map_err(endpoint_err)?;
             }
             return Ok(parsed);
         }
@@ -296,9 +305,9 @@ impl AccountEntry {
             return Err(secret_err("no key source configured".into()));
         };
         let endpoint = match &self.blob_endpoint {
-            Some(ep) => parse_endpoint(ep).map_err(secret_err)?,
+            Some(ep) => parse_endpoint(ep).map_err(endpoint_err)?,
             None => parse_endpoint(&format!("https://{account}.blob.core.windows.net"))
-                .map_err(secret_err)?,
+                .map_err(endpoint_err)?,
         };
         Ok(StorageAccount {
             account,
@@ -308,32 +317,47 @@ impl AccountEntry {
     }
 }
 
-fn parse_endpoint(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s.trim_end_matches('/'))
-        .map_err(|e| format!("blob endpoint '{s}' is not a URL: {e}"))?;
+/// What is wrong with a connection string or a blob endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectionStringError {
+    #[error("'{0}' is not Key=Value")]
+    NotKeyValue(String),
+    #[error("{0} is missing")]
+    Missing(&'static str),
+    #[error("blob endpoint '{endpoint}' is not a URL: {message}")]
+    NotAUrl { endpoint: String, message: String },
+    #[error("blob endpoint '{0}' must be http or https")]
+    NotHttp(String),
+}
+
+fn parse_endpoint(s: &str) -> Result<Url, ConnectionStringError> {
+    let url = Url::parse(s.trim_end_matches('/')).map_err(|e| ConnectionStringError::NotAUrl {
+        endpoint: s.to_string(),
+        message: e.to_string(),
+    })?;
     if url.scheme() != "http" && url.scheme() != "https" {
-        return Err(format!("blob endpoint '{s}' must be http or https"));
+        return Err(ConnectionStringError::NotHttp(s.to_string()));
     }
     Ok(url)
 }
 
 /// Parses an Azure Storage connection string (`AccountName=…;AccountKey=…;…`).
-pub fn parse_connection_string(cs: &str) -> Result<StorageAccount, String> {
+pub fn parse_connection_string(cs: &str) -> Result<StorageAccount, ConnectionStringError> {
     let mut fields = BTreeMap::new();
     for part in cs.split(';').map(str::trim).filter(|p| !p.is_empty()) {
         let (k, v) = part
             .split_once('=')
-            .ok_or_else(|| format!("'{part}' is not Key=Value"))?;
+            .ok_or_else(|| ConnectionStringError::NotKeyValue(part.to_string()))?;
         fields.insert(k.to_ascii_lowercase(), v.to_string());
     }
     let account = fields
         .get("accountname")
         .cloned()
-        .ok_or("AccountName is missing")?;
+        .ok_or(ConnectionStringError::Missing("AccountName"))?;
     let key = fields
         .get("accountkey")
         .cloned()
-        .ok_or("AccountKey is missing")?;
+        .ok_or(ConnectionStringError::Missing("AccountKey"))?;
     let endpoint = match fields.get("blobendpoint") {
         Some(ep) => parse_endpoint(ep)?,
         None => {

@@ -43,9 +43,45 @@ pub const BUFFER_SEGMENTS: f64 = 3.0;
 /// Requests at least this slow are listed in the report.
 pub const SLOW_MS: f64 = 200.0;
 
-fn resolve(base: &url::Url, reference: &str) -> Result<url::Url, String> {
-    base.join(reference)
-        .map_err(|e| format!("cannot resolve {reference}: {e}"))
+/// Why one request of the player got no usable answer (recorded in the report, as text).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{url}: {source}")]
+    Request {
+        url: url::Url,
+        source: reqwest::Error,
+    },
+    #[error("{url}: {status}")]
+    Status {
+        url: url::Url,
+        status: reqwest::StatusCode,
+    },
+    #[error("cannot resolve {reference}: {source}")]
+    Resolve {
+        reference: String,
+        source: url::ParseError,
+    },
+    #[error("the master playlist lists no variant")]
+    NoVariant,
+}
+
+/// Why a player could not start at all.
+#[derive(Debug, thiserror::Error)]
+pub enum PlayError {
+    #[error("'{url}' is not a URL: {source}")]
+    NotAUrl {
+        url: String,
+        source: url::ParseError,
+    },
+    #[error("cannot build an HTTP client: {0}")]
+    Client(reqwest::Error),
+}
+
+fn resolve(base: &url::Url, reference: &str) -> Result<url::Url, FetchError> {
+    base.join(reference).map_err(|source| FetchError::Resolve {
+        reference: reference.to_string(),
+        source,
+    })
 }
 
 /// The URIs of a playlist, relative to it: variant playlists of a master, or the init segment
@@ -95,7 +131,7 @@ impl Recorder {
     }
 
     /// Records a request that began at `began` and the segment duration it was for.
-    fn timed(&mut self, began: Instant, segment: f64, result: Result<Option<String>, String>) {
+    fn timed(&mut self, began: Instant, segment: f64, result: Result<Option<String>, FetchError>) {
         let secs = began.elapsed().as_secs_f64();
         let ms = secs * 1000.0;
         self.report.worst_ms = self.report.worst_ms.max(ms);
@@ -121,7 +157,7 @@ impl Recorder {
         self.timed_record(began, result);
     }
 
-    fn timed_record(&mut self, began: Instant, result: Result<Option<String>, String>) {
+    fn timed_record(&mut self, began: Instant, result: Result<Option<String>, FetchError>) {
         let now = self.started.elapsed().as_secs_f64();
         match (&result, self.report.outages.last_mut()) {
             (Ok(_), Some((_, end @ None))) => *end = Some(now),
@@ -134,7 +170,7 @@ impl Recorder {
         self.record(result);
     }
 
-    fn record(&mut self, result: Result<Option<String>, String>) {
+    fn record(&mut self, result: Result<Option<String>, FetchError>) {
         self.report.requests += 1;
         match result {
             Ok(origin) => {
@@ -153,7 +189,7 @@ impl Recorder {
             Err(e) => {
                 self.report.failed += 1;
                 if self.report.errors.len() < 10 {
-                    self.report.errors.push(e);
+                    self.report.errors.push(e.to_string());
                 }
             }
         }
@@ -163,31 +199,37 @@ impl Recorder {
 async fn fetch(
     http: &reqwest::Client,
     url: &url::Url,
-) -> Result<(bytes::Bytes, Option<String>), String> {
-    let r = http
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| format!("{url}: {e}"))?;
+) -> Result<(bytes::Bytes, Option<String>), FetchError> {
+    let request = |source| FetchError::Request {
+        url: url.clone(),
+        source,
+    };
+    let r = http.get(url.clone()).send().await.map_err(request)?;
     if !r.status().is_success() {
-        return Err(format!("{url}: {}", r.status()));
+        return Err(FetchError::Status {
+            url: url.clone(),
+            status: r.status(),
+        });
     }
     let origin = r
         .headers()
         .get("x-served-by")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let body = r.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+    let body = r.bytes().await.map_err(request)?;
     Ok((body, origin))
 }
 
 /// Plays the HLS stream at `url` for `seconds`, pausing `gap` between requests.
-pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, String> {
+pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, PlayError> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| e.to_string())?;
-    let master = url::Url::parse(url).map_err(|e| format!("'{url}' is not a URL: {e}"))?;
+        .map_err(PlayError::Client)?;
+    let master = url::Url::parse(url).map_err(|source| PlayError::NotAUrl {
+        url: url.to_string(),
+        source,
+    })?;
     let mut rec = Recorder::new();
     let deadline = Duration::from_secs_f64(seconds.max(0.0));
     // The manifests, as a player reads them first (retried, so the drill can start anywhere).
@@ -199,14 +241,14 @@ pub async fn play(url: &str, seconds: f64, gap: Duration) -> Result<PlayReport, 
             let variant = playlist_uris(&String::from_utf8_lossy(&text))
                 .into_iter()
                 .next()
-                .ok_or("the master playlist lists no variant")?;
+                .ok_or(FetchError::NoVariant)?;
             let variant = resolve(&master, &variant)?;
             let (media, _) = fetch(&http, &variant).await?;
             let uris = playlist_entries(&String::from_utf8_lossy(&media))
                 .iter()
                 .map(|(u, d)| Ok((resolve(&variant, u)?, *d)))
-                .collect::<Result<Vec<_>, String>>()?;
-            Ok::<_, String>((uris, origin))
+                .collect::<Result<Vec<_>, FetchError>>()?;
+            Ok::<_, FetchError>((uris, origin))
         }
         .await;
         match r {
@@ -262,11 +304,17 @@ mod tests {
     fn a_spell_without_answers_runs_from_the_first_failure_to_the_next_success() {
         let mut rec = Recorder::new();
         let ok = || Ok(Some("a".to_string()));
+        let unavailable = || {
+            Err(FetchError::Status {
+                url: url::Url::parse("http://h/s.m4s").unwrap(),
+                status: reqwest::StatusCode::SERVICE_UNAVAILABLE,
+            })
+        };
         rec.timed(Instant::now(), 2.0, ok());
-        rec.timed(Instant::now(), 2.0, Err("503".into()));
-        rec.timed(Instant::now(), 2.0, Err("503".into()));
+        rec.timed(Instant::now(), 2.0, unavailable());
+        rec.timed(Instant::now(), 2.0, unavailable());
         rec.timed(Instant::now(), 2.0, ok());
-        rec.timed(Instant::now(), 2.0, Err("503".into()));
+        rec.timed(Instant::now(), 2.0, unavailable());
         let o = &rec.report.outages;
         assert_eq!(o.len(), 2, "{o:?}");
         assert!(o[0].1.is_some_and(|end| end >= o[0].0));

@@ -29,8 +29,12 @@ pub enum ReplicateError {
     Media(#[from] AmsError),
     #[error(transparent)]
     Storage(#[from] StorageError),
-    #[error("{0}")]
-    Invalid(String),
+    /// The copy ended with blobs that did not arrive (after its own retries).
+    #[error("{failed} blob(s) not copied: {failures}")]
+    NotCopied { failed: usize, failures: String },
+    /// B already has a locator with A's Id, on an asset that is not the replica.
+    #[error("locator '{id}' exists in B on another asset ({asset}); delete it there first")]
+    LocatorTaken { id: String, asset: String },
 }
 
 /// What a replication did.
@@ -173,16 +177,15 @@ pub async fn replicate(
             )
             .await?;
             if report.failed > 0 {
-                return Err(ReplicateError::Invalid(format!(
-                    "{} blob(s) not copied: {}",
-                    report.failed,
-                    report
+                return Err(ReplicateError::NotCopied {
+                    failed: report.failed,
+                    failures: report
                         .failures
                         .iter()
                         .map(|f| format!("{} ({})", f.name, f.error))
                         .collect::<Vec<_>>()
-                        .join(", ")
-                )));
+                        .join(", "),
+                });
             }
             // 6. CreateFileInfos.
             b.media.create_file_infos(&target.id).await?;
@@ -190,10 +193,10 @@ pub async fn replicate(
             let replica = match b.media.locator(&origin.id).await {
                 Ok(l) if l.asset_id == target.id => l,
                 Ok(l) => {
-                    return Err(ReplicateError::Invalid(format!(
-                        "locator '{}' exists in B on another asset ({}); delete it there first",
-                        l.id, l.asset_id
-                    )))
+                    return Err(ReplicateError::LocatorTaken {
+                        id: l.id,
+                        asset: l.asset_id,
+                    })
                 }
                 Err(AmsError::NotFound { .. }) => {
                     locator(

@@ -18,7 +18,7 @@ pub struct LocalEnvHandle {
     bridge: Bridge,
 }
 
-type Running = tokio::task::JoinHandle<Result<PlayReport, String>>;
+type Running = tokio::task::JoinHandle<Result<PlayReport, crate::player::PlayError>>;
 
 /// A player running in the background.
 #[derive(Clone)]
@@ -129,8 +129,8 @@ fn parse_faults(m: &Map) -> RhaiResult<crate::faults::DatacenterFaults> {
 
 const GAP: Duration = Duration::from_millis(20);
 
-fn player_error(e: String) -> Box<rhai::EvalAltResult> {
-    host_error("play", e, None, None)
+fn player_error(e: impl std::fmt::Display) -> Box<rhai::EvalAltResult> {
+    host_error("play", e.to_string(), None, None)
 }
 
 pub fn register(engine: &mut Engine, host: &Arc<Host>) {
@@ -214,8 +214,8 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
     func("wait", &["player: Player", "Map"],
         "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
         .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
-            let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for".into()))?;
-            let report = p.bridge.wait(task)?.map_err(|e| player_error(e.to_string()))?.map_err(player_error)?;
+            let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for"))?;
+            let report = p.bridge.wait(task)?.map_err(player_error)?.map_err(player_error)?;
             Ok(report_map(&report))
         });
     let h = host.clone();

@@ -91,7 +91,18 @@ impl<T> IntoScript<T> for Result<T, crate::replicate::ReplicateError> {
         self.or_else(|e| match e {
             ReplicateError::Media(e) => Err(e).script(),
             ReplicateError::Storage(e) => Err(e).script(),
-            ReplicateError::Invalid(m) => Err(invalid(m)),
+            e @ ReplicateError::NotCopied { .. } => Err(host_error(
+                "copy_incomplete",
+                e.to_string(),
+                Some(
+                    "run it again: the copy resumes, and blobs already identical are skipped"
+                        .into(),
+                ),
+                None,
+            )),
+            e @ ReplicateError::LocatorTaken { .. } => {
+                Err(host_error("conflict", e.to_string(), None, Some(409)))
+            }
         })
     }
 }
