@@ -79,16 +79,6 @@ async fn locator(
         .await
 }
 
-fn container_of(l: &Locator) -> String {
-    url::Url::parse(&l.base_uri)
-        .ok()
-        .and_then(|u| {
-            u.path_segments()
-                .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
-        })
-        .unwrap_or_default()
-}
-
 /// Replicates `asset_id` from A to B (see the module docs).
 pub async fn replicate(
     a: &Side<'_>,
@@ -143,7 +133,7 @@ pub async fn replicate(
         None,
     )
     .await?;
-    let container = container_of(&read);
+    let container = read.container();
     let result = async {
         // 3. B's target asset, named after the container as the walkthrough does.
         let target = match b
@@ -172,7 +162,7 @@ pub async fn replicate(
                 a.storage,
                 &container,
                 b.storage,
-                &container_of(&write),
+                &write.container(),
                 copy,
             )
             .await?;

@@ -200,6 +200,17 @@ impl Locator {
             .map(|g| g.hyphenated().to_string())
             .unwrap_or_default()
     }
+
+    /// The blob container a SAS locator's BaseUri names (its last path segment).
+    pub fn container(&self) -> String {
+        url::Url::parse(&self.base_uri)
+            .ok()
+            .and_then(|u| {
+                u.path_segments()
+                    .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
+            })
+            .unwrap_or_default()
+    }
 }
 
 /// MediaProcessor: an encoder the account offers.

@@ -126,13 +126,7 @@ impl Locator {
     /// The container name of a SAS locator's path (the walkthrough's `Segments[1]`, made
     /// right for path-style URLs too).
     fn container(&self) -> String {
-        url::Url::parse(&self.locator.base_uri)
-            .ok()
-            .and_then(|u| {
-                u.path_segments()
-                    .and_then(|mut s| s.rfind(|p| !p.is_empty()).map(str::to_string))
-            })
-            .unwrap_or_default()
+        self.locator.container()
     }
 }
 
