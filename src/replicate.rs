@@ -14,7 +14,7 @@
 use time::OffsetDateTime;
 
 use crate::ams::client::{AmsError, MediaClient};
-use crate::ams::model::{format_date, locator_type, permissions, requests, Asset, Locator};
+use crate::ams::model::{format_date, requests, Asset, Locator, LocatorType, Permissions};
 use crate::storage::{copy_blobs, CopyOptions, CopyReport, Storage, StorageError};
 
 /// One side of the replication: a Media Services account and its storage.
@@ -51,12 +51,12 @@ pub struct Replica {
 async fn locator(
     side: &Side<'_>,
     asset: &str,
-    kind: i32,
-    perms: i32,
+    kind: LocatorType,
+    perms: Permissions,
     days: f64,
     id: Option<String>,
 ) -> Result<Locator, AmsError> {
-    let name = if kind == locator_type::SAS {
+    let name = if kind == LocatorType::Sas {
         "amsplay replication SAS"
     } else {
         "amsplay streaming policy"
@@ -94,7 +94,7 @@ pub async fn replicate(
         &locator_id,
         existing
             .iter()
-            .find(|l| l.kind == locator_type::ON_DEMAND_ORIGIN),
+            .find(|l| l.kind == LocatorType::OnDemandOrigin),
     ) {
         (Some(id), _) => match existing.iter().find(|l| l.id.eq_ignore_ascii_case(id)) {
             Some(l) => l.clone(),
@@ -102,8 +102,8 @@ pub async fn replicate(
                 locator(
                     a,
                     &asset.id,
-                    locator_type::ON_DEMAND_ORIGIN,
-                    permissions::READ,
+                    LocatorType::OnDemandOrigin,
+                    Permissions::READ,
                     30.0,
                     Some(id.clone()),
                 )
@@ -115,8 +115,8 @@ pub async fn replicate(
             locator(
                 a,
                 &asset.id,
-                locator_type::ON_DEMAND_ORIGIN,
-                permissions::READ,
+                LocatorType::OnDemandOrigin,
+                Permissions::READ,
                 30.0,
                 None,
             )
@@ -127,8 +127,8 @@ pub async fn replicate(
     let read = locator(
         a,
         &asset.id,
-        locator_type::SAS,
-        permissions::READ | permissions::LIST,
+        LocatorType::Sas,
+        Permissions::READ | Permissions::LIST,
         1.0,
         None,
     )
@@ -150,22 +150,16 @@ pub async fn replicate(
         let write = locator(
             b,
             &target.id,
-            locator_type::SAS,
-            permissions::WRITE,
+            LocatorType::Sas,
+            Permissions::WRITE,
             1.0,
             None,
         )
         .await?;
         let copied = async {
             // 5. The copy.
-            let report = copy_blobs(
-                a.storage,
-                &container,
-                b.storage,
-                &write.container(),
-                copy,
-            )
-            .await?;
+            let report =
+                copy_blobs(a.storage, &container, b.storage, &write.container(), copy).await?;
             if report.failed > 0 {
                 return Err(ReplicateError::NotCopied {
                     failed: report.failed,
@@ -192,8 +186,8 @@ pub async fn replicate(
                     locator(
                         b,
                         &target.id,
-                        locator_type::ON_DEMAND_ORIGIN,
-                        permissions::READ,
+                        LocatorType::OnDemandOrigin,
+                        Permissions::READ,
                         100.0,
                         Some(origin.id.clone()),
                     )

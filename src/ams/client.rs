@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::auth::{self, TokenResponse};
-use super::model::{requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Task};
+use super::model::{
+    requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Permissions, Task,
+};
 use crate::config::MediaAccount;
 use crate::retry::{RetryPolicy, Transient};
 
@@ -324,7 +326,7 @@ impl MediaClient {
         &self,
         name: &str,
         minutes: f64,
-        permissions: i32,
+        permissions: Permissions,
     ) -> Result<AccessPolicy, AmsError> {
         self.create(
             "AccessPolicies",

@@ -140,13 +140,127 @@ pub fn check_file_name(name: &str) -> Result<(), String> {
     Err(why.to_string())
 }
 
-/// Permission flags of an access policy.
-pub mod permissions {
-    pub const NONE: i32 = 0;
-    pub const READ: i32 = 1;
-    pub const WRITE: i32 = 2;
-    pub const DELETE: i32 = 4;
-    pub const LIST: i32 = 8;
+/// An integer enum of the v2 wire: written as its number, read leniently (a number or a
+/// numeric string); a number that names no variant is refused.
+macro_rules! wire_enum {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident = $n:literal => $text:literal,)* }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vdoc])* $variant = $n,)*
+        }
+
+        impl $name {
+            /// Every variant, in number order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)*];
+
+            /// The variant's name, as the .NET SDK's enum spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The variant a wire number names.
+            pub fn from_number(n: i64) -> Option<Self> {
+                match n {
+                    $($n => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.name())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_i32(*self as i32)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let n = lenient::i64(d)?;
+                Self::from_number(n).ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "{n} is not a {}: one of {}",
+                        stringify!($name),
+                        Self::ALL
+                            .iter()
+                            .map(|v| format!("{} ({})", *v as i32, v.name()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                })
+            }
+        }
+    };
+}
+
+/// Permission flags of an access policy (AccessPermissions): Read 1, Write 2, Delete 4,
+/// List 8, combined with `|`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Permissions(u8);
+
+impl Permissions {
+    pub const NONE: Self = Self(0);
+    pub const READ: Self = Self(1);
+    pub const WRITE: Self = Self(2);
+    pub const DELETE: Self = Self(4);
+    pub const LIST: Self = Self(8);
+
+    /// The flags a wire number holds; `None` when it holds bits no permission has.
+    pub fn from_bits(n: i64) -> Option<Self> {
+        (0..=15).contains(&n).then_some(Self(n as u8))
+    }
+
+    pub fn bits(self) -> i32 {
+        self.0 as i32
+    }
+
+    /// Whether every flag of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether any flag of `other` is set.
+    pub fn intersects(self, other: Self) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Permissions {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+impl std::ops::BitOrAssign for Permissions {
+    fn bitor_assign(&mut self, other: Self) {
+        self.0 |= other.0;
+    }
+}
+
+impl Serialize for Permissions {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i32(self.bits())
+    }
+}
+
+impl<'de> Deserialize<'de> for Permissions {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = lenient::i64(d)?;
+        Self::from_bits(n).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{n} is not a set of permissions: Read 1, Write 2, Delete 4, List 8, added together"
+            ))
+        })
+    }
 }
 
 /// AccessPolicy: a duration and permissions that locators refer to.
@@ -161,15 +275,18 @@ pub struct AccessPolicy {
     pub name: String,
     #[serde(deserialize_with = "lenient::f64")]
     pub duration_in_minutes: f64,
-    #[serde(deserialize_with = "lenient::i32")]
-    pub permissions: i32,
+    pub permissions: Permissions,
 }
 
-/// Locator types.
-pub mod locator_type {
-    pub const NONE: i32 = 0;
-    pub const SAS: i32 = 1;
-    pub const ON_DEMAND_ORIGIN: i32 = 2;
+wire_enum! {
+    /// LocatorType.
+    LocatorType {
+        None = 0 => "None",
+        /// A SAS URL of the asset's container.
+        Sas = 1 => "Sas",
+        /// A streaming path on the origin.
+        OnDemandOrigin = 2 => "OnDemandOrigin",
+    }
 }
 
 /// Locator: a SAS URL of the asset's container, or a streaming path on the origin.
@@ -179,8 +296,8 @@ pub struct Locator {
     pub id: String,
     #[serde(with = "date")]
     pub expiration_date_time: OffsetDateTime,
-    #[serde(rename = "Type", deserialize_with = "lenient::i32")]
-    pub kind: i32,
+    #[serde(rename = "Type")]
+    pub kind: LocatorType,
     pub path: String,
     pub base_uri: String,
     pub content_access_component: String,
@@ -225,28 +342,29 @@ pub struct MediaProcessor {
     pub version: String,
 }
 
-/// Job states.
-pub mod job_state {
-    pub const QUEUED: i32 = 0;
-    pub const SCHEDULED: i32 = 1;
-    pub const PROCESSING: i32 = 2;
-    pub const FINISHED: i32 = 3;
-    pub const ERROR: i32 = 4;
-    pub const CANCELED: i32 = 5;
-    pub const CANCELING: i32 = 6;
+wire_enum! {
+    /// JobState (also a task's state).
+    JobState {
+        Queued = 0 => "Queued",
+        Scheduled = 1 => "Scheduled",
+        Processing = 2 => "Processing",
+        Finished = 3 => "Finished",
+        Error = 4 => "Error",
+        Canceled = 5 => "Canceled",
+        Canceling = 6 => "Canceling",
+    }
+}
 
-    /// The state's name, as the SDK's JobState enum spells it.
-    pub fn name(state: i32) -> &'static str {
-        match state {
-            QUEUED => "Queued",
-            SCHEDULED => "Scheduled",
-            PROCESSING => "Processing",
-            FINISHED => "Finished",
-            ERROR => "Error",
-            CANCELED => "Canceled",
-            CANCELING => "Canceling",
-            _ => "Unknown",
-        }
+impl Default for LocatorType {
+    fn default() -> Self {
+        Self::None
+    }
+}
+
+impl JobState {
+    /// Whether the job (or task) has ended and will not change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Finished | Self::Error | Self::Canceled)
     }
 }
 
@@ -269,8 +387,7 @@ pub struct Job {
     pub priority: i32,
     #[serde(default, deserialize_with = "lenient::f64")]
     pub running_duration: f64,
-    #[serde(deserialize_with = "lenient::i32")]
-    pub state: i32,
+    pub state: JobState,
     #[serde(default)]
     pub template_id: Option<String>,
 }
@@ -307,8 +424,7 @@ pub struct Task {
     pub start_time: Option<OffsetDateTime>,
     #[serde(default, with = "date_opt")]
     pub end_time: Option<OffsetDateTime>,
-    #[serde(deserialize_with = "lenient::i32")]
-    pub state: i32,
+    pub state: JobState,
     #[serde(default)]
     pub error_details: Vec<ErrorDetail>,
     #[serde(default)]
@@ -334,7 +450,7 @@ pub mod requests {
     pub struct NewAccessPolicy {
         pub name: String,
         pub duration_in_minutes: f64,
-        pub permissions: i32,
+        pub permissions: super::Permissions,
     }
 
     #[derive(Debug, Clone, Default, Serialize)]
@@ -345,7 +461,7 @@ pub mod requests {
         pub asset_id: String,
         pub access_policy_id: String,
         #[serde(rename = "Type")]
-        pub kind: i32,
+        pub kind: super::LocatorType,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub start_time: Option<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -533,6 +649,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn wire_enums_are_numbers_read_leniently_and_refused_when_unknown() {
+        let j: JobState = serde_json::from_str("\"4\"").unwrap();
+        assert_eq!((j, j.name()), (JobState::Error, "Error"));
+        assert_eq!(serde_json::to_string(&JobState::Canceling).unwrap(), "6");
+        let e = serde_json::from_str::<JobState>("7")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("0 (Queued)") && e.contains("6 (Canceling)"),
+            "{e}"
+        );
+        let l: LocatorType = serde_json::from_str("2").unwrap();
+        assert_eq!(l, LocatorType::OnDemandOrigin);
+        assert!(serde_json::from_str::<LocatorType>("4294967298").is_err());
+        let p: Permissions = serde_json::from_str("9").unwrap();
+        assert!(p.contains(Permissions::READ | Permissions::LIST));
+        assert!(!p.intersects(Permissions::WRITE | Permissions::DELETE));
+        assert_eq!(serde_json::to_string(&p).unwrap(), "9");
+        assert!(serde_json::from_str::<Permissions>("16").is_err());
+    }
+
+    #[test]
     fn file_names_follow_the_v2_rules_and_are_never_paths() {
         for ok in [
             "clip.mp4",
@@ -602,7 +740,10 @@ mod tests {
             "Name": "NewUploadPolicy", "DurationInMinutes": "440", "Permissions": "2"
         }))
         .unwrap();
-        assert_eq!((p.duration_in_minutes, p.permissions), (440.0, 2));
+        assert_eq!(
+            (p.duration_in_minutes, p.permissions),
+            (440.0, Permissions::WRITE)
+        );
     }
 
     #[test]
@@ -620,7 +761,7 @@ mod tests {
             "TemplateId": null
         }))
         .unwrap();
-        assert_eq!(job_state::name(job.state), "Processing");
+        assert_eq!(job.state.name(), "Processing");
         assert_eq!(
             serde_json::to_value(&job).unwrap()["StartTime"],
             serde_json::Value::Null

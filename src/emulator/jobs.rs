@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
 use crate::ams::auth::urldecode;
-use crate::ams::model::{job_state, Asset, IdKind, Job, Task};
+use crate::ams::model::{Asset, IdKind, Job, JobState, Task};
 
 pub const JOBS: SetInfo = SetInfo {
     name: "Jobs",
@@ -74,14 +74,11 @@ pub async fn handle_jobs(
             let j: Job = ctx.load(&JOBS, &id)?;
             if matches!(
                 j.state,
-                job_state::QUEUED
-                    | job_state::SCHEDULED
-                    | job_state::PROCESSING
-                    | job_state::CANCELING
+                JobState::Queued | JobState::Scheduled | JobState::Processing | JobState::Canceling
             ) {
                 return Err(ApiError::bad_request(format!(
                     "Job '{id}' is {}; cancel it first",
-                    job_state::name(j.state)
+                    j.state.name()
                 )));
             }
             ctx.st.db.delete_children(TASKS.name, &id)?;
@@ -93,7 +90,7 @@ pub async fn handle_jobs(
     }
 }
 
-fn state_body(ctx: &Ctx<'_>, state: i32) -> Value {
+fn state_body(ctx: &Ctx<'_>, state: JobState) -> Value {
     match ctx.fmt {
         super::odata::Format::Verbose => serde_json::json!({"d": {"State": state}}),
         super::odata::Format::Minimal => {
@@ -298,7 +295,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         end_time: None,
         priority: body.int("Priority")?.unwrap_or(0),
         running_duration: 0.0,
-        state: job_state::QUEUED,
+        state: JobState::Queued,
         template_id: None,
     };
     let mut links = Links {
@@ -320,7 +317,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             running_duration: 0.0,
             start_time: None,
             end_time: None,
-            state: job_state::QUEUED,
+            state: JobState::Queued,
             error_details: Vec::new(),
             perf_message: None,
         };
@@ -356,20 +353,20 @@ pub async fn cancel(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiE
         .required_param("jobid", "CancelJob needs ?jobid='<job id>'")?;
     let mut job: Job = ctx.load(&JOBS, &id)?;
     match job.state {
-        job_state::QUEUED => {
-            super::worker::finish(ctx.st, &mut job, job_state::CANCELED)?;
+        JobState::Queued => {
+            super::worker::finish(ctx.st, &mut job, JobState::Canceled)?;
         }
-        job_state::SCHEDULED | job_state::PROCESSING => {
-            job.state = job_state::CANCELING;
+        JobState::Scheduled | JobState::Processing => {
+            job.state = JobState::Canceling;
             job.last_modified = now();
             ctx.st.db.update(JOBS.name, &id, &to_value(&job)?)?;
             ctx.st.jobs.cancel(&id);
         }
-        job_state::CANCELING => {}
+        JobState::Canceling => {}
         s => {
             return Err(ApiError::bad_request(format!(
                 "Job '{id}' is already {}",
-                job_state::name(s)
+                s.name()
             )));
         }
     }

@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, no_content, now, policies, to_value, Ctx};
-use crate::ams::model::{locator_type, permissions, AccessPolicy, Asset, IdKind, Locator};
+use crate::ams::model::{AccessPolicy, Asset, IdKind, Locator, LocatorType, Permissions};
 use crate::storage::{SasPerms, StoredPolicy};
 
 pub const INFO: SetInfo = SetInfo {
@@ -58,7 +58,7 @@ pub async fn handle(
             let id = normalize_id(&id).unwrap_or(id);
             let _guard = ctx.st.sas_lock.lock().await;
             let l: Locator = ctx.load(&INFO, &id)?;
-            if l.kind == locator_type::SAS {
+            if l.kind == LocatorType::Sas {
                 // Revoked in storage first: a locator gone from the API is gone for good.
                 let asset: Result<Asset, _> = ctx.load(&assets::INFO, &l.asset_id);
                 if let Ok(asset) = asset {
@@ -86,14 +86,14 @@ fn normalize_id(id: &str) -> Option<String> {
     IdKind::Locator.parse(id).map(|g| IdKind::Locator.id(&g))
 }
 
-fn sas_perms(p: i32) -> SasPerms {
+fn sas_perms(p: Permissions) -> SasPerms {
     SasPerms {
-        read: p & permissions::READ != 0,
-        write: p & permissions::WRITE != 0,
-        create: p & permissions::WRITE != 0,
-        add: p & permissions::WRITE != 0,
-        delete: p & permissions::DELETE != 0,
-        list: p & permissions::LIST != 0,
+        read: p.contains(Permissions::READ),
+        write: p.contains(Permissions::WRITE),
+        create: p.contains(Permissions::WRITE),
+        add: p.contains(Permissions::WRITE),
+        delete: p.contains(Permissions::DELETE),
+        list: p.contains(Permissions::LIST),
     }
 }
 
@@ -123,7 +123,7 @@ fn sas_policies(
             continue;
         };
         let replaced = with.is_some_and(|w| w.id == l.id);
-        if l.kind != locator_type::SAS || Some(l.id.as_str()) == without || replaced {
+        if l.kind != LocatorType::Sas || Some(l.id.as_str()) == without || replaced {
             continue;
         }
         match stored_policy(ctx, &l) {
@@ -149,7 +149,7 @@ async fn publish(
 ) -> Result<(), ApiError> {
     let expiry = l.start_time + time::Duration::seconds_f64(policy.duration_in_minutes * 60.0);
     l.expiration_date_time = expiry;
-    if l.kind == locator_type::SAS {
+    if l.kind == LocatorType::Sas {
         let container = asset.container();
         let all = sas_policies(ctx, &asset.id, Some(l), None)?;
         ctx.st
@@ -182,14 +182,17 @@ async fn publish(
 
 async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let body = Body::parse(ctx.body)?;
-    let kind = body.int("Type")?.ok_or_else(|| {
+    let number = body.int("Type")?.ok_or_else(|| {
         ApiError::bad_request("field 'Type' is required: 1 (SAS) or 2 (OnDemandOrigin)")
     })?;
-    if kind != locator_type::SAS && kind != locator_type::ON_DEMAND_ORIGIN {
-        return Err(ApiError::bad_request(format!(
-            "field 'Type' must be 1 (SAS) or 2 (OnDemandOrigin), not {kind}"
-        )));
-    }
+    let kind = match LocatorType::from_number(number.into()) {
+        Some(k @ (LocatorType::Sas | LocatorType::OnDemandOrigin)) => k,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "field 'Type' must be 1 (SAS) or 2 (OnDemandOrigin), not {number}"
+            )))
+        }
+    };
     let asset_id = body.required_str("AssetId")?;
     let asset: Asset = ctx
         .load(&assets::INFO, &asset_id)
@@ -198,8 +201,10 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let policy: AccessPolicy = ctx
         .load(&policies::INFO, &policy_id)
         .map_err(|e| ApiError::bad_request(format!("field 'AccessPolicyId': {}", e.message)))?;
-    if kind == locator_type::ON_DEMAND_ORIGIN
-        && policy.permissions & (permissions::WRITE | permissions::DELETE) != 0
+    if kind == LocatorType::OnDemandOrigin
+        && policy
+            .permissions
+            .intersects(Permissions::WRITE | Permissions::DELETE)
     {
         return Err(ApiError::bad_request(format!(
             "an OnDemandOrigin locator needs a read-only access policy; '{policy_id}' grants write or delete"
@@ -280,7 +285,7 @@ pub fn origin_source(db: std::sync::Arc<super::db::Db>) -> crate::origin::Locato
                 return Ok(None);
             }
         };
-        if l.kind != locator_type::ON_DEMAND_ORIGIN {
+        if l.kind != LocatorType::OnDemandOrigin {
             return Ok(None);
         }
         let Some(a) = read("Assets", &l.asset_id)? else {

@@ -5,7 +5,7 @@ use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{no_content, now, to_value, Ctx};
-use crate::ams::model::{AccessPolicy, IdKind};
+use crate::ams::model::{AccessPolicy, IdKind, Permissions};
 
 pub const INFO: SetInfo = SetInfo {
     name: "AccessPolicies",
@@ -75,12 +75,12 @@ fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             "field 'DurationInMinutes' must be positive and at most {MAX_MINUTES} (100 years), not {duration}"
         )));
     }
-    let permissions = body.int("Permissions")?.unwrap_or(0);
-    if !(0..=15).contains(&permissions) {
-        return Err(ApiError::bad_request(format!(
-            "field 'Permissions' must combine None 0, Read 1, Write 2, Delete 4, List 8, not {permissions}"
-        )));
-    }
+    let number = body.int("Permissions")?.unwrap_or(0);
+    let permissions = Permissions::from_bits(number.into()).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "field 'Permissions' must combine None 0, Read 1, Write 2, Delete 4, List 8, not {number}"
+        ))
+    })?;
     let t = now();
     let p = AccessPolicy {
         id: IdKind::Policy.new_id(),

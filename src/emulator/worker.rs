@@ -15,7 +15,7 @@ use super::encoder::{self, EncodeError};
 use super::jobs::{links, JOBS, TASKS};
 use super::odata::ApiError;
 use super::{assets, files, functions, manifest, now, to_value, AppState};
-use crate::ams::model::{job_state, Asset, AssetFile, ErrorDetail, Job, Task};
+use crate::ams::model::{Asset, AssetFile, ErrorDetail, Job, JobState, Task};
 use crate::storage::TransferOptions;
 
 /// Wakes the worker and carries cancellations to running jobs.
@@ -53,7 +53,7 @@ fn load<T: serde::de::DeserializeOwned>(st: &AppState, set: &str, id: &str) -> R
 }
 
 /// Ends a job in `state` (Finished, Error, Canceled).
-pub fn finish(st: &AppState, job: &mut Job, state: i32) -> Result<(), ApiError> {
+pub fn finish(st: &AppState, job: &mut Job, state: JobState) -> Result<(), ApiError> {
     let t = now();
     job.state = state;
     job.end_time = Some(t);
@@ -78,13 +78,13 @@ fn recover(st: &AppState) -> Result<(), ApiError> {
             continue;
         };
         match job.state {
-            job_state::SCHEDULED | job_state::PROCESSING => {
+            JobState::Scheduled | JobState::Processing => {
                 tracing::warn!(job = %job.id, "the emulator stopped while this job ran: running it again");
-                job.state = job_state::QUEUED;
+                job.state = JobState::Queued;
                 job.start_time = None;
                 st.db.update(JOBS.name, &job.id, &to_value(&job)?)?;
             }
-            job_state::CANCELING => finish(st, &mut job, job_state::CANCELED)?,
+            JobState::Canceling => finish(st, &mut job, JobState::Canceled)?,
             _ => {}
         }
     }
@@ -97,7 +97,7 @@ fn next_queued(st: &AppState) -> Result<Option<Job>, ApiError> {
         .list(JOBS.name, None)?
         .into_iter()
         .filter_map(|v| serde_json::from_value::<Job>(v).ok())
-        .filter(|j| j.state == job_state::QUEUED)
+        .filter(|j| j.state == JobState::Queued)
         .collect();
     queued.sort_by(|a, b| b.priority.cmp(&a.priority).then(a.created.cmp(&b.created)));
     Ok(queued.into_iter().next())
@@ -121,7 +121,7 @@ pub fn start(st: Arc<AppState>, concurrency: usize) {
             };
             match next {
                 Some(mut job) => {
-                    job.state = job_state::SCHEDULED;
+                    job.state = JobState::Scheduled;
                     job.last_modified = now();
                     if let Ok(v) = to_value(&job) {
                         let _ = st.db.update(JOBS.name, &job.id, &v);
@@ -152,7 +152,7 @@ async fn run_job(st: &AppState, mut job: Job) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(job.id.clone(), tx);
-    job.state = job_state::PROCESSING;
+    job.state = JobState::Processing;
     job.start_time = Some(now());
     job.last_modified = now();
     if let Ok(v) = to_value(&job) {
@@ -165,12 +165,12 @@ async fn run_job(st: &AppState, mut job: Job) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(&job.id);
     let state = match &outcome {
-        Ok(()) => job_state::FINISHED,
-        Err(EncodeError::Canceled) => job_state::CANCELED,
-        Err(_) => job_state::ERROR,
+        Ok(()) => JobState::Finished,
+        Err(EncodeError::Canceled) => JobState::Canceled,
+        Err(_) => JobState::Error,
     };
     if let Err(e) = &outcome {
-        tracing::info!(job = %job.id, error = %e, "job ended {}", job_state::name(state));
+        tracing::info!(job = %job.id, error = %e, "job ended {}", state.name());
     }
     if let Err(e) = finish(st, &mut job, state) {
         tracing::error!(job = %job.id, error = %e.message, "cannot record the job's end");
@@ -186,7 +186,7 @@ async fn run_tasks(
     for (task_id, input, output) in &l.tasks {
         let mut task: Task =
             load(st, TASKS.name, task_id).map_err(|e| EncodeError::State(e.message))?;
-        task.state = job_state::PROCESSING;
+        task.state = JobState::Processing;
         task.start_time = Some(now());
         update_task(st, &task);
         let started = Instant::now();
@@ -203,12 +203,12 @@ async fn run_tasks(
         task.running_duration = started.elapsed().as_secs_f64();
         match &result {
             Ok(()) => {
-                task.state = job_state::FINISHED;
+                task.state = JobState::Finished;
                 task.progress = 100.0;
             }
-            Err(EncodeError::Canceled) => task.state = job_state::CANCELED,
+            Err(EncodeError::Canceled) => task.state = JobState::Canceled,
             Err(e) => {
-                task.state = job_state::ERROR;
+                task.state = JobState::Error;
                 task.error_details.push(ErrorDetail {
                     code: error_code(e).into(),
                     message: e.to_string(),

@@ -9,7 +9,7 @@ use super::account::Account;
 use super::errors::{invalid, RhaiResult};
 use super::host::{func, getter};
 use super::media::Asset;
-use crate::ams::model::{self, job_state};
+use crate::ams::model::{self, JobState};
 
 /// An encoding job, with the account it runs in.
 #[derive(Debug, Clone)]
@@ -87,7 +87,7 @@ impl Job {
             }
             if matches!(
                 self.job.state,
-                job_state::FINISHED | job_state::ERROR | job_state::CANCELED
+                JobState::Finished | JobState::Error | JobState::Canceled
             ) {
                 if let Some(b) = bar {
                     b.finish();
@@ -218,7 +218,7 @@ pub fn register(engine: &mut Engine) {
     .register_into_engine(engine, |j: &mut Job| j.job.name.clone().unwrap_or_default());
     getter("Job", "state", "String", "The job's state now (asked of the service): Queued, Scheduled, Processing, Finished, Error, Canceled or Canceling.\nExample: if job.state == \"Error\" { print(job.errors); }").register_into_engine(engine, |j: &mut Job| -> RhaiResult<String> {
         j.refresh()?;
-        Ok(job_state::name(j.job.state).to_string())
+        Ok(j.job.state.name().to_string())
     });
     getter("Job", "progress", "f64", "The job's progress now, 0 to 100 (its tasks' average).\nExample: print(`${job.progress}%`);").register_into_engine(engine, |j: &mut Job| j.progress());
     getter("Job", "errors", "String", "What went wrong, from the tasks' error details (empty when nothing did).\nExample: print(job.errors);").register_into_engine(engine, |j: &mut Job| j.errors());
@@ -237,10 +237,10 @@ pub fn register(engine: &mut Engine) {
     )
     .register_into_engine(engine, |j: &mut Job| j.job.running_duration);
     engine.register_fn("to_string", |j: &mut Job| {
-        format!("Job({} {})", j.job.id, job_state::name(j.job.state))
+        format!("Job({} {})", j.job.id, j.job.state.name())
     });
     engine.register_fn("to_debug", |j: &mut Job| {
-        format!("Job({} {})", j.job.id, job_state::name(j.job.state))
+        format!("Job({} {})", j.job.id, j.job.state.name())
     });
 
     func("encode", &["account: Account", "asset: Asset", "preset: String", "Job"],

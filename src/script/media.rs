@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::account::Account;
 use super::errors::{invalid, IntoScript, RhaiResult};
 use super::host::{func, getter};
-use crate::ams::model::{self, locator_type, permissions, requests, AssetFile};
+use crate::ams::model::{self, requests, AssetFile, LocatorType, Permissions};
 use crate::storage::{Storage, TransferOptions};
 
 /// An asset, with the account it lives in.
@@ -47,7 +47,7 @@ fn policy_map(p: &model::AccessPolicy) -> Map {
     m.insert("id".into(), p.id.clone().into());
     m.insert("name".into(), p.name.clone().into());
     m.insert("minutes".into(), p.duration_in_minutes.into());
-    m.insert("permissions".into(), (p.permissions as i64).into());
+    m.insert("permissions".into(), (p.permissions.bits() as i64).into());
     m
 }
 
@@ -56,14 +56,14 @@ fn date(d: OffsetDateTime) -> Dynamic {
 }
 
 /// "r", "w", "rw", "rwdl" → permission flags.
-fn perms(s: &str) -> RhaiResult<i32> {
-    let mut p = permissions::NONE;
+fn perms(s: &str) -> RhaiResult<Permissions> {
+    let mut p = Permissions::NONE;
     for c in s.chars() {
         p |= match c {
-            'r' => permissions::READ,
-            'w' => permissions::WRITE,
-            'd' => permissions::DELETE,
-            'l' => permissions::LIST,
+            'r' => Permissions::READ,
+            'w' => Permissions::WRITE,
+            'd' => Permissions::DELETE,
+            'l' => Permissions::LIST,
             _ => {
                 return Err(invalid(format!(
                     "permissions '{s}': '{c}' is not one of r, w, d, l"
@@ -142,13 +142,13 @@ fn locator(a: &Account, new: requests::NewLocator) -> RhaiResult<Locator> {
 fn new_locator(
     a: &Account,
     asset: &Asset,
-    kind: i32,
+    kind: LocatorType,
     p: &str,
     days: f64,
     id: Option<String>,
 ) -> RhaiResult<Locator> {
     let m = a.media()?;
-    let name = if kind == locator_type::SAS {
+    let name = if kind == LocatorType::Sas {
         "amsplay SAS policy"
     } else {
         "amsplay streaming policy"
@@ -195,7 +195,7 @@ fn origin_locator(
             ));
         }
     }
-    new_locator(a, asset, locator_type::ON_DEMAND_ORIGIN, "r", days, id)
+    new_locator(a, asset, LocatorType::OnDemandOrigin, "r", days, id)
 }
 
 fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset> {
@@ -227,7 +227,7 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
         account: a.clone(),
         asset: asset.clone(),
     };
-    let write = new_locator(a, &wrapped, locator_type::SAS, "w", 1.0 / 24.0, None)?;
+    let write = new_locator(a, &wrapped, LocatorType::Sas, "w", 1.0 / 24.0, None)?;
     let sas = url::Url::parse(&write.locator.path).map_err(|e| invalid(e.to_string()))?;
     let (storage, container) = Storage::from_container_sas(&sas).script()?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
@@ -317,7 +317,7 @@ pub fn register(engine: &mut Engine) {
     getter("Locator", "id", "String", "The locator's Id (nb:lid:UUID:…): the same in both datacenters after a failover replica.\nExample: print(origin.id);").register_into_engine(engine, |l: &mut Locator| l.locator.id.clone());
     getter("Locator", "path", "String", "The URL the locator hands out: the streaming base of an OnDemandOrigin locator, the container URL with a SAS of a SAS locator.\nExample: print(`${origin.path}clip.ism/manifest`);").register_into_engine(engine, |l: &mut Locator| l.locator.path.clone());
     getter("Locator", "type", "String", "\"SAS\" or \"OnDemandOrigin\".\nExample: if l.type == \"OnDemandOrigin\" { print(l.path); }").register_into_engine(engine, |l: &mut Locator| {
-        if l.locator.kind == locator_type::SAS {
+        if l.locator.kind == LocatorType::Sas {
             "SAS".to_string()
         } else {
             "OnDemandOrigin".to_string()
@@ -468,7 +468,7 @@ pub fn register(engine: &mut Engine) {
         "A SAS locator: its path is the asset's container URL with a SAS (\"r\" read+list, \"w\" write).\nExample: let read = a.sas_locator(out, \"r\", 30); print(read.container);")
         .register_into_engine(engine, |a: &mut Account, x: Asset, p: &str, days: Dynamic| {
             let p = if p == "r" { "rl" } else { p };
-            new_locator(a, &x, locator_type::SAS, p, days_of(&days)?, None)
+            new_locator(a, &x, LocatorType::Sas, p, days_of(&days)?, None)
         });
     func("locators", &["account: Account", "Array"],
         "Every locator of the account.\nExample: for l in a.locators() { print(`${l.type} ${l.path}`); }")
