@@ -280,7 +280,9 @@ pub struct AccessPolicy {
 
 wire_enum! {
     /// LocatorType.
+    #[derive(Default)]
     LocatorType {
+        #[default]
         None = 0 => "None",
         /// A SAS URL of the asset's container.
         Sas = 1 => "Sas",
@@ -352,12 +354,6 @@ wire_enum! {
         Error = 4 => "Error",
         Canceled = 5 => "Canceled",
         Canceling = 6 => "Canceling",
-    }
-}
-
-impl Default for LocatorType {
-    fn default() -> Self {
-        Self::None
     }
 }
 
