@@ -13,6 +13,7 @@ use super::auth::{self, TokenResponse};
 use super::model::{
     requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Permissions, Task,
 };
+use super::odata::{key_path, unwrap_collection, unwrap_entity, EntityRef, ODataError};
 use crate::config::MediaAccount;
 use crate::retry::{RetryPolicy, Transient};
 
@@ -233,16 +234,10 @@ impl MediaClient {
             if status.is_success() {
                 return Ok((status, json));
             }
-            let err = json
-                .get("error")
-                .or_else(|| json.get("odata.error"))
-                .cloned()
-                .unwrap_or_default();
-            let code = err["code"].as_str().unwrap_or_default().to_string();
-            let message = err["message"]["value"]
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| format!("{status}: {json}"));
+            let (code, message) = match ODataError::from_json(&json) {
+                Some(e) => (e.code, e.message.value),
+                None => (String::new(), format!("{status}: {json}")),
+            };
             let account = self.cfg.account.clone();
             return Err(match status.as_u16() {
                 404 => AmsError::NotFound { account, message },
@@ -394,21 +389,18 @@ impl MediaClient {
                 AmsError::Protocol("the account has no \"Media Encoder Standard\" processor".into())
             })?;
         let api = self.api.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let esc = |s: &str| {
-            s.replace('&', "&amp;")
-                .replace('<', "&lt;")
-                .replace('"', "&quot;")
-        };
-        let body = serde_json::json!({
-            "Name": format!("Encode {output_name}"),
-            "InputMediaAssets": [{"__metadata": {"uri": format!("{}{}", ensure_slash(api.as_str()), key_path("Assets", input_asset_id))}}],
-            "Tasks": [{
-                "Name": "Encoding task",
-                "Configuration": preset,
-                "MediaProcessorId": processor.id,
-                "TaskBody": format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetCreationOptions=\"0\" assetName=\"{}\">JobOutputAsset(0)</outputAsset></taskBody>", esc(output_name)),
+        let job = requests::NewJob {
+            name: Some(format!("Encode {output_name}")),
+            priority: None,
+            input_media_assets: vec![EntityRef::new(api.as_str(), "Assets", input_asset_id)],
+            tasks: vec![requests::TaskSpec {
+                name: Some("Encoding task".into()),
+                configuration: Some(preset.to_string()),
+                media_processor_id: processor.id,
+                task_body: requests::TaskSpec::task_body(0, 0, output_name),
             }],
-        });
+        };
+        let body = serde_json::to_value(&job).map_err(|e| AmsError::Protocol(e.to_string()))?;
         let (_, v) = self.call(Method::POST, "Jobs", Some(&body)).await?;
         entity(v)
     }
@@ -449,26 +441,11 @@ fn ensure_slash(s: &str) -> String {
     }
 }
 
-/// `Assets('nb%3Acid%3AUUID%3A…')`.
-pub fn key_path(set: &str, id: &str) -> String {
-    format!("{set}('{}')", id.replace(':', "%3A"))
-}
-
 fn entity<T: DeserializeOwned>(v: Value) -> Result<T, AmsError> {
-    let inner = match v {
-        Value::Object(mut m) if m.contains_key("d") => m.remove("d").unwrap_or_default(),
-        v => v,
-    };
-    serde_json::from_value(inner).map_err(|e| AmsError::Protocol(format!("entity: {e}")))
+    serde_json::from_value(unwrap_entity(v)).map_err(|e| AmsError::Protocol(format!("entity: {e}")))
 }
 
 fn list<T: DeserializeOwned>(v: Value) -> Result<Vec<T>, AmsError> {
-    let items = if let Some(r) = v.get("d").and_then(|d| d.get("results").or(Some(d))) {
-        r.clone()
-    } else if let Some(r) = v.get("value") {
-        r.clone()
-    } else {
-        v
-    };
-    serde_json::from_value(items).map_err(|e| AmsError::Protocol(format!("collection: {e}")))
+    serde_json::from_value(unwrap_collection(v))
+        .map_err(|e| AmsError::Protocol(format!("collection: {e}")))
 }

@@ -431,6 +431,46 @@ pub struct Task {
 pub mod requests {
     use serde::Serialize;
 
+    use crate::ams::odata::EntityRef;
+
+    /// `POST Jobs`: a job with its tasks, in one request (the REST reference's form).
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct NewJob {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub priority: Option<i32>,
+        pub input_media_assets: Vec<EntityRef>,
+        pub tasks: Vec<TaskSpec>,
+    }
+
+    /// One task of a new job: a media processor, its configuration (a preset name or a
+    /// ladder), and the task body naming its input and output assets.
+    #[derive(Debug, Clone, Default, Serialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct TaskSpec {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub configuration: Option<String>,
+        pub media_processor_id: String,
+        pub task_body: String,
+    }
+
+    impl TaskSpec {
+        /// The task body of a task that reads `JobInputAsset(input)` and writes
+        /// `JobOutputAsset(output)` named `output_name`.
+        pub fn task_body(input: usize, output: usize, output_name: &str) -> String {
+            let esc = output_name
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;");
+            format!("<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset({input})</inputAsset><outputAsset assetCreationOptions=\"0\" assetName=\"{esc}\">JobOutputAsset({output})</outputAsset></taskBody>")
+        }
+    }
+
     #[derive(Debug, Clone, Default, Serialize)]
     #[serde(rename_all = "PascalCase")]
     pub struct NewAsset {

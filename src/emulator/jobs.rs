@@ -9,8 +9,9 @@ use serde_json::Value;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
-use crate::ams::auth::urldecode;
+use crate::ams::model::requests::{NewJob, TaskSpec};
 use crate::ams::model::{Asset, IdKind, Job, JobState, Task};
+use crate::ams::odata::{EntityRef, RefMetadata};
 
 pub const JOBS: SetInfo = SetInfo {
     name: "Jobs",
@@ -151,16 +152,6 @@ pub async fn handle_tasks(
     }
 }
 
-/// The asset id in `{"__metadata":{"uri":".../Assets('nb%3Acid%3AUUID%3A…')"}}`.
-fn referenced_asset(v: &Value) -> Option<String> {
-    let uri = v["__metadata"]["uri"]
-        .as_str()
-        .or_else(|| v["uri"].as_str())?;
-    let start = uri.find("Assets(")? + "Assets(".len();
-    let end = uri[start..].find(')')? + start;
-    Some(urldecode(&uri[start..end]).trim_matches('\'').to_string())
-}
-
 /// `JobInputAsset(n)` / `JobOutputAsset(n)` and the output's `assetName` from a TaskBody.
 struct TaskBody {
     input: usize,
@@ -174,9 +165,30 @@ fn index_of(body: &str, marker: &str) -> Option<usize> {
     body[start..].split(')').next()?.trim().parse().ok()
 }
 
+/// An attribute's value in a tag, XML entities decoded.
 fn attribute(tag: &str, name: &str) -> Option<String> {
     let start = tag.find(&format!("{name}=\""))? + name.len() + 2;
-    Some(tag[start..].split('"').next()?.to_string())
+    let raw = tag[start..].split('"').next()?;
+    Some(
+        raw.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// The start tag at `i` up to its closing `>` (quotes respected: `>` may stand in a value).
+fn start_tag(body: &str, i: usize) -> &str {
+    let mut quoted = false;
+    for (n, c) in body[i..].char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '>' if !quoted => return &body[i..i + n],
+            _ => {}
+        }
+    }
+    &body[i..]
 }
 
 fn parse_task_body(body: &str) -> Result<TaskBody, ApiError> {
@@ -191,7 +203,7 @@ fn parse_task_body(body: &str) -> Result<TaskBody, ApiError> {
         index_of(body, "JobOutputAsset(").ok_or_else(|| bad("names no JobOutputAsset(n)"))?;
     let tag = body
         .find("<outputAsset")
-        .map(|i| &body[i..i + body[i..].find('>').unwrap_or(0)])
+        .map(|i| start_tag(body, i))
         .unwrap_or_default();
     Ok(TaskBody {
         input,
@@ -203,55 +215,96 @@ fn parse_task_body(body: &str) -> Result<TaskBody, ApiError> {
     })
 }
 
-async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let body = Body::parse(ctx.body)?;
-    let raw: Value = serde_json::from_slice(ctx.body).unwrap_or_default();
-    let raw = raw.get("d").cloned().unwrap_or(raw);
-    let inputs: Vec<String> = raw["InputMediaAssets"]
-        .as_array()
-        .ok_or_else(|| ApiError::bad_request("field 'InputMediaAssets' is required: [{\"__metadata\":{\"uri\":\"…/Assets('…')\"}}]"))?
+/// Jobs a request may hold at most this many tasks.
+const MAX_TASKS: usize = 30;
+
+/// A `POST Jobs` body as the shared request type, every field checked and named.
+fn new_job(body: &Body) -> Result<NewJob, ApiError> {
+    let inputs = body.array("InputMediaAssets")?.ok_or_else(|| {
+        ApiError::bad_request(
+            "field 'InputMediaAssets' is required: [{\"__metadata\":{\"uri\":\"…/Assets('…')\"}}]",
+        )
+    })?;
+    let input_media_assets = inputs
         .iter()
-        .map(|v| referenced_asset(v).ok_or_else(|| ApiError::bad_request(format!("field 'InputMediaAssets': {v} does not reference an asset"))))
-        .collect::<Result<_, _>>()?;
-    for id in &inputs {
-        let _: Asset = ctx.load(&assets::INFO, id).map_err(|e| {
-            ApiError::bad_request(format!("field 'InputMediaAssets': {}", e.message))
-        })?;
-    }
-    let tasks = raw["Tasks"]
-        .as_array()
+        .map(|v| {
+            // `{"__metadata": {"uri": …}}`, or the bare `{"uri": …}` some clients sent.
+            let reference = serde_json::from_value::<EntityRef>(v.clone())
+                .ok()
+                .or_else(|| {
+                    let uri = v.get("uri")?.as_str()?;
+                    Some(EntityRef {
+                        metadata: RefMetadata { uri: uri.into() },
+                    })
+                })
+                .filter(|r| r.key("Assets").is_some());
+            reference.ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "field 'InputMediaAssets': {v} does not reference an asset"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let tasks = body
+        .array("Tasks")?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::bad_request("field 'Tasks' is required (at least one task)"))?;
-    const MAX_TASKS: usize = 30;
     if tasks.len() > MAX_TASKS {
         return Err(ApiError::bad_request(format!(
             "field 'Tasks' holds {} tasks; a job may have at most {MAX_TASKS}",
             tasks.len()
         )));
     }
+    let tasks = tasks
+        .into_iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let named = |e: ApiError| ApiError::bad_request(format!("Tasks[{i}]: {}", e.message));
+            let tb = Body::from_value(t).map_err(named)?;
+            Ok(TaskSpec {
+                name: tb.str("Name").map_err(named)?,
+                configuration: tb.str("Configuration").map_err(named)?,
+                media_processor_id: tb.required_str("MediaProcessorId").map_err(named)?,
+                task_body: tb.required_str("TaskBody").map_err(named)?,
+            })
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    Ok(NewJob {
+        name: body.str("Name")?,
+        priority: body.int("Priority")?,
+        input_media_assets,
+        tasks,
+    })
+}
+
+async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let new = new_job(&Body::parse(ctx.body)?)?;
+    // Every reference and task is checked before anything exists.
+    let mut inputs = Vec::new();
+    for r in &new.input_media_assets {
+        let id = r.key("Assets").unwrap_or_default();
+        let _: Asset = ctx.load(&assets::INFO, &id).map_err(|e| {
+            ApiError::bad_request(format!("field 'InputMediaAssets': {}", e.message))
+        })?;
+        inputs.push(id);
+    }
     let mes = processors::media_encoder_standard();
     let mut parsed = Vec::new();
-    for (i, t) in tasks.iter().enumerate() {
-        let tb = Body::parse(t.to_string().as_bytes())?;
-        let mp = tb
-            .required_str("MediaProcessorId")
-            .map_err(|e| ApiError::bad_request(format!("Tasks[{i}]: {}", e.message)))?;
-        if mp != mes.id {
+    for (i, t) in new.tasks.iter().enumerate() {
+        if t.media_processor_id != mes.id {
             return Err(ApiError::bad_request(format!(
-                "Tasks[{i}]: MediaProcessor '{mp}' does not exist; use {} ({})",
-                mes.id, mes.name
+                "Tasks[{i}]: MediaProcessor '{}' does not exist; use {} ({})",
+                t.media_processor_id, mes.id, mes.name
             )));
         }
-        let config = tb
-            .str("Configuration")?
+        let config = t
+            .configuration
+            .clone()
             .unwrap_or_else(|| "Adaptive Streaming".into());
         encoder::check_preset(&config).map_err(|e| {
             ApiError::bad_request(format!("Tasks[{i}]: field 'Configuration': {e}"))
         })?;
-        let task_body = tb
-            .required_str("TaskBody")
-            .map_err(|e| ApiError::bad_request(format!("Tasks[{i}]: {}", e.message)))?;
-        let tbody = parse_task_body(&task_body)?;
+        let tbody = parse_task_body(&t.task_body)?;
         if tbody.input >= inputs.len() {
             return Err(ApiError::bad_request(format!(
                 "Tasks[{i}]: JobInputAsset({}) but the job has {} input asset(s)",
@@ -261,16 +314,15 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         }
         // Each output asset belongs to a task: JobOutputAsset(n) numbers them from 0, so a
         // job makes at most as many as it has tasks (a huge n made thousands of assets).
-        if tbody.output >= tasks.len() {
+        let count = new.tasks.len();
+        if tbody.output >= count {
             return Err(ApiError::bad_request(format!(
-                "Tasks[{i}]: JobOutputAsset({}) but a job of {} task(s) makes at most {} output asset(s): JobOutputAsset(0) to JobOutputAsset({})",
+                "Tasks[{i}]: JobOutputAsset({}) but a job of {count} task(s) makes at most {count} output asset(s): JobOutputAsset(0) to JobOutputAsset({})",
                 tbody.output,
-                tasks.len(),
-                tasks.len(),
-                tasks.len() - 1
+                count - 1
             )));
         }
-        parsed.push((tb.str("Name")?, config, task_body, tbody));
+        parsed.push((t.name.clone(), config, t.task_body.clone(), tbody));
     }
     // Output assets exist from the moment the job does.
     let max_out = parsed.iter().map(|p| p.3.output).max().unwrap_or(0);
@@ -288,12 +340,12 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let t = now();
     let job = Job {
         id: IdKind::Job.new_id(),
-        name: body.str("Name")?,
+        name: new.name.clone(),
         created: t,
         last_modified: t,
         start_time: None,
         end_time: None,
-        priority: body.int("Priority")?.unwrap_or(0),
+        priority: new.priority.unwrap_or(0),
         running_duration: 0.0,
         state: JobState::Queued,
         template_id: None,
@@ -390,7 +442,37 @@ mod tests {
             (0, 0, Some("Output Asset"), 0)
         );
         assert!(parse_task_body("<taskBody/>").is_err());
-        let v = serde_json::json!({"__metadata": {"uri": "https://media.windows.net/api/Assets('nb%3Acid%3AUUID%3Aabc')"}});
-        assert_eq!(referenced_asset(&v).as_deref(), Some("nb:cid:UUID:abc"));
+        let body = serde_json::json!({
+            "InputMediaAssets": [{"__metadata": {"uri": "https://media.windows.net/api/Assets('nb%3Acid%3AUUID%3Aabc')"}}],
+            "Tasks": [{"MediaProcessorId": "p", "TaskBody": "<taskBody/>"}]
+        });
+        let job = new_job(&Body::from_value(body).unwrap()).unwrap();
+        let input = job.input_media_assets[0].key("Assets");
+        assert_eq!(input.as_deref(), Some("nb:cid:UUID:abc"));
+        let no_body =
+            serde_json::json!({"InputMediaAssets": [], "Tasks": [{"MediaProcessorId": "p"}]});
+        let e = new_job(&Body::from_value(no_body).unwrap()).unwrap_err();
+        assert_eq!(e.message, "Tasks[0]: field 'TaskBody' is required");
+    }
+
+    /// What the client sends is what the emulator reads: one request type, both ways.
+    #[test]
+    fn the_clients_job_is_the_emulators_job() {
+        let sent = NewJob {
+            name: Some("Encode x".into()),
+            priority: Some(2),
+            input_media_assets: vec![EntityRef::new("http://h/api/", "Assets", "nb:cid:UUID:ab")],
+            tasks: vec![TaskSpec {
+                name: Some("t".into()),
+                configuration: Some("Adaptive Streaming".into()),
+                media_processor_id: "nb:mpid:UUID:1".into(),
+                task_body: TaskSpec::task_body(0, 0, "out <&>"),
+            }],
+        };
+        let wire = serde_json::to_vec(&serde_json::json!({ "d": sent })).unwrap();
+        let read = new_job(&Body::parse(&wire).unwrap()).unwrap();
+        assert_eq!(format!("{read:?}"), format!("{sent:?}"));
+        let tb = parse_task_body(&read.tasks[0].task_body).unwrap();
+        assert_eq!(tb.output_name.as_deref(), Some("out <&>"));
     }
 }

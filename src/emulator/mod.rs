@@ -152,7 +152,7 @@ impl Ctx<'_> {
             odata::entity_body(self.fmt, &self.api, info, value),
         );
         if status == StatusCode::CREATED {
-            if let Ok(v) = odata::entity_url(&self.api, info.name, &id).parse() {
+            if let Ok(v) = crate::ams::odata::entity_uri(&self.api, info.name, &id).parse() {
                 r.headers_mut().insert("location", v);
             }
         }

@@ -1,44 +1,13 @@
 //! OData as Media Services v2 spoke it: the two JSON formats, error bodies, query options and
 //! lenient request bodies. Everything entity-specific lives in the entity modules.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use crate::ams::model::{lenient, parse_date};
 
-/// The response format a request asked for with its Accept header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// `application/json;odata=verbose`: `{"d": …}`, `__metadata`, `__deferred`.
-    Verbose,
-    /// `application/json` (minimal metadata): `odata.metadata`, `value`.
-    Minimal,
-}
-
-impl Format {
-    pub fn from_headers(h: &HeaderMap) -> Self {
-        let accept = h
-            .get("accept")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if accept.contains("odata=verbose") {
-            Format::Verbose
-        } else {
-            Format::Minimal
-        }
-    }
-
-    fn content_type(self) -> &'static str {
-        match self {
-            Format::Verbose => "application/json;odata=verbose;charset=utf-8",
-            Format::Minimal => {
-                "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
-            }
-        }
-    }
-}
+pub use crate::ams::odata::Format;
 
 /// An error as the service reported it: status, OData code, message.
 #[derive(Debug, Clone)]
@@ -90,11 +59,7 @@ impl ApiError {
 
     /// The OData error body in the request's format.
     pub fn into_response(self, fmt: Format) -> Response {
-        let inner = json!({"code": self.code, "message": {"lang": "en-US", "value": self.message}});
-        let body = match fmt {
-            Format::Verbose => json!({ "error": inner }),
-            Format::Minimal => json!({ "odata.error": inner }),
-        };
+        let body = crate::ams::odata::ODataError::new(self.code, self.message).to_json(fmt);
         respond(fmt, self.status, body)
     }
 }
@@ -151,11 +116,6 @@ pub struct SetInfo {
     pub navigation: &'static [&'static str],
 }
 
-/// URL of an entity: `{api}/Assets('nb%3Acid%3AUUID%3A…')`.
-pub fn entity_url(api: &str, set: &str, id: &str) -> String {
-    format!("{api}{set}('{}')", id.replace(':', "%3A"))
-}
-
 /// One entity in the request's format.
 pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) -> Value {
     match fmt {
@@ -176,7 +136,7 @@ pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) ->
 
 fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
     let id = entity["Id"].as_str().unwrap_or_default().to_string();
-    let url = entity_url(api, info.name, &id);
+    let url = crate::ams::odata::entity_uri(api, info.name, &id);
     let mut out = Map::new();
     out.insert(
         "__metadata".into(),
@@ -223,13 +183,12 @@ impl Body {
         let v: Value = serde_json::from_slice(bytes).map_err(|e| {
             ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
         })?;
-        let v = match v {
-            Value::Object(mut m) if m.len() == 1 && m.contains_key("d") => {
-                m.remove("d").unwrap_or_default()
-            }
-            v => v,
-        };
-        match v {
+        Self::from_value(v)
+    }
+
+    /// A body from JSON already parsed (an object nested in a body: a job's task).
+    pub fn from_value(v: Value) -> Result<Self, ApiError> {
+        match crate::ams::odata::unwrap_entity(v) {
             Value::Object(m) => Ok(Body(m)),
             _ => Err(ApiError::bad_request(
                 "the request body must be a JSON object",
@@ -292,6 +251,21 @@ impl Body {
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(v) => Err(ApiError::bad_request(format!(
                 "field '{name}' must be a string, not {v}"
+            ))),
+        }
+    }
+
+    /// An array field (a verbose `{"results": […]}` too).
+    pub fn array(&self, name: &str) -> Result<Option<Vec<Value>>, ApiError> {
+        match self
+            .field(name)
+            .cloned()
+            .map(crate::ams::odata::unwrap_collection)
+        {
+            None => Ok(None),
+            Some(Value::Array(items)) => Ok(Some(items)),
+            Some(v) => Err(ApiError::bad_request(format!(
+                "field '{name}' must be an array, not {v}"
             ))),
         }
     }

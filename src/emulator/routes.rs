@@ -41,7 +41,12 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let fmt = Format::from_headers(&headers);
+    let fmt = Format::from_accept(
+        headers
+            .get("accept")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
     let path = uri.path();
     let root = st.config.public_url.as_str();
     let lower = path.to_ascii_lowercase();
