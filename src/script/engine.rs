@@ -23,6 +23,8 @@ pub fn limit_data(engine: &mut Engine, bytes: u64) {
 pub fn build_engine(host: Arc<Host>) -> Engine {
     let mut engine = Engine::new();
     engine.set_max_call_levels(256);
+    // Plugin functions (`#[export_module]`) find the host here.
+    engine.set_default_tag(rhai::Dynamic::from(host.clone()));
     // A stop (Ctrl-C, SIGTERM, SIGHUP) also ends a script that never calls into the host.
     let stop = host.bridge().stop().clone();
     engine.on_progress(move |_| stop.requested().map(|(name, _)| name.into()));
@@ -36,11 +38,11 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
         );
     });
     account::register(&mut engine, &host);
-    storage::register(&mut engine, &host);
+    storage::register(&mut engine);
     media::register(&mut engine);
     jobs::register(&mut engine);
     drill::register(&mut engine, &host);
-    util::register(&mut engine, &host);
+    util::register(&mut engine);
     help::install(&mut engine);
     engine
 }

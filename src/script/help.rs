@@ -39,20 +39,39 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
         if docs.is_empty() {
             continue;
         }
+        // Types as playbooks see them, whether registered by hand or by `#[export_module]`.
+        let params: Vec<(String, String)> = f["params"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                let name = p["name"].as_str().unwrap_or("_").to_string();
+                (name, script_type(p["type"].as_str().unwrap_or("?")))
+            })
+            .collect();
+        let returns = script_type(f["returnType"].as_str().unwrap_or("()"));
         // A property is listed as `Type.prop`, its signature as `value.prop -> Type`.
         let (name, signature) = match name.strip_prefix("get$") {
             Some(prop) => {
-                let this = f["params"][0]["type"].as_str().unwrap_or("value");
-                let returns = f["returnType"].as_str().unwrap_or("?");
+                let this = params.first().map(|p| p.1.as_str()).unwrap_or("value");
                 (
                     format!("{this}.{prop}"),
                     format!("{}.{prop} -> {returns}", this.to_lowercase()),
                 )
             }
-            None => (
-                name.to_string(),
-                f["signature"].as_str().unwrap_or(name).to_string(),
-            ),
+            None => {
+                let list = params
+                    .iter()
+                    .map(|(n, t)| format!("{n}: {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sig = if returns == "()" {
+                    format!("{name}({list})")
+                } else {
+                    format!("{name}({list}) -> {returns}")
+                };
+                (name.to_string(), sig)
+            }
         };
         let name = name.as_str();
         let doc = docs
@@ -79,6 +98,34 @@ pub fn index(engine: &Engine) -> BTreeMap<String, FnDoc> {
         d.signatures.sort();
     }
     out
+}
+
+/// A Rust type as the metadata spells it, as playbooks see it: no references, `&str` and
+/// `ImmutableString` as `String`, a fallible function by what it returns, `Days` as `number`.
+fn script_type(t: &str) -> String {
+    let t = t
+        .trim()
+        .trim_start_matches("&mut ")
+        .trim_start_matches('&')
+        .trim();
+    let t = t.trim_start_matches("rhai::");
+    let t = t
+        .strip_prefix("RhaiResult<")
+        .or_else(|| t.strip_prefix("Result<"))
+        .map(|inner| {
+            let inner = inner.strip_suffix('>').unwrap_or(inner);
+            // `Result<T, Box<EvalAltResult>>`: T, the first of the two.
+            inner.split(", Box<").next().unwrap_or(inner).trim()
+        })
+        .unwrap_or(t);
+    match t {
+        "str" | "ImmutableString" => "String".into(),
+        "Days" => "number".into(),
+        "INT" => "i64".into(),
+        "FLOAT" => "f64".into(),
+        "" => "()".into(),
+        t => t.to_string(),
+    }
 }
 
 /// Names for tab completion: documented functions plus Rhai keywords.
@@ -210,7 +257,10 @@ mod tests {
                 f["signature"]
             );
             let listed = match name.strip_prefix("get$") {
-                Some(prop) => format!("{}.{prop}", f["params"][0]["type"].as_str().unwrap()),
+                Some(prop) => format!(
+                    "{}.{prop}",
+                    script_type(f["params"][0]["type"].as_str().unwrap())
+                ),
                 None => name.to_string(),
             };
             assert!(idx.contains_key(&listed), "help() does not list {listed}");

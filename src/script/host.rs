@@ -180,6 +180,19 @@ impl Host {
     }
 }
 
+/// A duration in days as playbooks pass it: a whole number or what `days()`, `hours()` and
+/// `minutes()` return (the help shows it as `number`).
+pub type Days = rhai::Dynamic;
+
+/// The host of the engine a plugin function runs in (set as the engine's default tag).
+pub(crate) fn host(ctx: &rhai::NativeCallContext) -> RhaiResult<Arc<Host>> {
+    ctx.tag()
+        .and_then(|t| t.clone().try_cast::<Arc<Host>>())
+        .ok_or_else(|| {
+            super::errors::host_error("internal", "this engine has no amsplay host", None, None)
+        })
+}
+
 /// Starts a documented property registration: `value.prop` on values of `type_name`,
 /// returning `returns`; `help()` lists it as `Type.prop`.
 pub(crate) fn getter(

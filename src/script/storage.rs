@@ -1,17 +1,16 @@
 //! Blob Storage in scripts: `account("dc-a").storage` and `copy_blobs(…)`.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use rhai::{Array, Dynamic, Engine, Map};
 use time::OffsetDateTime;
 
 use super::errors::{invalid, IntoScript, RhaiResult};
-use super::host::{func, getter, Host};
+use super::host::{host, Days};
 use crate::progress::{bars_enabled, Progress};
 use crate::storage::{
-    copy_blobs, BlobInfo, CopyMode, CopyOptions, CopyReport, SasPerms, Storage, TransferOptions,
+    BlobInfo, CopyMode, CopyOptions, CopyReport, SasPerms, Storage, TransferOptions,
 };
 
 /// A blob listing entry as scripts see it.
@@ -122,260 +121,218 @@ fn progress_for(label: String, bytes: u64) -> Option<Progress> {
     bars_enabled().then(|| Progress::bytes(label, bytes))
 }
 
-pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Storage>("Storage");
     engine.register_fn("to_string", |s: &mut Storage| format!("{s:?}"));
     engine.register_fn("to_debug", |s: &mut Storage| format!("{s:?}"));
-    getter(
-        "Storage",
-        "name",
-        "String",
-        "The storage account name.\nExample: print(a.storage.name);",
-    )
-    .register_into_engine(engine, |s: &mut Storage| s.account().to_string());
-    getter(
-        "Storage",
-        "endpoint",
-        "String",
-        "The account's blob endpoint URL.\nExample: print(a.storage.endpoint);",
-    )
-    .register_into_engine(engine, |s: &mut Storage| s.endpoint().to_string());
+    engine.register_global_module(rhai::exported_module!(api).into());
+}
 
-    let h = host.clone();
-    func(
-        "containers",
-        &["storage: Storage", "Array"],
-        r#"Names of the containers in a storage account, sorted.
-Example: print(account("dc-a").storage.containers());"#,
-    )
-    .register_into_engine(engine, move |s: &mut Storage| -> RhaiResult<Array> {
-        let names = h.call(s.containers())?;
-        Ok(names.into_iter().map(Dynamic::from).collect())
-    });
+/// Blob Storage as playbooks call it.
+#[rhai::plugin::export_module]
+mod api {
+    use super::*;
+    use super::{Map, RhaiResult};
+    use rhai::plugin::*;
 
-    let h = host.clone();
-    func(
-        "create_container",
-        &["storage: Storage", "name: String", "bool"],
-        r#"Creates a container; returns false when it already existed.
-Example: a.storage.create_container("media");"#,
-    )
-    .register_into_engine(engine, move |s: &mut Storage, name: &str| {
-        h.call(s.create_container(name))
-    });
-
-    let h = host.clone();
-    func(
-        "delete_container",
-        &["storage: Storage", "name: String", "bool"],
-        r#"Deletes a container and all its blobs; returns false when there was none.
-Example: a.storage.delete_container("scratch");"#,
-    )
-    .register_into_engine(engine, move |s: &mut Storage, name: &str| {
-        h.call(s.delete_container(name))
-    });
-
-    let h = host.clone();
-    func(
-        "blobs",
-        &["storage: Storage", "container: String", "Array"],
-        r#"The blobs of a container: maps #{name, size, md5, etag, last_modified, content_type},
-md5 as lowercase hex (as md5sum prints it), sorted by name.
-Example: for b in a.storage.blobs("media") { print(`${b.name} ${b.size} ${b.md5}`); }"#,
-    )
-    .register_into_engine(
-        engine,
-        move |s: &mut Storage, c: &str| -> RhaiResult<Array> {
-            let blobs = h.call(s.blobs(c))?;
-            Ok(blobs.iter().map(|b| blob_map(b).into()).collect())
-        },
-    );
-
-    for with_name in [false, true] {
-        let h = host.clone();
-        let upload = move |s: &mut Storage, c: &str, path: &str, name: Option<&str>| {
-            let path = PathBuf::from(path);
-            let name = match name {
-                Some(n) => n.to_string(),
-                None => path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .ok_or_else(|| invalid(format!("'{}' has no file name", path.display())))?,
-            };
-            let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            let progress = progress_for(format!("upload {name}"), size);
-            let info = h.call(s.upload_file(
-                c,
-                &path,
-                &name,
-                &TransferOptions::default(),
-                progress.as_ref(),
-            ))?;
-            if let Some(p) = progress {
-                p.finish();
-            }
-            Ok::<_, Box<rhai::EvalAltResult>>(blob_map(&info))
-        };
-        const DOC: &str = r#"Uploads a local file as a block blob (parallel blocks, Content-MD5 set, progress bar)
-and returns its listing map. The blob is named after the file unless a name is given.
-Example: let b = a.storage.upload("media", "clip.mp4"); print(b.md5);"#;
-        if with_name {
-            func(
-                "upload",
-                &[
-                    "storage: Storage",
-                    "container: String",
-                    "path: String",
-                    "name: String",
-                    "Map",
-                ],
-                DOC,
-            )
-            .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str, n: &str| {
-                upload(s, c, p, Some(n))
-            });
-        } else {
-            func(
-                "upload",
-                &[
-                    "storage: Storage",
-                    "container: String",
-                    "path: String",
-                    "Map",
-                ],
-                DOC,
-            )
-            .register_into_engine(engine, move |s: &mut Storage, c: &str, p: &str| {
-                upload(s, c, p, None)
-            });
-        }
+    /// The storage account name.
+    /// Example: print(a.storage.name);
+    #[rhai_fn(get = "name", pure)]
+    pub fn name(storage: &mut Storage) -> String {
+        storage.account().to_string()
     }
 
-    let h = host.clone();
-    func(
-        "download",
-        &[
-            "storage: Storage",
-            "container: String",
-            "blob: String",
-            "path: String",
-            "Map",
-        ],
-        r#"Downloads a blob to a local file (parallel ranges), checking its MD5. The file appears
-only once the download is complete and verified.
-Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");"#,
-    )
-    .register_into_engine(
-        engine,
-        move |s: &mut Storage, c: &str, blob: &str, path: &str| -> RhaiResult<Map> {
-            let progress = progress_for(format!("download {blob}"), 0);
-            let info = h.call(s.download_file(
-                c,
-                blob,
-                &PathBuf::from(path),
-                &TransferOptions::default(),
-                progress.as_ref(),
-            ))?;
-            Ok(blob_map(&info))
-        },
-    );
+    /// The account's blob endpoint URL.
+    /// Example: print(a.storage.endpoint);
+    #[rhai_fn(get = "endpoint", pure)]
+    pub fn endpoint(storage: &mut Storage) -> String {
+        storage.endpoint().to_string()
+    }
 
-    let h = host.clone();
-    func(
-        "delete_blob",
-        &[
-            "storage: Storage",
-            "container: String",
-            "name: String",
-            "bool",
-        ],
-        r#"Deletes a blob; returns false when it was not there.
-Example: a.storage.delete_blob("media", "old.mp4");"#,
-    )
-    .register_into_engine(engine, move |s: &mut Storage, c: &str, n: &str| {
-        h.call(s.delete_blob(c, n))
-    });
+    /// Names of the containers in a storage account, sorted.
+    /// Example: print(account("dc-a").storage.containers());
+    #[rhai_fn(return_raw, pure)]
+    pub fn containers(ctx: NativeCallContext, storage: &mut Storage) -> RhaiResult<Array> {
+        let names = host(&ctx)?.call(storage.containers())?;
+        Ok(names.into_iter().map(Dynamic::from).collect())
+    }
 
-    let h = host.clone();
-    func(
-        "container_sas",
-        &[
-            "storage: Storage",
-            "container: String",
-            "perms: String",
-            "days: number",
-            "String",
-        ],
-        r#"A container URL with a service SAS signed by the account key. perms are letters:
-r read, w write, d delete, l list, c create, a add. Valid from 5 minutes ago for `days`
-(a number, or hours(n)/minutes(n)).
-Example: let url = a.storage.container_sas("media", "rl", hours(12));"#,
-    )
-    .register_into_engine(
-        engine,
-        move |s: &mut Storage, c: &str, perms: &str, days: Dynamic| -> RhaiResult<String> {
-            let perms = perms.parse::<SasPerms>().script()?;
-            let now = OffsetDateTime::now_utc();
-            let expiry = now + days_to_duration(super::media::days_of(&days)?)?;
-            let url = h.call(s.container_sas_url(
-                c,
-                perms,
-                Some(now - time::Duration::minutes(5)),
-                expiry,
-            ))?;
-            Ok(url.to_string())
-        },
-    );
+    /// Creates a container; returns false when it already existed.
+    /// Example: a.storage.create_container("media");
+    #[rhai_fn(return_raw, pure)]
+    pub fn create_container(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        name: &str,
+    ) -> RhaiResult<bool> {
+        host(&ctx)?.call(storage.create_container(name))
+    }
 
-    const COPY_DOC: &str = r#"Copies every blob of a container to another account's container (created if missing),
-verified (length and MD5) and resumable: blobs already identical at the destination are skipped.
-Server-side with a source SAS, or streamed through amsplay when the destination cannot reach the
-source. Returns #{copied, skipped, failed, bytes, seconds, mode, failures}.
-Options: mode ("auto", "server", "stream"), concurrency (16), attempts (3), prefix,
-sas_hours (24), block_size (16 MiB), window (4 blocks per blob), memory (64 MiB), progress (true).
-Example: let r = copy_blobs(a.storage, "media", b.storage, "media", #{ concurrency: 32 });"#;
-    for with_opts in [false, true] {
-        let h = host.clone();
-        let copy = move |src: Storage, sc: &str, dst: Storage, dc: &str, opts: Option<Map>| {
-            let o = copy_options(&opts.unwrap_or_default())?;
-            let r = h.call(copy_blobs(&src, sc, &dst, dc, &o))?;
-            Ok::<_, Box<rhai::EvalAltResult>>(report_map(&r))
-        };
-        if with_opts {
-            func(
-                "copy_blobs",
-                &[
-                    "src: Storage",
-                    "src_container: String",
-                    "dst: Storage",
-                    "dst_container: String",
-                    "options: Map",
-                    "Map",
-                ],
-                COPY_DOC,
-            )
-            .register_into_engine(
-                engine,
-                move |s: Storage, sc: &str, d: Storage, dc: &str, o: Map| {
-                    copy(s, sc, d, dc, Some(o))
-                },
-            );
-        } else {
-            func(
-                "copy_blobs",
-                &[
-                    "src: Storage",
-                    "src_container: String",
-                    "dst: Storage",
-                    "dst_container: String",
-                    "Map",
-                ],
-                COPY_DOC,
-            )
-            .register_into_engine(engine, move |s: Storage, sc: &str, d: Storage, dc: &str| {
-                copy(s, sc, d, dc, None)
-            });
+    /// Deletes a container and all its blobs; returns false when there was none.
+    /// Example: a.storage.delete_container("scratch");
+    #[rhai_fn(return_raw, pure)]
+    pub fn delete_container(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        name: &str,
+    ) -> RhaiResult<bool> {
+        host(&ctx)?.call(storage.delete_container(name))
+    }
+
+    /// The blobs of a container: maps #{name, size, md5, etag, last_modified, content_type},
+    /// md5 as lowercase hex (as md5sum prints it), sorted by name.
+    /// Example: for b in a.storage.blobs("media") { print(`${b.name} ${b.size} ${b.md5}`); }
+    #[rhai_fn(return_raw, pure)]
+    pub fn blobs(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+    ) -> RhaiResult<Array> {
+        let blobs = host(&ctx)?.call(storage.blobs(container))?;
+        Ok(blobs.iter().map(|b| blob_map(b).into()).collect())
+    }
+
+    /// Uploads a local file as a block blob (parallel blocks, Content-MD5 set, progress bar)
+    /// and returns its listing map. The blob is named after the file.
+    /// Example: let b = a.storage.upload("media", "clip.mp4"); print(b.md5);
+    #[rhai_fn(return_raw, pure)]
+    pub fn upload(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+        path: &str,
+    ) -> RhaiResult<Map> {
+        let p = PathBuf::from(path);
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| invalid(format!("'{path}' has no file name")))?;
+        upload_as(ctx, storage, container, path, &name)
+    }
+
+    /// Uploads a local file as a block blob named `name` (parallel blocks, Content-MD5 set,
+    /// progress bar) and returns its listing map.
+    /// Example: let b = a.storage.upload("media", "/tmp/take3.mp4", "clip.mp4");
+    #[rhai_fn(name = "upload", return_raw, pure)]
+    pub fn upload_as(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+        path: &str,
+        name: &str,
+    ) -> RhaiResult<Map> {
+        let path = PathBuf::from(path);
+        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let progress = progress_for(format!("upload {name}"), size);
+        let info = host(&ctx)?.call(storage.upload_file(
+            container,
+            &path,
+            name,
+            &TransferOptions::default(),
+            progress.as_ref(),
+        ))?;
+        if let Some(p) = progress {
+            p.finish();
         }
+        Ok(blob_map(&info))
+    }
+
+    /// Downloads a blob to a local file (parallel ranges), checking its MD5. The file appears
+    /// only once the download is complete and verified.
+    /// Example: a.storage.download("media", "clip.mp4", "/tmp/clip.mp4");
+    #[rhai_fn(return_raw, pure)]
+    pub fn download(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+        blob: &str,
+        path: &str,
+    ) -> RhaiResult<Map> {
+        let progress = progress_for(format!("download {blob}"), 0);
+        let info = host(&ctx)?.call(storage.download_file(
+            container,
+            blob,
+            &PathBuf::from(path),
+            &TransferOptions::default(),
+            progress.as_ref(),
+        ))?;
+        Ok(blob_map(&info))
+    }
+
+    /// Deletes a blob; returns false when it was not there.
+    /// Example: a.storage.delete_blob("media", "old.mp4");
+    #[rhai_fn(return_raw, pure)]
+    pub fn delete_blob(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+        name: &str,
+    ) -> RhaiResult<bool> {
+        host(&ctx)?.call(storage.delete_blob(container, name))
+    }
+
+    /// A container URL with a service SAS signed by the account key. perms are letters:
+    /// r read, w write, d delete, l list, c create, a add. Valid from 5 minutes ago for `days`
+    /// (a number, or hours(n)/minutes(n)).
+    /// Example: let url = a.storage.container_sas("media", "rl", hours(12));
+    #[rhai_fn(return_raw, pure)]
+    pub fn container_sas(
+        ctx: NativeCallContext,
+        storage: &mut Storage,
+        container: &str,
+        perms: &str,
+        days: Days,
+    ) -> RhaiResult<String> {
+        let perms = perms.parse::<SasPerms>().script()?;
+        let now = OffsetDateTime::now_utc();
+        let expiry = now + days_to_duration(super::super::media::days_of(&days)?)?;
+        let url = host(&ctx)?.call(storage.container_sas_url(
+            container,
+            perms,
+            Some(now - time::Duration::minutes(5)),
+            expiry,
+        ))?;
+        Ok(url.to_string())
+    }
+
+    /// Copies every blob of a container to another account's container (created if missing),
+    /// verified (length and MD5) and resumable: blobs already identical at the destination are
+    /// skipped. Server-side with a source SAS, or streamed through amsplay when the destination
+    /// cannot reach the source. Returns #{copied, skipped, failed, bytes, seconds, mode, failures}.
+    /// Example: let r = copy_blobs(a.storage, "media", b.storage, "media");
+    #[rhai_fn(return_raw)]
+    pub fn copy_blobs(
+        ctx: NativeCallContext,
+        src: Storage,
+        src_container: &str,
+        dst: Storage,
+        dst_container: &str,
+    ) -> RhaiResult<Map> {
+        copy_blobs_with(ctx, src, src_container, dst, dst_container, Map::new())
+    }
+
+    /// copy_blobs with options: mode ("auto", "server", "stream"), concurrency (16), attempts
+    /// (3), prefix, sas_hours (24), block_size (16 MiB), window (4 blocks per blob), memory
+    /// (64 MiB), progress (true).
+    /// Example: let r = copy_blobs(a.storage, "media", b.storage, "media", #{ concurrency: 32 });
+    #[rhai_fn(name = "copy_blobs", return_raw)]
+    pub fn copy_blobs_with(
+        ctx: NativeCallContext,
+        src: Storage,
+        src_container: &str,
+        dst: Storage,
+        dst_container: &str,
+        options: Map,
+    ) -> RhaiResult<Map> {
+        let o = copy_options(&options)?;
+        let r = host(&ctx)?.call(crate::storage::copy_blobs(
+            &src,
+            src_container,
+            &dst,
+            dst_container,
+            &o,
+        ))?;
+        Ok(report_map(&r))
     }
 }
 
