@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rhai::Engine;
 
 use super::errors::{host_error, IntoScript, RhaiResult};
-use super::host::{func, getter, Bridge, Host};
+use super::host::Bridge;
 use crate::ams::client::MediaClient;
 use crate::config::MediaAccount;
 use crate::config::StorageAccount;
@@ -57,51 +57,62 @@ impl Account {
     }
 }
 
-pub fn register(engine: &mut Engine, host: &Arc<Host>) {
+pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Account>("Account");
-    let h = host.clone();
-    func(
-        "account",
-        &["name: String", "Account"],
-        r#"A datacenter named in the accounts file (or the local environment: "dc-a", "dc-b").
-An unknown name is an error that lists the known ones.
-Example: let a = account("dc-a"); print(a.storage.containers());"#,
-    )
-    .register_into_engine(engine, move |name: &str| h.account(name));
-    func(
-        "accounts",
-        &["Array"],
-        r#"The names of every configured datacenter.
-Example: for name in accounts() { print(name); }"#,
-    )
-    .register_into_engine(engine, {
-        let h = host.clone();
-        move || -> rhai::Array {
-            h.accounts()
-                .accounts
-                .keys()
-                .map(|k| k.clone().into())
-                .collect()
-        }
-    });
-    getter(
-        "Account",
-        "name",
-        "String",
-        "The datacenter name the account was opened by.\nExample: print(a.name);",
-    )
-    .register_into_engine(engine, |a: &mut Account| a.name.clone());
-    getter(
-        "Account",
-        "storage",
-        "Storage",
-        "The account's Blob Storage.\nExample: print(a.storage.containers());",
-    )
-    .register_into_engine(engine, |a: &mut Account| a.storage.clone());
-    engine.register_fn("to_string", |a: &mut Account| {
-        format!("Account({}, storage {})", a.name, a.storage.account())
-    });
-    engine.register_fn("to_debug", |a: &mut Account| {
-        format!("Account({}, storage {})", a.name, a.storage.account())
-    });
+    engine.register_fn("to_string", |a: &mut Account| a.to_string());
+    engine.register_fn("to_debug", |a: &mut Account| a.to_string());
+    engine.register_global_module(rhai::exported_module!(api).into());
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Account({}, storage {})",
+            self.name,
+            self.storage.account()
+        )
+    }
+}
+
+/// Datacenters as playbooks open them.
+#[rhai::plugin::export_module]
+mod api {
+    use super::super::host::host;
+    use super::{Account, RhaiResult, Storage};
+    use rhai::plugin::*;
+
+    /// A datacenter named in the accounts file (or the local environment: "dc-a", "dc-b").
+    /// An unknown name is an error that lists the known ones.
+    /// Example: let a = account("dc-a"); print(a.storage.containers());
+    #[rhai_fn(return_raw)]
+    pub fn account(ctx: NativeCallContext, name: &str) -> RhaiResult<Account> {
+        host(&ctx)?.account(name)
+    }
+
+    /// The names of every configured datacenter.
+    /// Example: for name in accounts() { print(name); }
+    #[rhai_fn(return_raw)]
+    pub fn accounts(ctx: NativeCallContext) -> RhaiResult<rhai::Array> {
+        Ok(host(&ctx)?
+            .accounts()
+            .accounts
+            .keys()
+            .map(|k| k.clone().into())
+            .collect())
+    }
+
+    /// The datacenter name the account was opened by.
+    /// Example: print(a.name);
+    #[rhai_fn(get = "name", pure)]
+    pub fn name(account: &mut Account) -> String {
+        account.name.clone()
+    }
+
+    /// The account's Blob Storage.
+    /// Example: print(a.storage.containers());
+    #[rhai_fn(get = "storage", pure)]
+    pub fn storage(account: &mut Account) -> Storage {
+        account.storage.clone()
+    }
 }

@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use rhai::{Array, Dynamic, Engine, Map};
 
 use super::errors::{host_error, IntoScript, RhaiResult};
-use super::host::{func, getter, Bridge, Host};
-use crate::localenv::LocalEnv;
+use super::host::Bridge;
+use crate::localenv::LocalEnv as Environment;
 use crate::player::{play, PlayReport};
 
 /// The local environment as a drill drives it.
 #[derive(Clone)]
-pub struct LocalEnvHandle {
-    env: LocalEnv,
+pub struct LocalEnv {
+    env: Environment,
     bridge: Bridge,
 }
 
@@ -133,30 +133,52 @@ fn player_error(e: impl std::fmt::Display) -> Box<rhai::EvalAltResult> {
     host_error("play", e.to_string(), None, None)
 }
 
-pub fn register(engine: &mut Engine, host: &Arc<Host>) {
-    engine.register_type_with_name::<LocalEnvHandle>("LocalEnv");
+pub fn register(engine: &mut Engine) {
+    engine.register_type_with_name::<LocalEnv>("LocalEnv");
     engine.register_type_with_name::<Player>("Player");
+    engine.register_global_module(rhai::exported_module!(api).into());
+}
 
-    let h = host.clone();
-    func("local_env", &["LocalEnv"],
-        "The running local environment, for drills: env.stop(\"dc-a\"), env.start(\"dc-a\"), env.front (the\nfront door's URL), env.origin(\"dc-b\").\nExample: let env = local_env(); env.stop(\"dc-a\");")
-        .register_into_engine(engine, move || -> RhaiResult<LocalEnvHandle> {
-            let env = LocalEnv::default_location();
-            env.running().script()?.ok_or_else(|| {
-                host_error("local_env", "the local environment is not running", Some("run this playbook without an accounts file, or start it with `amsplay local up`".into()), None)
-            })?;
-            Ok(LocalEnvHandle { env, bridge: h.bridge().clone() })
-        });
-    getter("LocalEnv", "front", "String", "The local environment's front door URL (players go there; it fails over between datacenters).\nExample: print(local_env().front);").register_into_engine(engine, |e: &mut LocalEnvHandle| -> RhaiResult<String> {
-        let state = e.env.running().script()?.ok_or_else(|| {
+impl LocalEnv {
+    fn running(&self) -> RhaiResult<crate::localenv::LocalState> {
+        self.env.running().script()?.ok_or_else(|| {
             host_error(
                 "local_env",
                 "the local environment is not running",
-                None,
+                Some("run this playbook without an accounts file, or start it with `amsplay local up`".into()),
                 None,
             )
-        })?;
-        state.front_url().ok_or_else(|| {
+        })
+    }
+}
+
+/// Drills: the local environment's datacenters and players, as playbooks drive them.
+#[rhai::plugin::export_module]
+mod api {
+    use super::super::host::host;
+    use super::*;
+    use super::{Map, RhaiResult};
+    use rhai::plugin::*;
+
+    /// The running local environment, for drills: env.stop("dc-a"), env.start("dc-a"),
+    /// env.front (the front door's URL), env.origin("dc-b").
+    /// Example: let env = local_env(); env.stop("dc-a");
+    #[rhai_fn(return_raw)]
+    pub fn local_env(ctx: NativeCallContext) -> RhaiResult<LocalEnv> {
+        let handle = LocalEnv {
+            env: Environment::default_location(),
+            bridge: host(&ctx)?.bridge().clone(),
+        };
+        handle.running()?;
+        Ok(handle)
+    }
+
+    /// The local environment's front door URL (players go there; it fails over between
+    /// datacenters).
+    /// Example: print(local_env().front);
+    #[rhai_fn(get = "front", pure, return_raw)]
+    pub fn front(env: &mut LocalEnv) -> RhaiResult<String> {
+        env.running()?.front_url().ok_or_else(|| {
             host_error(
                 "local_env",
                 "the local environment has no front door",
@@ -164,65 +186,107 @@ pub fn register(engine: &mut Engine, host: &Arc<Host>) {
                 None,
             )
         })
-    });
-    func("origin", &["env: LocalEnv", "datacenter: String", "String"],
-        "The streaming origin (emulator) URL of a datacenter of the local environment.\nExample: print(local_env().origin(\"dc-b\"));")
-        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<String> {
-            let state = e.env.running().script()?.ok_or_else(|| host_error("local_env", "the local environment is not running", None, None))?;
-            state
-                .origin_url(dc)
-                .ok_or_else(|| host_error("local_env", format!("no datacenter '{dc}'; the local environment has dc-a and dc-b"), None, None))
-        });
-    func("fail", &["env: LocalEnv", "datacenter: String", "faults: Map", "()"],
-        "Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys: storage (its\nemulator's and origin's path to storage) and origin (the path of players and the front door to\nits origin), each \"ok\", \"down\" (refused), \"hang\" (never answered), \"slow\" (latency_ms per\nrequest), \"503\" or \"cut\" (each connection cut after cut_bytes of answer, 64 KiB); latency_ms (2000).\nExample: env.fail(\"dc-a\", #{ storage: \"down\" }); sleep(5); env.heal(\"dc-a\");")
-        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str, faults: Map| -> RhaiResult<()> {
-            let faults = parse_faults(&faults)?;
-            e.bridge.call(e.env.fail(dc, faults))
-        });
-    func("heal", &["env: LocalEnv", "datacenter: String", "()"],
-        "Puts a datacenter's paths right again after env.fail.\nExample: local_env().heal(\"dc-a\");")
-        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.bridge.call(e.env.heal(dc))
-        });
-    func("stop", &["env: LocalEnv", "datacenter: String", "()"],
-        "Takes a whole datacenter down, as an outage would: its emulator (API and streaming origin)\nstops, and its paths to storage and to its origin refuse connections.\nExample: local_env().stop(\"dc-a\");")
-        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.bridge.call(e.env.stop_datacenter(dc))
-        });
-    func("start", &["env: LocalEnv", "datacenter: String", "()"],
-        "Brings a stopped datacenter back (same ports, same data) and heals its paths.\nExample: local_env().start(\"dc-a\");")
-        .register_into_engine(engine, |e: &mut LocalEnvHandle, dc: &str| -> RhaiResult<()> {
-            e.bridge.call(e.env.start_datacenter(dc))
-        });
+    }
 
-    let h = host.clone();
-    func("start_play", &["url: String", "seconds: f64", "Player"],
-        "Starts playing an HLS stream in the background for `seconds` (master playlist, a variant, then\nits segments round and round); see player.wait() and player.elapsed.\nExample: let p = start_play(`${env.front}/${path}`, 10.0); sleep(2); env.stop(\"dc-a\"); let r = p.wait();")
-        .register_into_engine(engine, move |url: &str, seconds: f64| -> Player {
-            let url = url.to_string();
-            let bridge = h.bridge().clone();
-            let task = bridge.spawn(async move { play(&url, seconds, GAP).await });
-            Player { task: Arc::new(Mutex::new(Some(task))), started: Instant::now(), bridge }
-        });
-    getter(
-        "Player",
-        "elapsed",
-        "f64",
-        "Seconds since the player started.\nExample: while p.elapsed < 3.0 { sleep(0.1); }",
-    )
-    .register_into_engine(engine, |p: &mut Player| p.started.elapsed().as_secs_f64());
-    func("wait", &["player: Player", "Map"],
-        "Waits for a player to finish; returns #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);")
-        .register_into_engine(engine, |p: &mut Player| -> RhaiResult<Map> {
-            let task = p.task.lock().unwrap_or_else(|e| e.into_inner()).take().ok_or_else(|| player_error("this player was already waited for"))?;
-            let report = p.bridge.wait(task)?.map_err(player_error)?.map_err(player_error)?;
-            Ok(report_map(&report))
-        });
-    let h = host.clone();
-    func("play", &["url: String", "seconds: f64", "Map"],
-        "Plays an HLS stream for `seconds` as a player does and returns what it saw:\n#{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms, slow}.\nExample: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);")
-        .register_into_engine(engine, move |url: &str, seconds: f64| -> RhaiResult<Map> {
-            let report = h.bridge().wait(play(url, seconds, GAP))?.map_err(player_error)?;
-            Ok(report_map(&report))
-        });
+    /// The streaming origin (emulator) URL of a datacenter of the local environment.
+    /// Example: print(local_env().origin("dc-b"));
+    #[rhai_fn(pure, return_raw)]
+    pub fn origin(env: &mut LocalEnv, datacenter: &str) -> RhaiResult<String> {
+        env.running()?.origin_url(datacenter).ok_or_else(|| {
+            host_error(
+                "local_env",
+                format!("no datacenter '{datacenter}'; the local environment has dc-a and dc-b"),
+                None,
+                None,
+            )
+        })
+    }
+
+    /// Breaks a datacenter's paths as real outages do, until env.heal(datacenter). Keys:
+    /// storage (its emulator's and origin's path to storage) and origin (the path of players
+    /// and the front door to its origin), each "ok", "down" (refused), "hang" (never
+    /// answered), "slow" (latency_ms per request), "503" or "cut" (each connection cut after
+    /// cut_bytes of answer, 64 KiB); latency_ms (2000).
+    /// Example: env.fail("dc-a", #{ storage: "down" }); sleep(5); env.heal("dc-a");
+    #[rhai_fn(pure, return_raw)]
+    pub fn fail(env: &mut LocalEnv, datacenter: &str, faults: Map) -> RhaiResult<()> {
+        let faults = parse_faults(&faults)?;
+        env.bridge.call(env.env.fail(datacenter, faults))
+    }
+
+    /// Puts a datacenter's paths right again after env.fail.
+    /// Example: local_env().heal("dc-a");
+    #[rhai_fn(pure, return_raw)]
+    pub fn heal(env: &mut LocalEnv, datacenter: &str) -> RhaiResult<()> {
+        env.bridge.call(env.env.heal(datacenter))
+    }
+
+    /// Takes a whole datacenter down, as an outage would: its emulator (API and streaming
+    /// origin) stops, and its paths to storage and to its origin refuse connections.
+    /// Example: local_env().stop("dc-a");
+    #[rhai_fn(pure, return_raw)]
+    pub fn stop(env: &mut LocalEnv, datacenter: &str) -> RhaiResult<()> {
+        env.bridge.call(env.env.stop_datacenter(datacenter))
+    }
+
+    /// Brings a stopped datacenter back (same ports, same data) and heals its paths.
+    /// Example: local_env().start("dc-a");
+    #[rhai_fn(pure, return_raw)]
+    pub fn start(env: &mut LocalEnv, datacenter: &str) -> RhaiResult<()> {
+        env.bridge.call(env.env.start_datacenter(datacenter))
+    }
+
+    /// Starts playing an HLS stream in the background for `seconds` (master playlist, a
+    /// variant, then its segments round and round); see player.wait() and player.elapsed.
+    /// Example: let p = start_play(`${env.front}/${path}`, 10.0); sleep(2); env.stop("dc-a"); let r = p.wait();
+    #[rhai_fn(return_raw)]
+    pub fn start_play(ctx: NativeCallContext, url: &str, seconds: f64) -> RhaiResult<Player> {
+        let url = url.to_string();
+        let bridge = host(&ctx)?.bridge().clone();
+        let task = bridge.spawn(async move { play(&url, seconds, GAP).await });
+        Ok(Player {
+            task: Arc::new(Mutex::new(Some(task))),
+            started: Instant::now(),
+            bridge,
+        })
+    }
+
+    /// Seconds since the player started.
+    /// Example: while p.elapsed < 3.0 { sleep(0.1); }
+    #[rhai_fn(get = "elapsed", pure)]
+    pub fn elapsed(player: &mut Player) -> f64 {
+        player.started.elapsed().as_secs_f64()
+    }
+
+    /// Waits for a player to finish; returns #{requests, failed, seconds, served_by,
+    /// switches, outages, errors, worst_ms, stall_ms, slow}.
+    /// Example: let r = p.wait(); print(`${r.failed} of ${r.requests} failed`);
+    #[rhai_fn(return_raw)]
+    pub fn wait(player: &mut Player) -> RhaiResult<Map> {
+        let task = player
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .ok_or_else(|| player_error("this player was already waited for"))?;
+        let report = player
+            .bridge
+            .wait(task)?
+            .map_err(player_error)?
+            .map_err(player_error)?;
+        Ok(report_map(&report))
+    }
+
+    /// Plays an HLS stream for `seconds` as a player does and returns what it saw:
+    /// #{requests, failed, seconds, served_by, switches, outages, errors, worst_ms, stall_ms,
+    /// slow}.
+    /// Example: let r = play(`${local_env().front}/${guid}/clip.ism/manifest(format=m3u8-aapl)`, 5.0);
+    #[rhai_fn(name = "play", return_raw)]
+    pub fn play_for(ctx: NativeCallContext, url: &str, seconds: f64) -> RhaiResult<Map> {
+        let report = host(&ctx)?
+            .bridge()
+            .wait(play(url, seconds, GAP))?
+            .map_err(player_error)?;
+        Ok(report_map(&report))
+    }
 }

@@ -37,11 +37,11 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
             pos.position().unwrap_or(0)
         );
     });
-    account::register(&mut engine, &host);
+    account::register(&mut engine);
     storage::register(&mut engine);
     media::register(&mut engine);
     jobs::register(&mut engine);
-    drill::register(&mut engine, &host);
+    drill::register(&mut engine);
     util::register(&mut engine);
     help::install(&mut engine);
     engine

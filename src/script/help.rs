@@ -118,7 +118,7 @@ fn script_type(t: &str) -> String {
             inner.split(", Box<").next().unwrap_or(inner).trim()
         })
         .unwrap_or(t);
-    match t {
+    match t.trim_start_matches("rhai::") {
         "str" | "ImmutableString" => "String".into(),
         "Days" => "number".into(),
         "INT" => "i64".into(),

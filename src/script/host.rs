@@ -193,20 +193,6 @@ pub(crate) fn host(ctx: &rhai::NativeCallContext) -> RhaiResult<Arc<Host>> {
         })
 }
 
-/// Starts a documented property registration: `value.prop` on values of `type_name`,
-/// returning `returns`; `help()` lists it as `Type.prop`.
-pub(crate) fn getter(
-    type_name: &str,
-    prop: &str,
-    returns: &str,
-    doc: &str,
-) -> rhai::FuncRegistration {
-    let this = format!("{}: {type_name}", type_name.to_lowercase());
-    rhai::FuncRegistration::new_getter(prop)
-        .with_params_info([this.as_str(), returns])
-        .with_comments([comments(doc)])
-}
-
 /// Starts a documented function registration. `params` are `"name: Type"` with the return type
 /// last; `doc` is what `help("name")` prints (an example included).
 pub(crate) fn func(name: &str, params: &[&str], doc: &str) -> rhai::FuncRegistration {

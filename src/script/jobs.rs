@@ -7,7 +7,6 @@ use rhai::{Array, Dynamic, Engine};
 
 use super::account::Account;
 use super::errors::{invalid, RhaiResult};
-use super::host::{func, getter};
 use super::media::Asset;
 use crate::ams::model::{self, JobState};
 
@@ -94,7 +93,9 @@ impl Job {
                 }
                 return Ok(self.clone());
             }
-            std::thread::sleep(delay);
+            self.account
+                .bridge
+                .wait(async move { tokio::time::sleep(delay).await })?;
             delay = (delay * 2).min(Duration::from_secs(1));
         }
     }
@@ -172,115 +173,156 @@ fn replicate(a: &Account, b: &Account, x: &Asset, opts: rhai::Map) -> RhaiResult
 }
 
 pub fn register(engine: &mut Engine) {
-    for with_opts in [false, true] {
-        const DOC: &str = "Replicates an asset from A to B, the walkthrough's seven steps in one idempotent, resumable\ncall: A's origin locator, a read SAS, B's target asset, a write SAS, the verified copy,\nCreateFileInfos, B's origin locator with A's Id, and B's origin warmed. Options: locator_id (use\nor create A's origin locator with this Id). Returns #{origin, replica, target, copied, skipped,\nwarmed} (warmed: #{manifests, ms}, or #{error} when B's origin could not be reached).\nExample: let r = replicate(a, b, out, #{}); print(r.replica.path);";
-        if with_opts {
-            func(
-                "replicate",
-                &[
-                    "a: Account",
-                    "b: Account",
-                    "asset: Asset",
-                    "options: Map",
-                    "Map",
-                ],
-                DOC,
-            )
-            .register_into_engine(engine, |a: Account, b: Account, x: Asset, o: rhai::Map| {
-                replicate(&a, &b, &x, o)
-            });
-        } else {
-            func(
-                "replicate",
-                &["a: Account", "b: Account", "asset: Asset", "Map"],
-                DOC,
-            )
-            .register_into_engine(engine, |a: Account, b: Account, x: Asset| {
-                replicate(&a, &b, &x, rhai::Map::new())
-            });
-        }
+    engine.register_type_with_name::<Job>("Job");
+    engine.register_fn("to_string", |j: &mut Job| j.to_string());
+    engine.register_fn("to_debug", |j: &mut Job| j.to_string());
+    engine.register_global_module(rhai::exported_module!(api).into());
+}
+
+impl std::fmt::Display for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Job({} {})", self.job.id, self.job.state.name())
+    }
+}
+
+/// Encoding jobs and replication as playbooks call them.
+#[rhai::plugin::export_module]
+mod api {
+    use super::*;
+    use super::{Account, Array, Asset, Job, RhaiResult};
+
+    /// Replicates an asset from A to B, the walkthrough's seven steps in one idempotent,
+    /// resumable call: A's origin locator, a read SAS, B's target asset, a write SAS, the
+    /// verified copy, CreateFileInfos, B's origin locator with A's Id, and B's origin warmed.
+    /// Returns #{origin, replica, target, copied, skipped, warmed} (warmed: #{manifests, ms},
+    /// or #{error} when B's origin could not be reached).
+    /// Example: let r = replicate(a, b, out); print(r.replica.path);
+    #[rhai_fn(return_raw)]
+    pub fn replicate(a: Account, b: Account, asset: Asset) -> RhaiResult<rhai::Map> {
+        super::replicate(&a, &b, &asset, rhai::Map::new())
     }
 
-    engine.register_type_with_name::<Job>("Job");
-    getter(
-        "Job",
-        "id",
-        "String",
-        "The job's Id (nb:jid:UUID:…).\nExample: print(job.id);",
-    )
-    .register_into_engine(engine, |j: &mut Job| j.job.id.clone());
-    getter(
-        "Job",
-        "name",
-        "String",
-        "The job's name (empty when it has none).\nExample: print(job.name);",
-    )
-    .register_into_engine(engine, |j: &mut Job| j.job.name.clone().unwrap_or_default());
-    getter("Job", "state", "String", "The job's state now (asked of the service): Queued, Scheduled, Processing, Finished, Error, Canceled or Canceling.\nExample: if job.state == \"Error\" { print(job.errors); }").register_into_engine(engine, |j: &mut Job| -> RhaiResult<String> {
-        j.refresh()?;
-        Ok(j.job.state.name().to_string())
-    });
-    getter("Job", "progress", "f64", "The job's progress now, 0 to 100 (its tasks' average).\nExample: print(`${job.progress}%`);").register_into_engine(engine, |j: &mut Job| j.progress());
-    getter("Job", "errors", "String", "What went wrong, from the tasks' error details (empty when nothing did).\nExample: print(job.errors);").register_into_engine(engine, |j: &mut Job| j.errors());
-    getter(
-        "Job",
-        "output",
-        "Asset",
-        "The job's (first) output asset.\nExample: let out = job.wait().output;",
-    )
-    .register_into_engine(engine, |j: &mut Job| j.output());
-    getter(
-        "Job",
-        "running_seconds",
-        "f64",
-        "How long the job ran, in seconds, as last read.\nExample: print(job.running_seconds);",
-    )
-    .register_into_engine(engine, |j: &mut Job| j.job.running_duration);
-    engine.register_fn("to_string", |j: &mut Job| {
-        format!("Job({} {})", j.job.id, j.job.state.name())
-    });
-    engine.register_fn("to_debug", |j: &mut Job| {
-        format!("Job({} {})", j.job.id, j.job.state.name())
-    });
+    /// replicate with options: locator_id (use or create A's origin locator with this Id).
+    /// Example: let r = replicate(a, b, out, #{ locator_id: "nb:lid:UUID:…" });
+    #[rhai_fn(name = "replicate", return_raw)]
+    pub fn replicate_with(
+        a: Account,
+        b: Account,
+        asset: Asset,
+        options: rhai::Map,
+    ) -> RhaiResult<rhai::Map> {
+        super::replicate(&a, &b, &asset, options)
+    }
 
-    func("encode", &["account: Account", "asset: Asset", "preset: String", "Job"],
-        "Encodes an asset with Media Encoder Standard (\"Adaptive Streaming\", \"H264 Multiple Bitrate 1080p\",\n\"H264 Multiple Bitrate 720p\" or a JSON ladder), waits with a progress bar, and returns the final\njob; its output asset's .ism is the primary file. A failed job is returned too: check job.state.\nExample: let job = a.encode(src, \"Adaptive Streaming\"); if job.state != \"Finished\" { throw job.errors; }")
-        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str| -> RhaiResult<Job> {
-            submit(a, &x, preset, None)?.wait()
-        });
-    func("encode", &["account: Account", "asset: Asset", "preset: String", "output_name: String", "Job"],
-        "Encodes as encode(asset, preset), naming the output asset.\nExample: let job = a.encode(src, \"Adaptive Streaming\", \"Encoded clip\");")
-        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str, out: &str| -> RhaiResult<Job> {
-            submit(a, &x, preset, Some(out))?.wait()
-        });
-    func("submit_job", &["account: Account", "asset: Asset", "preset: String", "Job"],
-        "Submits an encoding job and returns at once; see job.wait(), job.state, job.progress.\nExample: let job = a.submit_job(src, \"Adaptive Streaming\"); print(job.state);")
-        .register_into_engine(engine, |a: &mut Account, x: Asset, preset: &str| submit(a, &x, preset, None));
-    func("wait", &["job: Job", "Job"],
-        "Waits until the job is Finished, Error or Canceled (progress bar on a terminal).\nExample: let done = job.wait(); print(done.state);")
-        .register_into_engine(engine, |j: &mut Job| j.wait());
-    func(
-        "jobs",
-        &["account: Account", "Array"],
-        "Every job of the account.\nExample: for j in a.jobs() { print(`${j.name} ${j.state}`); }",
-    )
-    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
-        let m = a.media()?;
-        let all = a.call(m.jobs())?;
+    /// The job's Id (nb:jid:UUID:…).
+    /// Example: print(job.id);
+    #[rhai_fn(get = "id", pure)]
+    pub fn id(job: &mut Job) -> String {
+        job.job.id.clone()
+    }
+
+    /// The job's name (empty when it has none).
+    /// Example: print(job.name);
+    #[rhai_fn(get = "name", pure)]
+    pub fn name(job: &mut Job) -> String {
+        job.job.name.clone().unwrap_or_default()
+    }
+
+    /// The job's state now (asked of the service): Queued, Scheduled, Processing, Finished,
+    /// Error, Canceled or Canceling.
+    /// Example: if job.state == "Error" { print(job.errors); }
+    #[rhai_fn(get = "state", return_raw)]
+    pub fn state(job: &mut Job) -> RhaiResult<String> {
+        job.refresh()?;
+        Ok(job.job.state.name().to_string())
+    }
+
+    /// The job's progress now, 0 to 100 (its tasks' average).
+    /// Example: print(`${job.progress}%`);
+    #[rhai_fn(get = "progress", pure, return_raw)]
+    pub fn progress(job: &mut Job) -> RhaiResult<f64> {
+        job.progress()
+    }
+
+    /// What went wrong, from the tasks' error details (empty when nothing did).
+    /// Example: print(job.errors);
+    #[rhai_fn(get = "errors", pure, return_raw)]
+    pub fn errors(job: &mut Job) -> RhaiResult<String> {
+        job.errors()
+    }
+
+    /// The job's (first) output asset.
+    /// Example: let out = job.wait().output;
+    #[rhai_fn(get = "output", pure, return_raw)]
+    pub fn output(job: &mut Job) -> RhaiResult<Asset> {
+        job.output()
+    }
+
+    /// How long the job ran, in seconds, as last read.
+    /// Example: print(job.running_seconds);
+    #[rhai_fn(get = "running_seconds", pure)]
+    pub fn running_seconds(job: &mut Job) -> f64 {
+        job.job.running_duration
+    }
+
+    /// Encodes an asset with Media Encoder Standard ("Adaptive Streaming", "H264 Multiple
+    /// Bitrate 1080p", "H264 Multiple Bitrate 720p" or a JSON ladder), waits with a progress
+    /// bar, and returns the final job; its output asset's .ism is the primary file. A failed
+    /// job is returned too: check job.state.
+    /// Example: let job = a.encode(src, "Adaptive Streaming"); if job.state != "Finished" { throw job.errors; }
+    #[rhai_fn(return_raw, pure)]
+    pub fn encode(account: &mut Account, asset: Asset, preset: &str) -> RhaiResult<Job> {
+        submit(account, &asset, preset, None)?.wait()
+    }
+
+    /// Encodes as encode(asset, preset), naming the output asset.
+    /// Example: let job = a.encode(src, "Adaptive Streaming", "Encoded clip");
+    #[rhai_fn(name = "encode", return_raw, pure)]
+    pub fn encode_named(
+        account: &mut Account,
+        asset: Asset,
+        preset: &str,
+        output_name: &str,
+    ) -> RhaiResult<Job> {
+        submit(account, &asset, preset, Some(output_name))?.wait()
+    }
+
+    /// Submits an encoding job and returns at once; see job.wait(), job.state, job.progress.
+    /// Example: let job = a.submit_job(src, "Adaptive Streaming"); print(job.state);
+    #[rhai_fn(return_raw, pure)]
+    pub fn submit_job(account: &mut Account, asset: Asset, preset: &str) -> RhaiResult<Job> {
+        submit(account, &asset, preset, None)
+    }
+
+    /// Waits until the job is Finished, Error or Canceled (progress bar on a terminal).
+    /// Example: let done = job.wait(); print(done.state);
+    #[rhai_fn(return_raw)]
+    pub fn wait(job: &mut Job) -> RhaiResult<Job> {
+        job.wait()
+    }
+
+    /// Every job of the account.
+    /// Example: for j in a.jobs() { print(`${j.name} ${j.state}`); }
+    #[rhai_fn(return_raw, pure)]
+    pub fn jobs(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        let all = account.call(m.jobs())?;
         Ok(all
             .into_iter()
             .map(|job| {
                 Dynamic::from(Job {
-                    account: a.clone(),
+                    account: account.clone(),
                     job,
                 })
             })
             .collect())
-    });
-    func("cancel_job", &["account: Account", "job: Job", "()"],
-        "Cancels a queued or running job; it ends Canceled with no output files registered.\nExample: a.cancel_job(job);")
-        .register_into_engine(engine, |a: &mut Account, j: Job| -> RhaiResult<()> {
-            let m = a.media()?;
-            a.call(m.cancel_job(&j.job.id))
-        });
+    }
+
+    /// Cancels a queued or running job; it ends Canceled with no output files registered.
+    /// Example: a.cancel_job(job);
+    #[rhai_fn(return_raw, pure)]
+    pub fn cancel_job(account: &mut Account, job: Job) -> RhaiResult<()> {
+        let m = account.media()?;
+        account.call(m.cancel_job(&job.job.id))
+    }
 }

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 
 use super::account::Account;
 use super::errors::{invalid, IntoScript, RhaiResult};
-use super::host::{func, getter};
+use super::host::Days;
 use crate::ams::model::{self, requests, AssetFile, LocatorType, Permissions};
 use crate::storage::{Storage, TransferOptions};
 
@@ -51,8 +51,8 @@ fn policy_map(p: &model::AccessPolicy) -> Map {
     m
 }
 
-fn date(d: OffsetDateTime) -> Dynamic {
-    model::format_date(d).into()
+fn date(d: OffsetDateTime) -> String {
+    model::format_date(d)
 }
 
 /// "r", "w", "rw", "rwdl" → permission flags.
@@ -258,271 +258,399 @@ fn upload(a: &Account, path: &str, asset_name: Option<&str>) -> RhaiResult<Asset
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Asset>("Asset");
     engine.register_type_with_name::<Locator>("Locator");
-    getter(
-        "Asset",
-        "id",
-        "String",
-        "The asset's Id (nb:cid:UUID:…).\nExample: print(x.id);",
-    )
-    .register_into_engine(engine, |a: &mut Asset| a.asset.id.clone());
-    getter(
-        "Asset",
-        "name",
-        "String",
-        "The asset's name (empty when it has none).\nExample: print(x.name);",
-    )
-    .register_into_engine(engine, |a: &mut Asset| {
-        a.asset.name.clone().unwrap_or_default()
-    });
-    getter("Asset", "container", "String", "The asset's blob container (asset-GUID) in the account's storage.\nExample: print(a.storage.blobs(x.container));").register_into_engine(engine, |a: &mut Asset| a.asset.container());
-    getter(
-        "Asset",
-        "uri",
-        "String",
-        "The container's URL, as Media Services gives it.\nExample: print(x.uri);",
-    )
-    .register_into_engine(engine, |a: &mut Asset| a.asset.uri.clone());
-    getter(
-        "Asset",
-        "created",
-        "String",
-        "When the asset was created (RFC 3339, UTC).\nExample: print(x.created);",
-    )
-    .register_into_engine(engine, |a: &mut Asset| date(a.asset.created));
-    getter("Asset", "files", "Array", "The asset's files (asked of the service): maps #{id, name, size, is_primary, mime_type, checksum}.\nExample: for f in x.files { print(f.name); }").register_into_engine(engine, |a: &mut Asset| -> RhaiResult<Array> {
-        Ok(a.files()?.iter().map(|f| file_map(f).into()).collect())
-    });
-    getter("Asset", "primary_file", "Map", "The primary file as a map, or () when none is primary.\nExample: print(x.primary_file?.name);").register_into_engine(engine, |a: &mut Asset| -> RhaiResult<Dynamic> {
-        Ok(a.files()?
+    engine.register_fn("to_string", |a: &mut Asset| a.to_string());
+    engine.register_fn("to_debug", |a: &mut Asset| a.to_string());
+    engine.register_fn("to_string", |l: &mut Locator| l.to_string());
+    engine.register_fn("to_debug", |l: &mut Locator| l.to_string());
+    engine.register_global_module(rhai::exported_module!(api).into());
+}
+
+impl std::fmt::Display for Asset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = self.asset.name.as_deref().unwrap_or_default();
+        write!(f, "Asset({} '{name}')", self.asset.id)
+    }
+}
+
+impl std::fmt::Display for Locator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Locator({} {})", self.locator.id, self.locator.path)
+    }
+}
+
+/// Assets, files, access policies and locators as playbooks call them.
+#[rhai::plugin::export_module]
+mod api {
+    use super::*;
+    use super::{Array, Map, RhaiResult};
+
+    /// The asset's Id (nb:cid:UUID:…).
+    /// Example: print(x.id);
+    #[rhai_fn(get = "id", pure)]
+    pub fn asset_id(asset: &mut Asset) -> String {
+        asset.asset.id.clone()
+    }
+
+    /// The asset's name (empty when it has none).
+    /// Example: print(x.name);
+    #[rhai_fn(get = "name", pure)]
+    pub fn asset_name(asset: &mut Asset) -> String {
+        asset.asset.name.clone().unwrap_or_default()
+    }
+
+    /// The asset's blob container (asset-GUID) in the account's storage.
+    /// Example: print(a.storage.blobs(x.container));
+    #[rhai_fn(get = "container", pure)]
+    pub fn asset_container(asset: &mut Asset) -> String {
+        asset.asset.container()
+    }
+
+    /// The container's URL, as Media Services gives it.
+    /// Example: print(x.uri);
+    #[rhai_fn(get = "uri", pure)]
+    pub fn asset_uri(asset: &mut Asset) -> String {
+        asset.asset.uri.clone()
+    }
+
+    /// When the asset was created (RFC 3339, UTC).
+    /// Example: print(x.created);
+    #[rhai_fn(get = "created", pure)]
+    pub fn asset_created(asset: &mut Asset) -> String {
+        date(asset.asset.created)
+    }
+
+    /// The asset's files (asked of the service): maps #{id, name, size, is_primary,
+    /// mime_type, checksum}.
+    /// Example: for f in x.files { print(f.name); }
+    #[rhai_fn(get = "files", pure, return_raw)]
+    pub fn asset_files(asset: &mut Asset) -> RhaiResult<Array> {
+        Ok(asset.files()?.iter().map(|f| file_map(f).into()).collect())
+    }
+
+    /// The primary file as a map, or () when none is primary.
+    /// Example: print(x.primary_file?.name);
+    #[rhai_fn(get = "primary_file", pure, return_raw)]
+    pub fn asset_primary_file(asset: &mut Asset) -> RhaiResult<Dynamic> {
+        Ok(asset
+            .files()?
             .iter()
             .find(|f| f.is_primary)
             .map(|f| file_map(f).into())
             .unwrap_or(Dynamic::UNIT))
-    });
-    engine.register_fn("to_string", |a: &mut Asset| {
-        format!(
-            "Asset({} '{}')",
-            a.asset.id,
-            a.asset.name.clone().unwrap_or_default()
-        )
-    });
-    engine.register_fn("to_debug", |a: &mut Asset| {
-        format!(
-            "Asset({} '{}')",
-            a.asset.id,
-            a.asset.name.clone().unwrap_or_default()
-        )
-    });
+    }
 
-    getter("Locator", "id", "String", "The locator's Id (nb:lid:UUID:…): the same in both datacenters after a failover replica.\nExample: print(origin.id);").register_into_engine(engine, |l: &mut Locator| l.locator.id.clone());
-    getter("Locator", "path", "String", "The URL the locator hands out: the streaming base of an OnDemandOrigin locator, the container URL with a SAS of a SAS locator.\nExample: print(`${origin.path}clip.ism/manifest`);").register_into_engine(engine, |l: &mut Locator| l.locator.path.clone());
-    getter("Locator", "type", "String", "\"SAS\" or \"OnDemandOrigin\".\nExample: if l.type == \"OnDemandOrigin\" { print(l.path); }").register_into_engine(engine, |l: &mut Locator| {
-        if l.locator.kind == LocatorType::Sas {
-            "SAS".to_string()
-        } else {
-            "OnDemandOrigin".to_string()
+    /// The locator's Id (nb:lid:UUID:…): the same in both datacenters after a failover replica.
+    /// Example: print(origin.id);
+    #[rhai_fn(get = "id", pure)]
+    pub fn locator_id(locator: &mut Locator) -> String {
+        locator.locator.id.clone()
+    }
+
+    /// The URL the locator hands out: the streaming base of an OnDemandOrigin locator, the
+    /// container URL with a SAS of a SAS locator.
+    /// Example: print(`${origin.path}clip.ism/manifest`);
+    #[rhai_fn(get = "path", pure)]
+    pub fn locator_path(locator: &mut Locator) -> String {
+        locator.locator.path.clone()
+    }
+
+    /// "SAS" or "OnDemandOrigin".
+    /// Example: if l.type == "OnDemandOrigin" { print(l.path); }
+    #[rhai_fn(get = "type", pure)]
+    pub fn locator_type(locator: &mut Locator) -> String {
+        match locator.locator.kind {
+            LocatorType::Sas => "SAS".into(),
+            _ => "OnDemandOrigin".into(),
         }
-    });
-    getter(
-        "Locator",
-        "asset_id",
-        "String",
-        "The Id of the asset the locator opens.\nExample: print(l.asset_id);",
-    )
-    .register_into_engine(engine, |l: &mut Locator| l.locator.asset_id.clone());
-    getter("Locator", "start_time", "String", "When the locator starts working (RFC 3339, UTC), or () when at once.\nExample: print(l.start_time);").register_into_engine(engine, |l: &mut Locator| date(l.locator.start_time));
-    getter(
-        "Locator",
-        "expiration",
-        "String",
-        "When the locator stops working (RFC 3339, UTC).\nExample: print(l.expiration);",
-    )
-    .register_into_engine(engine, |l: &mut Locator| {
-        date(l.locator.expiration_date_time)
-    });
-    getter(
-        "Locator",
-        "container",
-        "String",
-        "The blob container a SAS locator's URL opens.\nExample: print(read.container);",
-    )
-    .register_into_engine(engine, |l: &mut Locator| l.container());
-    engine.register_fn("to_string", |l: &mut Locator| {
-        format!("Locator({} {})", l.locator.id, l.locator.path)
-    });
-    engine.register_fn("to_debug", |l: &mut Locator| {
-        format!("Locator({} {})", l.locator.id, l.locator.path)
-    });
+    }
 
-    func("create_asset", &["account: Account", "name: String", "Asset"],
-        "Creates an empty asset (and its blob container asset-{guid}).\nExample: let target = b.create_asset(read.container);")
-        .register_into_engine(engine, |a: &mut Account, name: &str| -> RhaiResult<Asset> {
-            let m = a.media()?;
-            let asset = a.call(m.create_asset(name))?;
-            Ok(Asset { account: a.clone(), asset })
-        });
-    func("asset", &["account: Account", "id: String", "Asset"],
-        "An asset by Id; an unknown Id is a not_found error.\nExample: let x = a.asset(\"nb:cid:UUID:…\");")
-        .register_into_engine(engine, |a: &mut Account, id: &str| -> RhaiResult<Asset> {
-            let m = a.media()?;
-            let asset = a.call(m.asset(id))?;
-            Ok(Asset { account: a.clone(), asset })
-        });
-    func(
-        "assets",
-        &["account: Account", "Array"],
-        "Every asset of the account.\nExample: for x in a.assets() { print(x.name); }",
-    )
-    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
-        let m = a.media()?;
-        let all = a.call(m.assets())?;
+    /// The Id of the asset the locator opens.
+    /// Example: print(l.asset_id);
+    #[rhai_fn(get = "asset_id", pure)]
+    pub fn locator_asset_id(locator: &mut Locator) -> String {
+        locator.locator.asset_id.clone()
+    }
+
+    /// When the locator starts working (RFC 3339, UTC).
+    /// Example: print(l.start_time);
+    #[rhai_fn(get = "start_time", pure)]
+    pub fn locator_start_time(locator: &mut Locator) -> String {
+        date(locator.locator.start_time)
+    }
+
+    /// When the locator stops working (RFC 3339, UTC).
+    /// Example: print(l.expiration);
+    #[rhai_fn(get = "expiration", pure)]
+    pub fn locator_expiration(locator: &mut Locator) -> String {
+        date(locator.locator.expiration_date_time)
+    }
+
+    /// The blob container a SAS locator's URL opens.
+    /// Example: print(read.container);
+    #[rhai_fn(get = "container", pure)]
+    pub fn locator_container(locator: &mut Locator) -> String {
+        locator.container()
+    }
+
+    /// Creates an empty asset (and its blob container asset-{guid}).
+    /// Example: let target = b.create_asset(read.container);
+    #[rhai_fn(return_raw, pure)]
+    pub fn create_asset(account: &mut Account, name: &str) -> RhaiResult<Asset> {
+        let m = account.media()?;
+        let asset = account.call(m.create_asset(name))?;
+        Ok(Asset {
+            account: account.clone(),
+            asset,
+        })
+    }
+
+    /// An asset by Id; an unknown Id is a not_found error.
+    /// Example: let x = a.asset("nb:cid:UUID:…");
+    #[rhai_fn(return_raw, pure)]
+    pub fn asset(account: &mut Account, id: &str) -> RhaiResult<Asset> {
+        let m = account.media()?;
+        let asset = account.call(m.asset(id))?;
+        Ok(Asset {
+            account: account.clone(),
+            asset,
+        })
+    }
+
+    /// Every asset of the account.
+    /// Example: for x in a.assets() { print(x.name); }
+    #[rhai_fn(return_raw, pure)]
+    pub fn assets(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        let all = account.call(m.assets())?;
         Ok(all
             .into_iter()
             .map(|asset| {
                 Dynamic::from(Asset {
-                    account: a.clone(),
+                    account: account.clone(),
                     asset,
                 })
             })
             .collect())
-    });
-    func(
-        "delete",
-        &["asset: Asset", "()"],
-        "Deletes an asset with its container, files and locators.\nExample: old.delete();",
-    )
-    .register_into_engine(engine, |x: &mut Asset| -> RhaiResult<()> {
-        let m = x.account.media()?;
-        x.account.call(m.delete_asset(&x.asset.id))
-    });
-    func("upload", &["account: Account", "path: String", "Asset"],
-        "Uploads a local file into a new asset, as the walkthrough's CreateAssetAndUploadSingleFile:\nasset, File record, write SAS locator, block upload (progress bar), File size and MD5, SAS deleted.\nExample: let src = a.upload(\"media/clip.mp4\");")
-        .register_into_engine(engine, |a: &mut Account, path: &str| upload(a, path, None));
-    func("upload", &["account: Account", "path: String", "asset_name: String", "Asset"],
-        "Uploads a local file into a new asset with that name (see upload(path)).\nExample: let src = a.upload(\"clip.mp4\", \"Mezzanine clip\");")
-        .register_into_engine(engine, |a: &mut Account, path: &str, name: &str| upload(a, path, Some(name)));
-    func("files", &["account: Account", "asset: Asset", "Array"],
-        "The asset's Files: maps #{id, name, size, is_primary, mime_type, checksum}.\nExample: for f in b.files(target) { print(`${f.name} ${f.size}`); }")
-        .register_into_engine(engine, |_a: &mut Account, x: Asset| -> RhaiResult<Array> {
-            Ok(x.files()?.iter().map(|f| file_map(f).into()).collect())
-        });
-    func("set_primary", &["account: Account", "asset: Asset", "Map"],
-        "Marks the asset's only .ism file as primary (an error unless there is exactly one), as the walkthrough's SetPrimaryFile.\nExample: a.set_primary(out);")
-        .register_into_engine(engine, |a: &mut Account, x: Asset| -> RhaiResult<Map> {
-            let m = a.media()?;
-            let files = x.files()?;
-            let ism: Vec<&AssetFile> = files.iter().filter(|f| f.name.to_ascii_lowercase().ends_with(".ism")).collect();
-            if ism.len() != 1 {
-                return Err(invalid(format!("asset '{}' should have exactly one .ism file, it has {}", x.asset.id, ism.len())));
-            }
-            a.call(m.update_file(&ism[0].id, &json!({"IsPrimary": true})))?;
-            let mut f = ism[0].clone();
-            f.is_primary = true;
-            Ok(file_map(&f))
-        });
-    func("access_policy", &["account: Account", "name: String", "days: number", "permissions: String", "Map"],
-        "Creates an access policy: permissions are letters r (read), w (write), d (delete), l (list).\nExample: let p = a.access_policy(\"Streaming policy\", 30.0, \"r\");")
-        .register_into_engine(engine, |a: &mut Account, name: &str, days: Dynamic, p: &str| -> RhaiResult<Map> {
-            let m = a.media()?;
-            let pol = a.call(m.create_access_policy(name, minutes(days_of(&days)?)?, perms(p)?))?;
-            Ok(policy_map(&pol))
-        });
-    func("access_policies", &["account: Account", "Array"],
-        "Every access policy: maps #{id, name, minutes, permissions}.\nExample: print(a.access_policies().len());")
-        .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
-            let m = a.media()?;
-            Ok(a.call(m.access_policies())?.iter().map(|p| policy_map(p).into()).collect())
-        });
-    const ORIGIN_DOC: &str = "An OnDemandOrigin (streaming) locator on a read-only policy of `days` (a number, or hours(n)/minutes(n)), starting 5 minutes ago.\nGiven an Id (nb:lid:UUID:…), it is created with that Id: the failover trick that gives two\ndatacenters the same streaming paths; if that Id already exists on this asset it is returned.\nExample: let replica = b.origin_locator(target, 100, origin.id);";
-    func(
-        "origin_locator",
-        &[
-            "account: Account",
-            "asset: Asset",
-            "days: number",
-            "Locator",
-        ],
-        ORIGIN_DOC,
-    )
-    .register_into_engine(engine, |a: &mut Account, x: Asset, days: Dynamic| {
-        origin_locator(a, &x, days_of(&days)?, None)
-    });
-    func(
-        "origin_locator",
-        &[
-            "account: Account",
-            "asset: Asset",
-            "days: number",
-            "id: String",
-            "Locator",
-        ],
-        ORIGIN_DOC,
-    )
-    .register_into_engine(
-        engine,
-        |a: &mut Account, x: Asset, days: Dynamic, id: &str| {
-            origin_locator(a, &x, days_of(&days)?, Some(id.to_string()))
-        },
-    );
-    func("sas_locator", &["account: Account", "asset: Asset", "permissions: String", "days: number", "Locator"],
-        "A SAS locator: its path is the asset's container URL with a SAS (\"r\" read+list, \"w\" write).\nExample: let read = a.sas_locator(out, \"r\", 30); print(read.container);")
-        .register_into_engine(engine, |a: &mut Account, x: Asset, p: &str, days: Dynamic| {
-            let p = if p == "r" { "rl" } else { p };
-            new_locator(a, &x, LocatorType::Sas, p, days_of(&days)?, None)
-        });
-    func("locators", &["account: Account", "Array"],
-        "Every locator of the account.\nExample: for l in a.locators() { print(`${l.type} ${l.path}`); }")
-        .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
-            let m = a.media()?;
-            let all = a.call(m.locators())?;
-            Ok(all.into_iter().map(|locator| Dynamic::from(Locator { account: a.clone(), locator })).collect())
-        });
-    func("delete", &["locator: Locator", "()"],
-        "Deletes a locator (a SAS URL stops being handed out; the policy stays).\nExample: read.delete();")
-        .register_into_engine(engine, |l: &mut Locator| -> RhaiResult<()> {
-            let m = l.account.media()?;
-            l.account.call(m.delete_locator(&l.locator.id))
-        });
-    func("url", &["locator: Locator", "file: Map", "String"],
-        "The Smooth Streaming URL of a file through an origin locator: path + name + /manifest.\nExample: print(origin.url(out.primary_file));")
-        .register_into_engine(engine, |l: &mut Locator, f: Map| manifest_url(l, &f, "smooth"));
-    func("url", &["locator: Locator", "file: Map", "format: String", "String"],
-        "The manifest URL of a file through an origin locator in a format: \"smooth\", \"hls\" (m3u8-aapl) or \"dash\" (mpd-time-csf).\nExample: print(origin.url(out.primary_file, \"hls\"));")
-        .register_into_engine(engine, |l: &mut Locator, f: Map, format: &str| manifest_url(l, &f, format));
-    func("warm", &["locator: Locator", "file: Map", "Map"],
-        "Asks the origin behind an origin locator for the file's manifests in every format (Smooth, HLS,\nDASH), so it reads every rendition's index before players arrive: a standby's last step.\nReturns #{manifests, ms}, or #{error} when the origin did not answer.\nExample: let w = replica.warm(primary); print(`B warmed in ${w.ms} ms`);")
-        .register_into_engine(engine, |l: &mut Locator, f: Map| -> RhaiResult<Map> {
-            let name = f.get("name").map(|n| n.to_string()).ok_or_else(|| invalid("warm(file): the map has no name"))?;
-            let manifest = format!("{}{name}/manifest", l.locator.path);
-            Ok(warmed_map(l.account.bridge.wait(crate::origin::warm::warm(&manifest))?))
-        });
-    func("streaming_urls", &["locator: Locator", "asset: Asset", "Map"],
-        "Smooth, HLS and DASH URLs of the asset's primary file through an origin locator.\nExample: print(replica.streaming_urls(target));")
-        .register_into_engine(engine, |l: &mut Locator, x: Asset| -> RhaiResult<Map> {
-            let primary = x.files()?.into_iter().find(|f| f.is_primary)
-                .ok_or_else(|| invalid(format!("asset '{}' has no primary file; call set_primary or create_file_infos", x.asset.id)))?;
-            let base = format!("{}{}", l.locator.path, primary.name);
-            let mut m = Map::new();
-            m.insert("smooth".into(), format!("{base}/manifest").into());
-            m.insert("hls".into(), format!("{base}/manifest(format=m3u8-aapl)").into());
-            m.insert("dash".into(), format!("{base}/manifest(format=mpd-time-csf)").into());
-            Ok(m)
-        });
-    func("create_file_infos", &["account: Account", "asset: Asset", "Array"],
-        "Registers every blob of the asset's container as a File (REST CreateFileInfos), idempotently;\nreturns the Files.\nExample: b.create_file_infos(target);")
-        .register_into_engine(engine, |a: &mut Account, x: Asset| -> RhaiResult<Array> {
-            let m = a.media()?;
-            a.call(m.create_file_infos(&x.asset.id))?;
-            Ok(x.files()?.iter().map(|f| file_map(f).into()).collect())
-        });
-    func(
-        "processors",
-        &["account: Account", "Array"],
-        "The media processors: maps #{id, name, version, vendor}.\nExample: print(a.processors());",
-    )
-    .register_into_engine(engine, |a: &mut Account| -> RhaiResult<Array> {
-        let m = a.media()?;
-        Ok(a.call(m.processors())?
+    }
+
+    /// Deletes an asset with its container, files and locators.
+    /// Example: old.delete();
+    #[rhai_fn(name = "delete", return_raw, pure)]
+    pub fn delete_asset(asset: &mut Asset) -> RhaiResult<()> {
+        let m = asset.account.media()?;
+        asset.account.call(m.delete_asset(&asset.asset.id))
+    }
+
+    /// Uploads a local file into a new asset, as the walkthrough's
+    /// CreateAssetAndUploadSingleFile: asset, File record, write SAS locator, block upload
+    /// (progress bar), File size and MD5, SAS deleted.
+    /// Example: let src = a.upload("media/clip.mp4");
+    #[rhai_fn(return_raw, pure)]
+    pub fn upload(account: &mut Account, path: &str) -> RhaiResult<Asset> {
+        super::upload(account, path, None)
+    }
+
+    /// Uploads a local file into a new asset with that name (see upload(path)).
+    /// Example: let src = a.upload("clip.mp4", "Mezzanine clip");
+    #[rhai_fn(name = "upload", return_raw, pure)]
+    pub fn upload_named(account: &mut Account, path: &str, asset_name: &str) -> RhaiResult<Asset> {
+        super::upload(account, path, Some(asset_name))
+    }
+
+    /// The asset's Files: maps #{id, name, size, is_primary, mime_type, checksum}.
+    /// Example: for f in b.files(target) { print(`${f.name} ${f.size}`); }
+    #[rhai_fn(return_raw, pure)]
+    pub fn files(account: &mut Account, asset: Asset) -> RhaiResult<Array> {
+        // The asset knows its account; the receiver is the walkthrough's calling style.
+        let _ = account;
+        Ok(asset.files()?.iter().map(|f| file_map(f).into()).collect())
+    }
+
+    /// Marks the asset's only .ism file as primary (an error unless there is exactly one),
+    /// as the walkthrough's SetPrimaryFile.
+    /// Example: a.set_primary(out);
+    #[rhai_fn(return_raw, pure)]
+    pub fn set_primary(account: &mut Account, asset: Asset) -> RhaiResult<Map> {
+        let m = account.media()?;
+        let files = asset.files()?;
+        let ism: Vec<&AssetFile> = files
+            .iter()
+            .filter(|f| f.name.to_ascii_lowercase().ends_with(".ism"))
+            .collect();
+        if ism.len() != 1 {
+            return Err(invalid(format!(
+                "asset '{}' should have exactly one .ism file, it has {}",
+                asset.asset.id,
+                ism.len()
+            )));
+        }
+        account.call(m.update_file(&ism[0].id, &json!({"IsPrimary": true})))?;
+        let mut f = ism[0].clone();
+        f.is_primary = true;
+        Ok(file_map(&f))
+    }
+
+    /// Creates an access policy of `days` (a number, or hours(n)/minutes(n)): permissions are
+    /// letters r (read), w (write), d (delete), l (list).
+    /// Example: let p = a.access_policy("Streaming policy", 30, "r");
+    #[rhai_fn(return_raw, pure)]
+    pub fn access_policy(
+        account: &mut Account,
+        name: &str,
+        days: Days,
+        permissions: &str,
+    ) -> RhaiResult<Map> {
+        let m = account.media()?;
+        let minutes = minutes(days_of(&days)?)?;
+        let pol = account.call(m.create_access_policy(name, minutes, perms(permissions)?))?;
+        Ok(policy_map(&pol))
+    }
+
+    /// Every access policy: maps #{id, name, minutes, permissions}.
+    /// Example: print(a.access_policies().len());
+    #[rhai_fn(return_raw, pure)]
+    pub fn access_policies(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        Ok(account
+            .call(m.access_policies())?
+            .iter()
+            .map(|p| policy_map(p).into())
+            .collect())
+    }
+
+    /// An OnDemandOrigin (streaming) locator on a read-only policy of `days` (a number, or
+    /// hours(n)/minutes(n)), starting 5 minutes ago.
+    /// Example: let origin = a.origin_locator(out, 30);
+    #[rhai_fn(return_raw, pure)]
+    pub fn origin_locator(account: &mut Account, asset: Asset, days: Days) -> RhaiResult<Locator> {
+        super::origin_locator(account, &asset, days_of(&days)?, None)
+    }
+
+    /// An OnDemandOrigin locator created with a given Id (nb:lid:UUID:…): the failover trick
+    /// that gives two datacenters the same streaming paths; if that Id already exists on this
+    /// asset it is returned.
+    /// Example: let replica = b.origin_locator(target, 100, origin.id);
+    #[rhai_fn(name = "origin_locator", return_raw, pure)]
+    pub fn origin_locator_with_id(
+        account: &mut Account,
+        asset: Asset,
+        days: Days,
+        id: &str,
+    ) -> RhaiResult<Locator> {
+        super::origin_locator(account, &asset, days_of(&days)?, Some(id.to_string()))
+    }
+
+    /// A SAS locator: its path is the asset's container URL with a SAS ("r" read+list, "w"
+    /// write), for `days` (a number, or hours(n)/minutes(n)).
+    /// Example: let read = a.sas_locator(out, "r", 30); print(read.container);
+    #[rhai_fn(return_raw, pure)]
+    pub fn sas_locator(
+        account: &mut Account,
+        asset: Asset,
+        permissions: &str,
+        days: Days,
+    ) -> RhaiResult<Locator> {
+        let p = if permissions == "r" {
+            "rl"
+        } else {
+            permissions
+        };
+        new_locator(account, &asset, LocatorType::Sas, p, days_of(&days)?, None)
+    }
+
+    /// Every locator of the account.
+    /// Example: for l in a.locators() { print(`${l.type} ${l.path}`); }
+    #[rhai_fn(return_raw, pure)]
+    pub fn locators(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        let all = account.call(m.locators())?;
+        Ok(all
+            .into_iter()
+            .map(|locator| {
+                Dynamic::from(Locator {
+                    account: account.clone(),
+                    locator,
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes a locator (a SAS URL stops working at once: its stored access policy goes too).
+    /// Example: read.delete();
+    #[rhai_fn(name = "delete", return_raw, pure)]
+    pub fn delete_locator(locator: &mut Locator) -> RhaiResult<()> {
+        let m = locator.account.media()?;
+        locator.account.call(m.delete_locator(&locator.locator.id))
+    }
+
+    /// The Smooth Streaming URL of a file through an origin locator: path + name + /manifest.
+    /// Example: print(origin.url(out.primary_file));
+    #[rhai_fn(return_raw, pure)]
+    pub fn url(locator: &mut Locator, file: Map) -> RhaiResult<String> {
+        manifest_url(locator, &file, "smooth")
+    }
+
+    /// The manifest URL of a file through an origin locator in a format: "smooth", "hls"
+    /// (m3u8-aapl) or "dash" (mpd-time-csf).
+    /// Example: print(origin.url(out.primary_file, "hls"));
+    #[rhai_fn(name = "url", return_raw, pure)]
+    pub fn url_in(locator: &mut Locator, file: Map, format: &str) -> RhaiResult<String> {
+        manifest_url(locator, &file, format)
+    }
+
+    /// Asks the origin behind an origin locator for the file's manifests in every format
+    /// (Smooth, HLS, DASH), so it reads every rendition's index before players arrive: a
+    /// standby's last step. Returns #{manifests, ms}, or #{error} when the origin did not answer.
+    /// Example: let w = replica.warm(primary); print(`B warmed in ${w.ms} ms`);
+    #[rhai_fn(return_raw, pure)]
+    pub fn warm(locator: &mut Locator, file: Map) -> RhaiResult<Map> {
+        let manifest = manifest_url(locator, &file, "smooth")?;
+        let warmed = locator
+            .account
+            .bridge
+            .wait(crate::origin::warm::warm(&manifest))?;
+        Ok(warmed_map(warmed))
+    }
+
+    /// Smooth, HLS and DASH URLs of the asset's primary file through an origin locator.
+    /// Example: print(replica.streaming_urls(target));
+    #[rhai_fn(return_raw, pure)]
+    pub fn streaming_urls(locator: &mut Locator, asset: Asset) -> RhaiResult<Map> {
+        let primary = asset
+            .files()?
+            .into_iter()
+            .find(|f| f.is_primary)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "asset '{}' has no primary file; call set_primary or create_file_infos",
+                    asset.asset.id
+                ))
+            })?;
+        let file = file_map(&primary);
+        let mut m = Map::new();
+        for format in ["smooth", "hls", "dash"] {
+            m.insert(format.into(), manifest_url(locator, &file, format)?.into());
+        }
+        Ok(m)
+    }
+
+    /// Registers every blob of the asset's container as a File (REST CreateFileInfos),
+    /// idempotently; returns the Files.
+    /// Example: b.create_file_infos(target);
+    #[rhai_fn(return_raw, pure)]
+    pub fn create_file_infos(account: &mut Account, asset: Asset) -> RhaiResult<Array> {
+        let m = account.media()?;
+        account.call(m.create_file_infos(&asset.asset.id))?;
+        Ok(asset.files()?.iter().map(|f| file_map(f).into()).collect())
+    }
+
+    /// The media processors: maps #{id, name, version, vendor}.
+    /// Example: print(a.processors());
+    #[rhai_fn(return_raw, pure)]
+    pub fn processors(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        Ok(account
+            .call(m.processors())?
             .iter()
             .map(|p| {
                 let mut mp = Map::new();
@@ -533,7 +661,7 @@ pub fn register(engine: &mut Engine) {
                 Dynamic::from(mp)
             })
             .collect())
-    });
+    }
 }
 
 /// What warming an origin did, as a playbook sees it.
