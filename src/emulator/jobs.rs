@@ -404,24 +404,7 @@ pub async fn cancel(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Response, ApiE
     let id = super::odata::Query::parse(query)?
         .required_param("jobid", "CancelJob needs ?jobid='<job id>'")?;
     let mut job: Job = ctx.load(&JOBS, &id)?;
-    match job.state {
-        JobState::Queued => {
-            super::worker::finish(ctx.st, &mut job, JobState::Canceled)?;
-        }
-        JobState::Scheduled | JobState::Processing => {
-            job.state = JobState::Canceling;
-            job.last_modified = now();
-            ctx.st.db.update(JOBS.name, &id, &to_value(&job)?)?;
-            ctx.st.jobs.cancel(&id);
-        }
-        JobState::Canceling => {}
-        s => {
-            return Err(ApiError::bad_request(format!(
-                "Job '{id}' is already {}",
-                s.name()
-            )));
-        }
-    }
+    super::worker::cancel(ctx.st, &mut job)?;
     Ok(no_content())
 }
 

@@ -2,7 +2,8 @@
 //! default), encodes with ffmpeg, uploads the outputs into the output asset's container and
 //! registers them as Files. Job state lives in SQLite, so a restarted emulator picks up where it
 //! stopped: jobs that were Scheduled or Processing when it died run again from the start (their
-//! outputs are overwritten); jobs that were Canceling end Canceled.
+//! outputs are overwritten); jobs that were Canceling end Canceled. Every change of a job's
+//! state is made here (`cancel`, `finish`, `recover` and the run itself).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -50,6 +51,28 @@ fn load<T: serde::de::DeserializeOwned>(st: &AppState, set: &str, id: &str) -> R
         .get(set, id)?
         .ok_or_else(|| ApiError::not_found(format!("{set} '{id}' was not found")))?;
     serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+/// Asks for a job's end (CancelJob): a queued job ends Canceled now, a running one becomes
+/// Canceling and its encoder is stopped (it ends Canceled when the worker sees it); asking
+/// again while Canceling changes nothing, and an ended job cannot be canceled.
+pub fn cancel(st: &AppState, job: &mut Job) -> Result<(), ApiError> {
+    match job.state {
+        JobState::Queued => finish(st, job, JobState::Canceled),
+        JobState::Scheduled | JobState::Processing => {
+            job.state = JobState::Canceling;
+            job.last_modified = now();
+            st.db.update(JOBS.name, &job.id, &to_value(&*job)?)?;
+            st.jobs.cancel(&job.id);
+            Ok(())
+        }
+        JobState::Canceling => Ok(()),
+        s => Err(ApiError::bad_request(format!(
+            "Job '{}' is already {}",
+            job.id,
+            s.name()
+        ))),
+    }
 }
 
 /// Ends a job in `state` (Finished, Error, Canceled).
