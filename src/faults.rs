@@ -81,12 +81,6 @@ pub struct DatacenterFaults {
     pub cut_bytes: u64,
 }
 
-impl DatacenterFaults {
-    pub fn is_healthy(&self) -> bool {
-        self.storage == Mode::Ok && self.origin == Mode::Ok
-    }
-}
-
 /// Which link of a datacenter a fault point sits on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

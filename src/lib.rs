@@ -1,7 +1,9 @@
 //! amsplay: failover playbooks for video-on-demand streaming.
 //!
 //! # Layout
-//! (The README's layout table lists the same, file by file; a test keeps both true.)
+//! (The README's layout table lists the same, file by file; a test keeps both true.) Modules
+//! only amsplay itself uses are `pub(crate)`: the public surface is what the binary and the
+//! integration tests need.
 //! - `cli`: the command line; every face (`run`, `check`, `repl`, `local`, `serve`, `front`,
 //!   `doc`) is a function here over the library. `main.rs` only parses arguments and calls
 //!   `cli::run`.
@@ -31,19 +33,19 @@ pub mod azurite;
 pub mod cli;
 pub mod config;
 pub mod emulator;
-pub mod faults;
-pub mod front;
-pub mod localenv;
-pub mod logfile;
+pub(crate) mod faults;
+pub(crate) mod front;
+pub(crate) mod localenv;
+pub(crate) mod logfile;
 pub mod memory;
-pub mod origin;
-pub mod player;
-pub mod process;
-pub mod progress;
-pub mod replicate;
-pub mod retry;
+pub(crate) mod origin;
+pub(crate) mod player;
+pub(crate) mod process;
+pub(crate) mod progress;
+pub(crate) mod replicate;
+pub(crate) mod retry;
 pub mod script;
-pub mod server;
+pub(crate) mod server;
 pub mod storage;
 
 #[cfg(test)]

@@ -8,14 +8,14 @@
 //! - `odata.rs` has the envelopes, error bodies and query options; `db.rs` the SQLite state.
 
 mod assets;
-pub mod db;
+pub(crate) mod db;
 pub mod encoder;
 mod files;
 mod functions;
 mod jobs;
 mod locators;
 pub mod manifest;
-pub mod odata;
+pub(crate) mod odata;
 mod policies;
 mod processors;
 mod routes;

@@ -33,7 +33,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use origins::Origins;
-pub use origins::EJECT_FOR;
+#[cfg(test)]
+use origins::EJECT_FOR;
 
 /// How the front door probes and fails over.
 #[derive(Debug, Clone)]
@@ -56,6 +57,8 @@ pub struct FrontConfig {
 }
 
 impl FrontConfig {
+    /// The defaults the tests start from (the CLI sets every field from its flags).
+    #[cfg(test)]
     pub fn new(origins: Vec<url::Url>) -> Self {
         Self {
             origins,

@@ -158,7 +158,8 @@ pub async fn probe_loop(origins: Arc<Origins>, http: reqwest::Client) {
     futures::future::join_all(loops).await;
 }
 
-/// Default cool-down of an ejected origin.
+/// Default cool-down of an ejected origin (the CLI's --eject-ms says the same).
+#[cfg(test)]
 pub const EJECT_FOR: Duration = Duration::from_secs(3);
 
 #[cfg(test)]

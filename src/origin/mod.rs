@@ -44,7 +44,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::retry::RetryPolicy;
 use crate::storage::Storage;
-pub use cache::FRAGMENT_CACHE_BYTES;
 use cache::{Body, Cache};
 pub use error::OriginError;
 pub use health::Health;

@@ -17,7 +17,7 @@
 //! SIGHUP) ends: the script stops at the call it was in, or between two operations.
 
 mod account;
-pub mod diagnostic;
+pub(crate) mod diagnostic;
 mod drill;
 mod engine;
 mod errors;
@@ -25,7 +25,7 @@ pub mod help;
 mod host;
 mod jobs;
 mod media;
-pub mod repl;
+pub(crate) mod repl;
 pub mod runner;
 mod storage;
 mod util;

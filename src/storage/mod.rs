@@ -6,7 +6,7 @@
 //! Retries are ours (see `retry.rs`), so the SDK's own retry policy is switched off.
 
 mod blocks;
-pub mod copy;
+pub(crate) mod copy;
 mod error;
 mod pipe;
 mod policies;
