@@ -14,7 +14,7 @@
 use time::OffsetDateTime;
 
 use crate::ams::client::{AmsError, MediaClient};
-use crate::ams::model::{format_date, requests, Asset, Locator, LocatorType, Permissions};
+use crate::ams::model::{requests, Asset, Locator, LocatorType, Permissions};
 use crate::storage::{copy_blobs, CopyOptions, CopyReport, Storage, StorageError};
 
 /// One side of the replication: a Media Services account and its storage.
@@ -71,9 +71,7 @@ async fn locator(
             asset_id: asset.to_string(),
             access_policy_id: policy.id,
             kind,
-            start_time: Some(format_date(
-                OffsetDateTime::now_utc() - time::Duration::minutes(5),
-            )),
+            start_time: Some(OffsetDateTime::now_utc() - time::Duration::minutes(5)),
             name: None,
         })
         .await

@@ -498,8 +498,8 @@ pub mod requests {
         pub access_policy_id: String,
         #[serde(rename = "Type")]
         pub kind: super::LocatorType,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        pub start_time: Option<String>,
+        #[serde(with = "super::date_opt", skip_serializing_if = "Option::is_none")]
+        pub start_time: Option<time::OffsetDateTime>,
         #[serde(skip_serializing_if = "Option::is_none")]
         pub name: Option<String>,
     }

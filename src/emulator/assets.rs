@@ -6,6 +6,7 @@ use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{files, locators, no_content, now, to_value, AppState, Ctx};
+use crate::ams::model::requests::NewAsset;
 use crate::ams::model::{asset_container, Asset, IdKind};
 
 pub const INFO: SetInfo = SetInfo {
@@ -52,17 +53,25 @@ pub async fn handle(
     }
 }
 
-async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let body = Body::parse(ctx.body)?;
+/// A `POST Assets` body as the shared request type, every field checked and named.
+fn read_new_asset(body: &Body) -> Result<NewAsset, ApiError> {
     let options = body.int("Options")?.unwrap_or(0);
     if ![0, 1, 2, 4].contains(&options) {
         return Err(ApiError::bad_request(format!(
             "field 'Options' must be 0 (None), 1 (StorageEncrypted), 2 (CommonEncryptionProtected) or 4 (EnvelopeEncryptionProtected), not {options}"
         )));
     }
+    Ok(NewAsset {
+        name: body.str("Name")?,
+        options,
+        alternate_id: body.str("AlternateId")?,
+    })
+}
+
+async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     // Every field is checked before anything exists: a refused request leaves nothing.
-    let (alternate_id, name) = (body.str("AlternateId")?, body.str("Name")?);
-    let asset = new_asset(ctx.st, name, alternate_id, options);
+    let new = read_new_asset(&Body::parse(ctx.body)?)?;
+    let asset = new_asset(ctx.st, new.name, new.alternate_id, new.options);
     let v = to_value(&asset)?;
     with_containers(ctx.st, &[&asset], || {
         Ok(ctx.st.db.insert(INFO.name, &asset.id, None, &v)?)

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, no_content, now, policies, to_value, Ctx};
+use crate::ams::model::requests::NewLocator;
 use crate::ams::model::{AccessPolicy, Asset, IdKind, Locator, LocatorType, Permissions};
 use crate::storage::{SasPerms, StoredPolicy};
 
@@ -180,8 +181,8 @@ async fn publish(
     Ok(())
 }
 
-async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let body = Body::parse(ctx.body)?;
+/// A `POST Locators` body as the shared request type, every field checked and named.
+fn read_new_locator(body: &Body) -> Result<NewLocator, ApiError> {
     let number = body.int("Type")?.ok_or_else(|| {
         ApiError::bad_request("field 'Type' is required: 1 (SAS) or 2 (OnDemandOrigin)")
     })?;
@@ -193,31 +194,43 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             )))
         }
     };
-    let asset_id = body.required_str("AssetId")?;
+    let id = match body.str("Id")? {
+        Some(given) => Some(normalize_id(&given).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "field 'Id' must look like nb:lid:UUID:<guid>, not '{given}'"
+            ))
+        })?),
+        None => None,
+    };
+    Ok(NewLocator {
+        id,
+        asset_id: body.required_str("AssetId")?,
+        access_policy_id: body.required_str("AccessPolicyId")?,
+        kind,
+        start_time: body.date("StartTime")?,
+        name: body.str("Name")?,
+    })
+}
+
+async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let new = read_new_locator(&Body::parse(ctx.body)?)?;
     let asset: Asset = ctx
-        .load(&assets::INFO, &asset_id)
+        .load(&assets::INFO, &new.asset_id)
         .map_err(|e| ApiError::bad_request(format!("field 'AssetId': {}", e.message)))?;
-    let policy_id = body.required_str("AccessPolicyId")?;
     let policy: AccessPolicy = ctx
-        .load(&policies::INFO, &policy_id)
+        .load(&policies::INFO, &new.access_policy_id)
         .map_err(|e| ApiError::bad_request(format!("field 'AccessPolicyId': {}", e.message)))?;
-    if kind == LocatorType::OnDemandOrigin
+    if new.kind == LocatorType::OnDemandOrigin
         && policy
             .permissions
             .intersects(Permissions::WRITE | Permissions::DELETE)
     {
         return Err(ApiError::bad_request(format!(
-            "an OnDemandOrigin locator needs a read-only access policy; '{policy_id}' grants write or delete"
+            "an OnDemandOrigin locator needs a read-only access policy; '{}' grants write or delete",
+            policy.id
         )));
     }
-    let id = match body.str("Id")? {
-        Some(given) => normalize_id(&given).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "field 'Id' must look like nb:lid:UUID:<guid>, not '{given}'"
-            ))
-        })?,
-        None => IdKind::Locator.new_id(),
-    };
+    let id = new.id.unwrap_or_else(|| IdKind::Locator.new_id());
     // From the checks to the insert, one locator change at a time (the container's policies
     // are written whole, and the sixth locator must see the fifth).
     let _guard = ctx.st.sas_lock.lock().await;
@@ -232,18 +245,18 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             asset.id
         )));
     }
-    let start: OffsetDateTime = body.date("StartTime")?.unwrap_or_else(now);
+    let start: OffsetDateTime = new.start_time.unwrap_or_else(now);
     let mut l = Locator {
         id,
         expiration_date_time: start,
-        kind,
+        kind: new.kind,
         path: String::new(),
         base_uri: String::new(),
         content_access_component: String::new(),
         access_policy_id: policy.id.clone(),
         asset_id: asset.id.clone(),
         start_time: start,
-        name: body.str("Name")?,
+        name: new.name,
     };
     publish(ctx, &mut l, &asset, &policy).await?;
     let v = to_value(&l)?;

@@ -5,6 +5,7 @@ use axum::response::Response;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{no_content, now, to_value, Ctx};
+use crate::ams::model::requests::NewAccessPolicy;
 use crate::ams::model::{AccessPolicy, IdKind, Permissions};
 
 pub const INFO: SetInfo = SetInfo {
@@ -61,8 +62,8 @@ pub async fn handle(
     }
 }
 
-fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
-    let body = Body::parse(ctx.body)?;
+/// A `POST AccessPolicies` body as the shared request type, every field checked and named.
+fn read_new_policy(body: &Body) -> Result<NewAccessPolicy, ApiError> {
     let duration = body.number("DurationInMinutes")?.ok_or_else(|| {
         ApiError::bad_request(
             "field 'DurationInMinutes' is required (the policy's lifetime in minutes)",
@@ -81,14 +82,23 @@ fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             "field 'Permissions' must combine None 0, Read 1, Write 2, Delete 4, List 8, not {number}"
         ))
     })?;
+    Ok(NewAccessPolicy {
+        name: body.str("Name")?.unwrap_or_default(),
+        duration_in_minutes: duration,
+        permissions,
+    })
+}
+
+fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
+    let new = read_new_policy(&Body::parse(ctx.body)?)?;
     let t = now();
     let p = AccessPolicy {
         id: IdKind::Policy.new_id(),
         created: t,
         last_modified: t,
-        name: body.str("Name")?.unwrap_or_default(),
-        duration_in_minutes: duration,
-        permissions,
+        name: new.name,
+        duration_in_minutes: new.duration_in_minutes,
+        permissions: new.permissions,
     };
     let v = to_value(&p)?;
     ctx.st.db.insert(INFO.name, &p.id, None, &v)?;

@@ -162,7 +162,7 @@ fn new_locator(
             asset_id: asset.asset.id.clone(),
             access_policy_id: policy.id,
             kind,
-            start_time: Some(model::format_date(start)),
+            start_time: Some(start),
             name: None,
         },
     )
