@@ -9,6 +9,10 @@ use super::presentation::Presentation;
 /// Bytes of fragments kept in memory.
 pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
 
+/// Bytes of presentation indexes (sample tables) kept in memory: a hostile file's index can
+/// be large (up to `index::MAX_SAMPLES` samples), so their count alone bounds nothing.
+pub const PRESENTATION_CACHE_BYTES: usize = 64 << 20;
+
 /// A packaged body and its ETag (the MD5 of its bytes, so both datacenters give the same).
 #[derive(Clone)]
 pub struct Body {
@@ -17,9 +21,11 @@ pub struct Body {
 }
 
 impl Body {
-    pub fn new(data: Vec<u8>) -> Self {
+    pub fn new(mut data: Vec<u8>) -> Self {
         use md5::{Digest, Md5};
         let etag = format!("\"{}\"", hex::encode(Md5::digest(&data)));
+        // The cache counts bytes by length: no spare capacity may hide behind them.
+        data.shrink_to_fit();
         Self {
             data: data.into(),
             etag,
@@ -37,18 +43,19 @@ const MAX_FAILURES: usize = 1024;
 /// Presentations by `container/name.ism`, fragments by key, and recent indexing failures.
 #[derive(Default)]
 pub struct Cache {
-    presentations: Mutex<HashMap<String, Arc<Presentation>>>,
-    fragments: Mutex<FragmentCache>,
+    presentations: Mutex<Lru<Arc<Presentation>>>,
+    fragments: Mutex<Lru<Body>>,
     failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
 
 impl Cache {
     pub fn presentation(&self, key: &str) -> Option<Arc<Presentation>> {
-        lock(&self.presentations).get(key).cloned()
+        lock(&self.presentations).get(key)
     }
 
     pub fn put_presentation(&self, key: String, p: Arc<Presentation>) {
-        lock(&self.presentations).insert(key, p);
+        let bytes = p.approx_bytes();
+        lock(&self.presentations).put(key, p, bytes, PRESENTATION_CACHE_BYTES)
     }
 
     pub fn fragment(&self, key: &str) -> Option<Body> {
@@ -60,7 +67,8 @@ impl Cache {
     }
 
     pub fn put_fragment(&self, key: String, body: Body) {
-        lock(&self.fragments).put(key, body)
+        let bytes = body.data.len();
+        lock(&self.fragments).put(key, body, bytes, FRAGMENT_CACHE_BYTES)
     }
 
     /// Why `key` could not be indexed, if that was less than `FAILURE_TTL` ago.
@@ -95,42 +103,54 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[derive(Default)]
-struct FragmentCache {
-    entries: HashMap<String, (Body, u64)>,
+/// Values by key, the least recently used evicted first once over a byte budget.
+struct Lru<V> {
+    entries: HashMap<String, (V, u64, usize)>,
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: usize,
 }
 
-impl FragmentCache {
-    fn get(&mut self, key: &str) -> Option<Body> {
+impl<V> Default for Lru<V> {
+    fn default() -> Self {
+        Self {
+            entries: HashMap::new(),
+            order: BTreeMap::new(),
+            tick: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl<V: Clone> Lru<V> {
+    fn get(&mut self, key: &str) -> Option<V> {
         self.tick += 1;
         let tick = self.tick;
-        let (body, old) = self.entries.get_mut(key)?;
+        let (value, old, _) = self.entries.get_mut(key)?;
         self.order.remove(old);
         *old = tick;
         self.order.insert(tick, key.to_string());
-        Some(body.clone())
+        Some(value.clone())
     }
 
-    fn put(&mut self, key: String, body: Body) {
-        if body.data.len() > FRAGMENT_CACHE_BYTES / 4 {
+    /// Keeps `value` (of `bytes`) unless it alone would take more than a quarter of `budget`.
+    fn put(&mut self, key: String, value: V, bytes: usize, budget: usize) {
+        if bytes > budget / 4 {
             return;
         }
         self.tick += 1;
-        self.bytes += body.data.len();
-        if let Some((old, t)) = self.entries.insert(key.clone(), (body, self.tick)) {
-            self.bytes -= old.data.len();
+        self.bytes += bytes;
+        if let Some((_, t, old)) = self.entries.insert(key.clone(), (value, self.tick, bytes)) {
+            self.bytes -= old;
             self.order.remove(&t);
         }
         self.order.insert(self.tick, key);
-        while self.bytes > FRAGMENT_CACHE_BYTES {
+        while self.bytes > budget {
             let Some((_, k)) = self.order.pop_first() else {
                 break;
             };
-            if let Some((b, _)) = self.entries.remove(&k) {
-                self.bytes -= b.data.len();
+            if let Some((_, _, b)) = self.entries.remove(&k) {
+                self.bytes -= b;
             }
         }
     }
@@ -157,13 +177,40 @@ mod tests {
 
     #[test]
     fn the_fragment_cache_keeps_to_its_budget() {
-        let mut c = FragmentCache::default();
+        let c = Cache::default();
         let chunk = FRAGMENT_CACHE_BYTES / 8;
         for i in 0..20 {
-            c.put(format!("k{i}"), Body::new(vec![0u8; chunk]));
+            c.put_fragment(format!("k{i}"), Body::new(vec![0u8; chunk]));
         }
-        assert!(c.bytes <= FRAGMENT_CACHE_BYTES);
-        assert!(c.get("k0").is_none(), "the oldest went first");
-        assert!(c.get("k19").is_some());
+        assert!(lock(&c.fragments).bytes <= FRAGMENT_CACHE_BYTES);
+        assert!(c.fragment("k0").is_none(), "the oldest went first");
+        assert!(c.fragment("k19").is_some());
+    }
+
+    /// The budget counts what is held: a body built in a buffer grown by doubling holds no
+    /// spare capacity once cached (490 MB of RSS under a 256 MiB budget came from that).
+    #[test]
+    fn cached_bodies_hold_no_spare_capacity() {
+        let mut grown = Vec::new();
+        for i in 0..100_000u32 {
+            grown.extend_from_slice(&i.to_be_bytes());
+        }
+        assert!(grown.capacity() > grown.len());
+        let len = grown.len();
+        let Body { data, .. } = Body::new(grown);
+        // Back into a Vec (the only owner: no copy), the allocation shows: exactly the length.
+        let v: Vec<u8> = data.into();
+        assert_eq!((v.len(), v.capacity()), (len, len));
+    }
+
+    #[test]
+    fn presentations_are_bounded_by_bytes() {
+        let mut c: Lru<u32> = Lru::default();
+        for i in 0..100 {
+            c.put(format!("p{i}"), i, 1 << 20, 16 << 20);
+        }
+        assert!(c.bytes <= 16 << 20);
+        assert!(c.entries.len() <= 16);
+        assert!(c.get("p99").is_some() && c.get("p0").is_none());
     }
 }

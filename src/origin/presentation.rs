@@ -45,6 +45,26 @@ pub struct Presentation {
 }
 
 impl Presentation {
+    /// Roughly what its indexes hold in memory: every indexed sample and fragment range, each
+    /// distinct MP4 index counted once, plus a little for each box tree.
+    pub fn approx_bytes(&self) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let mut bytes = 0;
+        for r in self.video.iter().chain(self.audio.iter()) {
+            bytes += r.fragments.len() * std::mem::size_of::<Range<usize>>();
+            if seen.insert(Arc::as_ptr(&r.index)) {
+                bytes += 16 << 10;
+                bytes += r
+                    .index
+                    .tracks
+                    .iter()
+                    .map(|t| t.samples.len() * std::mem::size_of::<super::index::Sample>())
+                    .sum::<usize>();
+            }
+        }
+        bytes
+    }
+
     pub fn duration_secs(&self) -> f64 {
         self.video
             .first()

@@ -180,7 +180,9 @@ pub fn fragment(
     let mut probe = Vec::new();
     moof(0).encode(&mut probe).map_err(|e| e.to_string())?;
     let moof_size = probe.len() + tfxd.len();
-    let mut out = Vec::new();
+    let payload: usize = samples.iter().map(|s| s.size as usize).sum();
+    // Sized once: a buffer grown by doubling holds up to twice the fragment in the cache.
+    let mut out = Vec::with_capacity(moof_size + 8 + payload);
     moof((moof_size + 8) as i32)
         .encode(&mut out)
         .map_err(|e| e.to_string())?;
@@ -195,7 +197,6 @@ pub fn fragment(
             u32::from_be_bytes(out[at..at + 4].try_into().expect("4 bytes")) + tfxd.len() as u32;
         out[at..at + 4].copy_from_slice(&size.to_be_bytes());
     }
-    let payload: usize = samples.iter().map(|s| s.size as usize).sum();
     out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
     out.extend_from_slice(b"mdat");
     for s in samples {
