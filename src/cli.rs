@@ -116,6 +116,10 @@ pub enum Command {
         /// answers 503 with Retry-After, so an edge fails over instead of waiting.
         #[arg(long, default_value_t = 3000)]
         storage_timeout_ms: u64,
+        /// Memory of the streaming origin's fragment cache, in MiB (the bodies it packaged
+        /// most recently; its presentation indexes get a quarter of it).
+        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
+        origin_cache_mb: u64,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -434,6 +438,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             jobs,
             storage_via,
             storage_timeout_ms,
+            origin_cache_mb,
             limits,
         } => {
             let storage_account = resolve_storage(cli.accounts.as_deref(), &storage)?;
@@ -459,6 +464,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         storage_timeout: std::time::Duration::from_millis(
                             storage_timeout_ms.max(10),
                         ),
+                        cache_bytes: (origin_cache_mb as usize) << 20,
                         ..Default::default()
                     },
                     limits: limits.limits(),

@@ -6,12 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use super::presentation::Presentation;
 
-/// Bytes of fragments kept in memory.
+/// Bytes of fragments kept in memory by default (`serve --origin-cache-mb`).
 pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
-
-/// Bytes of presentation indexes (sample tables) kept in memory: a hostile file's index can
-/// be large (up to `index::MAX_SAMPLES` samples), so their count alone bounds nothing.
-pub const PRESENTATION_CACHE_BYTES: usize = 64 << 20;
 
 /// A packaged body and its ETag (the MD5 of its bytes, so both datacenters give the same).
 #[derive(Clone)]
@@ -41,21 +37,40 @@ pub const FAILURE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 const MAX_FAILURES: usize = 1024;
 
 /// Presentations by `container/name.ism`, fragments by key, and recent indexing failures.
-#[derive(Default)]
+/// Presentation indexes (sample tables) are bounded by their bytes too, a quarter of the
+/// fragments' budget: a hostile file's index can be large (up to `index::MAX_SAMPLES`
+/// samples), so their count alone bounds nothing.
 pub struct Cache {
+    fragment_budget: usize,
     presentations: Mutex<Lru<Arc<Presentation>>>,
     fragments: Mutex<Lru<Body>>,
     failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
 }
 
+impl Default for Cache {
+    fn default() -> Self {
+        Self::new(FRAGMENT_CACHE_BYTES)
+    }
+}
+
 impl Cache {
+    /// A cache holding at most `fragment_budget` bytes of fragments.
+    pub fn new(fragment_budget: usize) -> Self {
+        Self {
+            fragment_budget,
+            presentations: Mutex::default(),
+            fragments: Mutex::default(),
+            failures: Mutex::default(),
+        }
+    }
+
     pub fn presentation(&self, key: &str) -> Option<Arc<Presentation>> {
         lock(&self.presentations).get(key)
     }
 
     pub fn put_presentation(&self, key: String, p: Arc<Presentation>) {
         let bytes = p.approx_bytes();
-        lock(&self.presentations).put(key, p, bytes, PRESENTATION_CACHE_BYTES)
+        lock(&self.presentations).put(key, p, bytes, self.fragment_budget / 4)
     }
 
     pub fn fragment(&self, key: &str) -> Option<Body> {
@@ -68,7 +83,7 @@ impl Cache {
 
     pub fn put_fragment(&self, key: String, body: Body) {
         let bytes = body.data.len();
-        lock(&self.fragments).put(key, body, bytes, FRAGMENT_CACHE_BYTES)
+        lock(&self.fragments).put(key, body, bytes, self.fragment_budget)
     }
 
     /// Why `key` could not be indexed, if that was less than `FAILURE_TTL` ago.

@@ -58,6 +58,8 @@ pub struct OriginConfig {
     pub storage_timeout: Duration,
     /// Fragments of a rendition read ahead of the one asked for.
     pub read_ahead: usize,
+    /// Bytes of packaged fragments kept in memory (presentation indexes: a quarter of it).
+    pub cache_bytes: usize,
 }
 
 impl Default for OriginConfig {
@@ -65,6 +67,7 @@ impl Default for OriginConfig {
         Self {
             storage_timeout: Duration::from_secs(3),
             read_ahead: 3,
+            cache_bytes: cache::FRAGMENT_CACHE_BYTES,
         }
     }
 }
@@ -96,7 +99,7 @@ impl Origin {
             config,
             storage,
             locators: Locators::new(locators),
-            cache: Cache::default(),
+            cache: Cache::new(config.cache_bytes),
             health: HealthCache::default(),
             read_ahead: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_CONCURRENCY)),
             inflight: Mutex::default(),
