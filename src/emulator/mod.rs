@@ -11,6 +11,7 @@ mod assets;
 pub(crate) mod db;
 pub mod encoder;
 mod files;
+mod filter;
 mod functions;
 mod jobs;
 mod locators;

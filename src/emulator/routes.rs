@@ -117,9 +117,12 @@ fn strip_api(path: &str) -> Option<&str> {
         .then(|| tail.trim_start_matches('/'))
 }
 
-/// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation.
+/// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation; as
+/// the .NET SDK also writes them: `MediaProcessors()` (no key), `Jobs('…')/OutputMediaAssets()`,
+/// and the whole segment percent-encoded (`Assets%28%27nb%3Acid%3A…%27%29`, even `%2FAssets…`).
 fn parse_resource(rest: &str) -> Result<(String, Option<String>, Option<String>), ApiError> {
-    let rest = rest.trim_end_matches('/');
+    let decoded = urldecode(rest);
+    let rest = decoded.trim_start_matches('/').trim_end_matches('/');
     let (first, nav) = match rest.find(')') {
         Some(close) => {
             let after = rest[close + 1..].trim_start_matches('/');
@@ -140,7 +143,8 @@ fn parse_resource(rest: &str) -> Result<(String, Option<String>, Option<String>)
                 .ok_or_else(|| ApiError::bad_request(format!("malformed key in '{rest}'")))?;
             let key = urldecode(key);
             let key = key.trim_matches('\'').to_string();
-            Ok((set.to_string(), Some(key), nav))
+            let nav = nav.map(|n| n.trim_end_matches("()").to_string());
+            Ok((set.to_string(), (!key.is_empty()).then_some(key), nav))
         }
         None => Ok((first.to_string(), None, nav)),
     }
@@ -208,6 +212,24 @@ mod tests {
             ("Locators", Some("nb:lid:UUID:1"), None)
         );
         assert_eq!(parse_resource("Assets").unwrap().0, "Assets");
+        // As the .NET SDK writes them.
+        let (s, k, n) = parse_resource("MediaProcessors()").unwrap();
+        assert_eq!((s.as_str(), k, n), ("MediaProcessors", None, None));
+        let (s, k, n) = parse_resource("Jobs('nb%3Ajid%3AUUID%3A1')/OutputMediaAssets()").unwrap();
+        assert_eq!(
+            (s.as_str(), k.as_deref(), n.as_deref()),
+            ("Jobs", Some("nb:jid:UUID:1"), Some("OutputMediaAssets"))
+        );
+        for encoded in [
+            "Assets%28%27nb%3Acid%3AUUID%3Aab%27%29",
+            "%2FAssets%28%27nb%3Acid%3AUUID%3Aab%27%29",
+        ] {
+            let (s, k, _) = parse_resource(encoded).unwrap();
+            assert_eq!(
+                (s.as_str(), k.as_deref()),
+                ("Assets", Some("nb:cid:UUID:ab"))
+            );
+        }
         assert_eq!(strip_api("/API/Assets"), Some("Assets"));
         assert_eq!(strip_api("/api/"), Some(""));
         assert_eq!(strip_api("/apix"), None);

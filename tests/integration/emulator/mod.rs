@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod locators;
 mod restarts;
+mod wire;
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
