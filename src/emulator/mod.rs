@@ -119,6 +119,8 @@ pub(crate) struct Ctx<'a> {
     pub api: String,
     pub query: Query,
     pub body: &'a [u8],
+    /// `…/$count`: a collection answers with its count as plain text.
+    pub count_only: bool,
 }
 
 impl Ctx<'_> {
@@ -161,12 +163,28 @@ impl Ctx<'_> {
     }
 
     pub fn collection(&self, info: &SetInfo, items: Vec<Value>) -> Response {
-        let items = self.query.apply(items);
-        odata::respond(
+        let page = self.query.page(items);
+        if self.count_only {
+            let mut r = axum::response::IntoResponse::into_response((
+                StatusCode::OK,
+                page.total.to_string(),
+            ));
+            r.headers_mut().insert(
+                "content-type",
+                axum::http::HeaderValue::from_static("text/plain;charset=utf-8"),
+            );
+            return r;
+        }
+        let count = self.query.inline_count.then_some(page.total);
+        let body = odata::collection_body(
             self.fmt,
-            StatusCode::OK,
-            odata::collection_body(self.fmt, &self.api, info, items),
-        )
+            &self.api,
+            info,
+            page.items,
+            count,
+            self.query.select.as_deref(),
+        );
+        odata::respond(self.fmt, StatusCode::OK, body)
     }
 }
 

@@ -154,19 +154,43 @@ fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
     Value::Object(out)
 }
 
-/// A collection in the request's format.
-pub fn collection_body(fmt: Format, api: &str, info: &SetInfo, entities: Vec<Value>) -> Value {
+/// A collection in the request's format: `count` is `$inlinecount`'s (a string, as OData v3
+/// writes it), `select` the properties `$select` keeps.
+pub fn collection_body(
+    fmt: Format,
+    api: &str,
+    info: &SetInfo,
+    entities: Vec<Value>,
+    count: Option<usize>,
+    select: Option<&[String]>,
+) -> Value {
+    let keep = |mut e: Value| {
+        if let (Some(props), Value::Object(m)) = (select, &mut e) {
+            m.retain(|k, _| k == "__metadata" || props.iter().any(|p| p == k));
+        }
+        e
+    };
     match fmt {
-        Format::Minimal => json!({
-            "odata.metadata": format!("{api}$metadata#{}", info.name),
-            "value": entities,
-        }),
+        Format::Minimal => {
+            let mut body = json!({
+                "odata.metadata": format!("{api}$metadata#{}", info.name),
+                "value": entities.into_iter().map(keep).collect::<Vec<_>>(),
+            });
+            if let Some(n) = count {
+                body["odata.count"] = json!(n.to_string());
+            }
+            body
+        }
         Format::Verbose => {
             let results: Vec<Value> = entities
                 .into_iter()
-                .map(|mut e| verbose_entity(api, info, &mut e))
+                .map(|mut e| keep(verbose_entity(api, info, &mut e)))
                 .collect();
-            json!({ "d": { "results": results } })
+            let mut d = json!({ "results": results });
+            if let Some(n) = count {
+                d["__count"] = json!(n.to_string());
+            }
+            json!({ "d": d })
         }
     }
 }
@@ -357,6 +381,17 @@ pub struct Query {
     skip: usize,
     /// Service operation parameters (`assetid`, `jobid`, …): every key without a `$`.
     params: Vec<(String, String)>,
+    /// `$inlinecount=allpages`: the count before paging goes with the page.
+    pub inline_count: bool,
+    /// `$select=Id,Name`: only these properties (`*` or absent: all).
+    pub select: Option<Vec<String>>,
+}
+
+/// A collection after `$filter`, `$orderby`, `$skip` and `$top`.
+pub struct Page {
+    pub items: Vec<Value>,
+    /// How many passed the filter, before paging.
+    pub total: usize,
 }
 
 impl Query {
@@ -401,6 +436,25 @@ impl Query {
                         ApiError::bad_request(format!("$skip must be a whole number, not '{v}'"))
                     })?
                 }
+                "$inlinecount" => {
+                    q.inline_count = match v.as_str() {
+                        "allpages" => true,
+                        "none" => false,
+                        other => {
+                            return Err(ApiError::bad_request(format!(
+                                "$inlinecount must be allpages or none, not '{other}'"
+                            )))
+                        }
+                    }
+                }
+                "$select" => {
+                    let props: Vec<String> = v
+                        .split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    q.select = (!props.iter().any(|p| p == "*")).then_some(props);
+                }
                 k if !k.starts_with('$') => q.params.push((k.to_string(), v)),
                 _ => {}
             }
@@ -431,10 +485,17 @@ impl Query {
         })
     }
 
-    pub fn apply(&self, mut items: Vec<Value>) -> Vec<Value> {
+    #[cfg(test)]
+    pub fn apply(&self, items: Vec<Value>) -> Vec<Value> {
+        self.page(items).items
+    }
+
+    /// Filters, orders and pages `items`, counting what passed the filter.
+    pub fn page(&self, mut items: Vec<Value>) -> Page {
         if let Some(f) = &self.filter {
             items.retain(|e| f.matches(e));
         }
+        let total = items.len();
         for (prop, desc) in self.orderby.iter().rev() {
             items.sort_by(|a, b| {
                 let o = compare(&a[prop.as_str()], &b[prop.as_str()]);
@@ -445,11 +506,12 @@ impl Query {
                 }
             });
         }
-        items
+        let items = items
             .into_iter()
             .skip(self.skip)
             .take(self.top.unwrap_or(usize::MAX))
-            .collect()
+            .collect();
+        Page { items, total }
     }
 }
 

@@ -78,12 +78,22 @@ async fn handle(
         Ok(q) => q,
         Err(e) => return e.into_response(fmt),
     };
+    // `Assets/$count`, `Assets('…')/Files/$count`: the collection's count, as text.
+    let (rest, count_only) = match rest
+        .trim_end_matches('/')
+        .strip_suffix("/$count")
+        .or_else(|| rest.trim_end_matches('/').strip_suffix("/%24count"))
+    {
+        Some(collection) => (collection, true),
+        None => (rest, false),
+    };
     let ctx = Ctx {
         st: &st,
         fmt,
         api: format!("{root}/{}/", &path[1..4]),
         query,
         body: &body,
+        count_only,
     };
     match dispatch(&ctx, &method, rest, uri.query()).await {
         Ok(r) => r,

@@ -16,7 +16,9 @@ async fn the_sdks_addressing_and_filters() {
         )
         .await;
     assert_eq!(mes["value"].as_array().unwrap().len(), 1, "{mes}");
-    let a = raw.create("/api/Assets()", r#"{"Name":"Big Buck Bunny"}"#).await;
+    let a = raw
+        .create("/api/Assets()", r#"{"Name":"Big Buck Bunny"}"#)
+        .await;
     let b = raw.create("/api/Assets", r#"{"Name":"Sintel"}"#).await;
 
     // Keys: raw, percent-encoded whole, with a leading %2F; navigation with ().
@@ -56,7 +58,10 @@ async fn the_sdks_addressing_and_filters() {
             "Created gt datetime'2020-01-01T00:00:00'".to_string(),
             vec!["Big Buck Bunny", "Sintel"],
         ),
-        ("Created lt datetime'2020-01-01T00:00:00'".to_string(), vec![]),
+        (
+            "Created lt datetime'2020-01-01T00:00:00'".to_string(),
+            vec![],
+        ),
     ] {
         let v = raw
             .ok("GET", &format!("/api/Assets()?$filter={filter}"), None)
@@ -67,4 +72,55 @@ async fn the_sdks_addressing_and_filters() {
         .expect("GET", "/api/Assets?$filter=tolower(Name) eq 'x'", None, 400)
         .await;
     assert!(e.message().contains("tolower"), "{}", e.message());
+}
+
+/// `$inlinecount`, `$select` and `/$count`, in both JSON formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counts_and_selections() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    for name in ["a", "b", "c"] {
+        raw.create("/api/Assets", &format!(r#"{{"Name":"{name}"}}"#))
+            .await;
+    }
+    let v = raw
+        .ok(
+            "GET",
+            "/api/Assets?$inlinecount=allpages&$top=1&$select=Name,Id",
+            None,
+        )
+        .await;
+    assert_eq!(v["odata.count"], "3", "{v}");
+    let first = v["value"][0].as_object().unwrap();
+    let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["Id", "Name"], "{v}");
+    let (s, _, verbose) = raw
+        .send(
+            "GET",
+            "/api/Assets?$inlinecount=allpages&$filter=Name ne 'a'&$select=Name",
+            None,
+            true,
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(verbose["d"]["__count"], "2", "{verbose}");
+    let r = &verbose["d"]["results"][0];
+    assert!(
+        r["__metadata"]["uri"].is_string() && r.get("Id").is_none(),
+        "{r}"
+    );
+    let text = reqwest::Client::new()
+        .get(m.url("/api/Assets/$count?$filter=Name ne 'a'"))
+        .bearer_auth(m.token().await)
+        .header("x-ms-version", "2.19")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, "2");
+    raw.expect("GET", "/api/Assets?$inlinecount=some", None, 400)
+        .await;
 }
