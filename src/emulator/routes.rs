@@ -34,13 +34,47 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
     }))
 }
 
+/// Every API answer carries the service's request ids: `request-id` and `x-ms-request-id`
+/// (one fresh id), and the client's own `client-request-id` echoed.
 async fn handle(
+    state: State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let client_id = headers.get("client-request-id").cloned();
+    let mut r = answer(state, method, uri, headers, body).await;
+    let id = uuid::Uuid::new_v4().to_string();
+    let h = r.headers_mut();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&id) {
+        h.insert("request-id", v.clone());
+        h.insert("x-ms-request-id", v);
+    }
+    if let Some(c) = client_id {
+        h.insert("client-request-id", c);
+    }
+    r
+}
+
+async fn answer(
     State(st): State<Arc<AppState>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // POST with `X-HTTP-Method: MERGE` (or DELETE, PUT, PATCH) is that method, as OData
+    // clients behind proxies sent it; HEAD is GET without the body (hyper drops it).
+    let tunnelled = headers
+        .get("x-http-method")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|m| Method::from_bytes(m.trim().to_ascii_uppercase().as_bytes()).ok());
+    let method = match (method, tunnelled) {
+        (Method::POST, Some(m)) if ["MERGE", "DELETE", "PUT", "PATCH"].contains(&m.as_str()) => m,
+        (Method::HEAD, _) => Method::GET,
+        (m, _) => m,
+    };
     let fmt = Format::from_accept(
         headers
             .get("accept")
@@ -187,14 +221,19 @@ async fn dispatch(
     }
 }
 
+/// The entity sets this emulator serves, in the order the service document lists them.
+const SETS: [&str; 7] = [
+    "AccessPolicies",
+    "Locators",
+    "Files",
+    "Assets",
+    "MediaProcessors",
+    "Jobs",
+    "Tasks",
+];
+
 fn service_document(ctx: &Ctx<'_>) -> Response {
-    let sets = [
-        "AccessPolicies",
-        "Locators",
-        "Files",
-        "Assets",
-        "MediaProcessors",
-    ];
+    let sets = SETS;
     let body = match ctx.fmt {
         Format::Minimal => serde_json::json!({
             "odata.metadata": format!("{}$metadata", ctx.api),

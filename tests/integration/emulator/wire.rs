@@ -124,3 +124,70 @@ async fn counts_and_selections() {
     raw.expect("GET", "/api/Assets?$inlinecount=some", None, 400)
         .await;
 }
+
+/// The service surface: every set served is listed, answers carry request ids (the client's
+/// echoed), `X-HTTP-Method` tunnels a MERGE through POST, and HEAD answers as GET does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_surface() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let doc = raw.ok("GET", "/api/", None).await;
+    let sets: Vec<&str> = doc["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for set in [
+        "Assets",
+        "Files",
+        "AccessPolicies",
+        "Locators",
+        "MediaProcessors",
+        "Jobs",
+        "Tasks",
+    ] {
+        assert!(sets.contains(&set), "{set} missing from {doc}");
+    }
+    let token = m.token().await;
+    let http = reqwest::Client::new();
+    let r = http
+        .get(m.url("/api/Assets"))
+        .bearer_auth(&token)
+        .header("x-ms-version", "2.19")
+        .header("client-request-id", "my-id-1")
+        .send()
+        .await
+        .unwrap();
+    let id = r.headers()["request-id"].to_str().unwrap().to_string();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+    assert_eq!(r.headers()["x-ms-request-id"].to_str().unwrap(), id);
+    assert_eq!(r.headers()["client-request-id"], "my-id-1");
+
+    let aid = raw.create("/api/Assets", r#"{"Name":"before"}"#).await;
+    let r = http
+        .post(m.url(&format!("/api/Assets('{}')", enc(&aid))))
+        .bearer_auth(&token)
+        .header("x-ms-version", "2.19")
+        .header("X-HTTP-Method", "MERGE")
+        .header("content-type", "application/json")
+        .body(r#"{"Name":"after"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let a = raw
+        .ok("GET", &format!("/api/Assets('{}')", enc(&aid)), None)
+        .await;
+    assert_eq!(a["Name"], "after");
+
+    let head = http
+        .head(m.url(&format!("/api/Assets('{}')", enc(&aid))))
+        .bearer_auth(&token)
+        .header("x-ms-version", "2.19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.bytes().await.unwrap().is_empty());
+}
