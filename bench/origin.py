@@ -194,6 +194,11 @@ def measure(binary, label, rev, src, work, edges):
             secs, total, _ = fetch_all(frags)
             colds.append((len(frags) / secs, total / 1e6 / secs))
         r["cold"] = sorted(colds)[2]
+        if edges:
+            # The same origin on the same data, reading Azurite directly instead of through
+            # the local environment's fault point: what the extra hop costs a cold origin.
+            r["cold_direct"] = cold_direct(binary, local, work, status, frags, direct[0])
+            print(label, "cold, storage direct", r["cold_direct"], flush=True)
         r["azurite"] = azurite_ceiling(local, rel)
         print(label, "cold", r["cold"], "azurite", r["azurite"], flush=True)
         # Warm: the same fragment from the origin, and through a front door of its own.
@@ -230,6 +235,34 @@ def measure(binary, label, rev, src, work, edges):
     finally:
         local.run("local", "down")
     return r
+
+
+def cold_direct(binary, local, work, status, frags, origin_a):
+    """Cold rate of a copy of datacenter A's emulator (its database copied while it is stopped)
+    that reads Azurite directly: median of 5 fresh starts, as (fragments/s, MB/s)."""
+    dc = next(d for d in status["datacenters"] if d["name"] == "dc-a")
+    local.script('local_env().stop("dc-a");')
+    copy = work / "direct-a"
+    shutil.copytree(work / "local/media/dc-a", copy)
+    local.script('local_env().start("dc-a");')
+    env = dict(os.environ, AMSPLAY_MEDIA_KEY=dc["media_key"], AMSPLAY_DIRECT=dc["connection_string"],
+               RUST_LOG="warn")
+    env.pop("AMSPLAY_ACCOUNTS", None)
+    rates = []
+    for _ in range(5):
+        p = subprocess.Popen([str(binary), "serve", "--account", dc["media_account"], "--storage", "AMSPLAY_DIRECT",
+                              "--listen", "127.0.0.1:0", "--data-dir", str(copy)],
+                             env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            url = p.stdout.readline().strip().split("listening on ", 1)[1]
+            urls = [u.replace(origin_a, url, 1) for u in frags]
+            time.sleep(1)
+            secs, total, _ = fetch_all(urls)
+            rates.append((len(urls) / secs, total / 1e6 / secs))
+        finally:
+            p.terminate()
+            p.wait()
+    return sorted(rates)[2]
 
 
 def azurite_ceiling(local, rel):
@@ -374,6 +407,9 @@ def write(before, after):
     row("origin, cold, fragments/s (every fragment once, 8 at a time)", before["cold"][0], after["cold"][0])
     row("origin, cold, MB/s", before["cold"][1], after["cold"][1])
     row("Azurite alone, ranged reads of 512 KiB, 8 at a time, MB/s", before["azurite"][1], after["azurite"][1])
+    if "cold_direct" in after:
+        lines.append(f"| this checkout's origin reading Azurite directly (no fault point), cold, MB/s | | "
+                     f"{after['cold_direct'][1]:,.1f} | {after['cold_direct'][1] / before['cold'][1]:.2f}× |")
     row(f"front door peak RSS, 50 slow readers of the fragment, MB", before["slow"][0],
         after["slow"][0])
     row("front door RSS after they left, MB", before["slow"][1], after["slow"][1])
