@@ -153,9 +153,17 @@ fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     Ok(no_content())
 }
 
+/// `DELETE Assets('…')`: the asset, its files and locators, and its blob container unless
+/// `?keepcontainer=true` (the SDK's `DeleteAsync(keepAzureStorageContainer: true)`).
 async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let a: Asset = ctx.load(&INFO, id)?;
-    ctx.st.storage.delete_container(&a.container()).await?;
+    let keep = ctx
+        .query
+        .param("keepcontainer")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if !keep {
+        ctx.st.storage.delete_container(&a.container()).await?;
+    }
     ctx.st.db.delete_children(locators::INFO.name, id)?;
     ctx.st.db.delete_children(files::INFO.name, id)?;
     ctx.st.db.delete(INFO.name, id)?;

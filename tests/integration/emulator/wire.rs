@@ -191,3 +191,26 @@ async fn the_service_surface() {
     assert_eq!(head.status(), 200);
     assert!(head.bytes().await.unwrap().is_empty());
 }
+
+/// `DELETE Assets('…')?keepcontainer=true` removes the asset and keeps its blobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_asset_can_keep_its_container() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let storage = m.env.storage("dca");
+    for (query, kept) in [("?keepcontainer=true", true), ("", false)] {
+        let aid = raw.create("/api/Assets", r#"{"Name":"x"}"#).await;
+        let container = amsplay::ams::model::asset_container(&aid);
+        raw.expect(
+            "DELETE",
+            &format!("/api/Assets('{}'){query}", enc(&aid)),
+            None,
+            204,
+        )
+        .await;
+        raw.expect("GET", &format!("/api/Assets('{}')", enc(&aid)), None, 404)
+            .await;
+        let there = storage.containers().await.unwrap().contains(&container);
+        assert_eq!(there, kept, "DELETE{query}");
+    }
+}
