@@ -552,12 +552,17 @@ pub fn parse_date(s: &str) -> Option<OffsetDateTime> {
     if let Ok(d) = OffsetDateTime::parse(s, &Rfc3339) {
         return Some(d);
     }
-    // ISO without an offset: the service meant UTC.
+    // ISO without an offset: the service meant UTC. .NET's parser also took a space for the
+    // `T` (`2026-11-22 04:03:14.838552`).
     let naive = format_description!(
         version = 2,
         "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
     );
-    if let Ok(d) = time::PrimitiveDateTime::parse(s.trim_end_matches('Z'), &naive) {
+    let iso = match s.as_bytes().get(10) {
+        Some(b' ') if s.as_bytes().get(4) == Some(&b'-') => format!("{}T{}", &s[..10], &s[11..]),
+        _ => s.to_string(),
+    };
+    if let Ok(d) = time::PrimitiveDateTime::parse(iso.trim_end_matches('Z'), &naive) {
         return Some(d.assume_utc());
     }
     // en-US "G": M/d/yyyy h:mm:ss tt
@@ -749,6 +754,10 @@ mod tests {
             1421640053
         );
         assert!(parse_date("tomorrow").is_none());
+        // As .NET's DateTime.Parse took them: a space for the T, no zone.
+        let d = parse_date("2026-11-22 04:03:14.838552").unwrap();
+        assert_eq!((d.hour(), d.minute(), d.microsecond()), (4, 3, 838552));
+        assert_eq!(parse_date("2026-11-22T04:03:14").unwrap().second(), 14);
     }
 
     #[test]

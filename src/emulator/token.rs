@@ -36,11 +36,10 @@ fn refusal(st: &AppState, f: &std::collections::HashMap<String, String>) -> Opti
             "grant_type must be client_credentials".into(),
         ));
     }
-    let id = f.get("client_id").map(String::as_str).unwrap_or_default();
-    let secret = f
-        .get("client_secret")
-        .map(String::as_str)
-        .unwrap_or_default();
+    // Clients of the era sent `…&client_secret=KEY &scope=…`: the service took the key
+    // without the spaces around it.
+    let id = f.get("client_id").map(|s| s.trim()).unwrap_or_default();
+    let secret = f.get("client_secret").map(|s| s.trim()).unwrap_or_default();
     if id != st.config.account || secret != st.config.key {
         return Some(refuse(
             "invalid_client",

@@ -113,3 +113,22 @@ async fn our_client_with_azure_ad_tokens() {
     let err = wrong.assets().await.unwrap_err();
     assert_eq!(err.kind(), "auth", "{err}");
 }
+
+/// Clients of the era sent `…&client_secret=KEY &scope=…`: the key with a space after it works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_secret_with_spaces_around_it_is_accepted() {
+    let m = Media::start(&[]).await;
+    let body = format!(
+        "grant_type=client_credentials&client_id={}&client_secret={} &scope=urn%3aWindowsAzureMediaServices",
+        m.account,
+        amsplay::ams::auth::urlencode(&m.key)
+    );
+    let r = reqwest::Client::new()
+        .post(m.url("/v2/OAuth2-13"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+}
