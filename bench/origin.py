@@ -426,6 +426,12 @@ def write(before, after):
                   f"- A cold origin reads from Azurite: its ranged reads of fragment size are the ceiling "
                   f"({after['azurite'][1]:,.0f} MB/s alone, the origin reaches {after['cold'][1] / after['azurite'][1]:.0%} "
                   "of it with packaging, cache and read-ahead on the same cores)."]
+        if "cold_direct" in after:
+            lines.append(f"- The local environment puts a fault point (a TCP proxy for outage drills) between each "
+                         f"emulator and storage; the same origin reading Azurite directly reaches "
+                         f"{after['cold_direct'][1]:,.1f} MB/s cold against {after['cold'][1]:,.1f} through it: the "
+                         f"hop costs {1 - after['cold'][1] / after['cold_direct'][1]:.0%} of a cold origin's rate, and a "
+                         "production origin has no such hop.")
     lines += ["", f"Every drill mode (`scripts/drill.rhai MODE {DRILL_SECONDS} [EDGE]`), through amsplay's front door "
                   "and through nginx (`--emit nginx --no-cache --timeout-ms 1000`: every request reaches an origin). "
                   "Times in ms; moved/back/again in s (again: after B returns from a both-down outage).", "",
