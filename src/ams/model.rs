@@ -10,6 +10,10 @@ use time::OffsetDateTime;
 /// Kinds of entity ids: `nb:{kind}:UUID:{guid}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdKind {
+    /// `nb:oid:UUID:…`: a streaming endpoint (an "origin").
+    Origin,
+    /// `nb:opid:UUID:…`: an operation.
+    Operation,
     /// Assets and files.
     Content,
     Policy,
@@ -28,6 +32,8 @@ impl IdKind {
             IdKind::Job => "jid",
             IdKind::Task => "tid",
             IdKind::Processor => "mpid",
+            IdKind::Origin => "oid",
+            IdKind::Operation => "opid",
         }
     }
 
@@ -425,6 +431,39 @@ pub struct Task {
     pub error_details: Vec<ErrorDetail>,
     #[serde(default)]
     pub perf_message: Option<String>,
+}
+
+/// StreamingEndpoint: the origin's front, which serves only while Running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StreamingEndpoint {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
+    #[serde(with = "date")]
+    pub last_modified: OffsetDateTime,
+    /// Stopped, Starting, Running, Stopping, Deleting or Scaling.
+    pub state: String,
+    pub host_name: String,
+    #[serde(deserialize_with = "lenient::i32")]
+    pub scale_units: i32,
+    #[serde(default)]
+    pub cdn_enabled: bool,
+}
+
+/// Operation: a long-running change (a streaming endpoint's Start, Stop or Scale).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Operation {
+    pub id: String,
+    /// InProgress, Succeeded or Failed.
+    pub state: String,
+    pub target_entity_id: String,
+    pub error_code: Option<String>,
+    pub error_message: Option<String>,
 }
 
 /// Request bodies the client sends; the emulator reads the same names (leniently).

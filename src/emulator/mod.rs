@@ -10,6 +10,7 @@
 mod assets;
 pub(crate) mod db;
 pub mod encoder;
+mod endpoints;
 mod files;
 mod filter;
 mod functions;
@@ -105,6 +106,7 @@ pub async fn serve(
         origin,
         sas_lock: tokio::sync::Mutex::new(()),
     });
+    endpoints::restore(&state).map_err(|e| anyhow::anyhow!(e.message))?;
     worker::start(state.clone(), concurrency);
     tracing::info!(addr = %listener.local_addr()?, account = %state.config.account, "Media Services emulator listening");
     crate::server::serve(listener, router(state), limits, shutdown).await?;

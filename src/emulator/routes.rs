@@ -8,7 +8,9 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 use super::odata::{ApiError, Format, Query};
-use super::{assets, files, functions, jobs, locators, policies, processors, token, AppState, Ctx};
+use super::{
+    assets, endpoints, files, functions, jobs, locators, policies, processors, token, AppState, Ctx,
+};
 use crate::ams::auth::urldecode;
 
 /// The path prefix that plays `media.windows.net`: requests there are redirected (301) to the
@@ -35,7 +37,8 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
 }
 
 /// Every API answer carries the service's request ids: `request-id` and `x-ms-request-id`
-/// (one fresh id), and the client's own `client-request-id` echoed.
+/// (one fresh id), and the client's own `client-request-id` and `x-ms-client-request-id`
+/// echoed.
 async fn handle(
     state: State<Arc<AppState>>,
     method: Method,
@@ -44,6 +47,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let client_id = headers.get("client-request-id").cloned();
+    let ms_client_id = headers.get("x-ms-client-request-id").cloned();
     let mut r = answer(state, method, uri, headers, body).await;
     let id = uuid::Uuid::new_v4().to_string();
     let h = r.headers_mut();
@@ -53,6 +57,9 @@ async fn handle(
     }
     if let Some(c) = client_id {
         h.insert("client-request-id", c);
+    }
+    if let Some(c) = ms_client_id {
+        h.insert("x-ms-client-request-id", c);
     }
     r
 }
@@ -213,16 +220,18 @@ async fn dispatch(
         "MediaProcessors" => processors::handle(ctx, m, key, nav).await,
         "Jobs" => jobs::handle_jobs(ctx, m, key, nav).await,
         "Tasks" => jobs::handle_tasks(ctx, m, key, nav).await,
+        "StreamingEndpoints" => endpoints::handle(ctx, m, key, nav).await,
+        "Operations" => endpoints::handle_operations(ctx, m, key, nav).await,
         "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
         "CancelJob" if m == "GET" => jobs::cancel(ctx, query).await,
         other => Err(ApiError::not_found(format!(
-            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks)"
+            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks, StreamingEndpoints, Operations)"
         ))),
     }
 }
 
 /// The entity sets this emulator serves, in the order the service document lists them.
-const SETS: [&str; 7] = [
+const SETS: [&str; 9] = [
     "AccessPolicies",
     "Locators",
     "Files",
@@ -230,6 +239,8 @@ const SETS: [&str; 7] = [
     "MediaProcessors",
     "Jobs",
     "Tasks",
+    "StreamingEndpoints",
+    "Operations",
 ];
 
 fn service_document(ctx: &Ctx<'_>) -> Response {

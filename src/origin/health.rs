@@ -25,6 +25,15 @@ impl Health {
         self.status == "ok"
     }
 
+    /// The answer of an origin whose streaming endpoint is stopped.
+    pub fn stopped() -> Self {
+        Self {
+            status: "stopped",
+            database: "unchecked",
+            storage: "unchecked",
+        }
+    }
+
     pub fn of(database: bool, storage: bool) -> Self {
         let word = |ok: bool| if ok { "ok" } else { "unavailable" };
         Self {

@@ -85,6 +85,8 @@ pub struct Origin {
     read_ahead: Arc<tokio::sync::Semaphore>,
     /// Fragments being packaged, so concurrent requests (and read-ahead) share one read.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Body>>>>,
+    /// Whether its streaming endpoint runs; a stopped one answers 503 (and its health too).
+    serving: std::sync::atomic::AtomicBool,
 }
 
 impl Origin {
@@ -103,7 +105,17 @@ impl Origin {
             health: HealthCache::default(),
             read_ahead: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_CONCURRENCY)),
             inflight: Mutex::default(),
+            serving: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Starts or stops serving (the streaming endpoint's state).
+    pub fn set_serving(&self, on: bool) {
+        self.serving.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// A storage operation under the deadline.
@@ -278,6 +290,9 @@ pub fn router(origin: Arc<Origin>) -> axum::Router {
 }
 
 async fn health(State(origin): State<Arc<Origin>>) -> Health {
+    if !origin.is_serving() {
+        return Health::stopped();
+    }
     origin.check_health().await
 }
 
@@ -296,6 +311,13 @@ async fn stream(
         r.headers_mut()
             .insert("allow", HeaderValue::from_static("GET, HEAD"));
         return r;
+    }
+    if !origin.is_serving() {
+        return OriginError::Unavailable {
+            what: "the streaming endpoint",
+            detail: "stopped".into(),
+        }
+        .into_response();
     }
     let range = headers.get("range").and_then(|v| v.to_str().ok());
     match answer(&origin, uri.path(), range).await {

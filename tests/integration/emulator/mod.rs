@@ -4,6 +4,7 @@
 
 mod assets;
 mod auth;
+mod endpoints;
 mod locators;
 mod restarts;
 mod wire;
