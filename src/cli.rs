@@ -102,6 +102,10 @@ pub enum Command {
         /// Token lifetime in seconds (for testing expiry).
         #[arg(long, hide = true)]
         token_lifetime: Option<i64>,
+        /// An Azure AD application id (client_id) that stands for this account at
+        /// /{tenant}/oauth2/token, as service principals did (the account name works too).
+        #[arg(long, value_name = "GUID")]
+        aad_client_id: Option<String>,
         /// ffmpeg to encode with (default: ffmpeg on PATH; ffprobe is looked for beside it).
         #[arg(long)]
         ffmpeg: Option<PathBuf>,
@@ -434,6 +438,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             streaming_base,
             public_url,
             token_lifetime,
+            aad_client_id,
             ffmpeg,
             jobs,
             storage_via,
@@ -458,6 +463,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map(|u| u.trim_end_matches('/').to_string())
                         .unwrap_or_else(|| format!("http://{addr}")),
                     token_lifetime,
+                    aad_client_id,
                     ffmpeg,
                     job_concurrency: jobs,
                     origin: crate::origin::OriginConfig {

@@ -62,6 +62,70 @@ pub fn sign(account: &str, key: &str, audience: &str, expires_on: i64) -> String
     format!("{body}&HMACSHA256={}", urlencode(&sig))
 }
 
+/// Signs an Azure AD style access token: a JWT (HS256 with the account's key) whose `aud` is
+/// the Media Services resource, as AAD issued them, so clients that read `exp` from it can.
+pub fn sign_jwt(
+    account: &str,
+    key: &str,
+    tenant: &str,
+    app_id: &str,
+    issued_at: i64,
+    expires_on: i64,
+) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let header = serde_json::json!({"typ": "JWT", "alg": "HS256"});
+    let claims = serde_json::json!({
+        "aud": AAD_RESOURCE,
+        "iss": format!("https://sts.windows.net/{tenant}/"),
+        "iat": issued_at,
+        "nbf": issued_at,
+        "exp": expires_on,
+        "appid": app_id,
+        "sub": account,
+        "oid": account,
+    });
+    let signed = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = jwt_mac(key, &signed);
+    format!("{signed}.{sig}")
+}
+
+fn jwt_mac(key: &str, text: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let mut m = Hmac::<Sha256>::new_from_slice(format!("amsplay-token:{key}").as_bytes())
+        .expect("HMAC takes any key length");
+    m.update(text.as_bytes());
+    B64.encode(m.finalize().into_bytes())
+}
+
+fn verify_jwt(token: &str, account: &str, key: &str, now: i64) -> Result<(), TokenProblem> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    let (signed, sig) = token.rsplit_once('.').ok_or(TokenProblem::Malformed)?;
+    if !constant_eq(sig.as_bytes(), jwt_mac(key, signed).as_bytes()) {
+        return Err(TokenProblem::BadSignature);
+    }
+    let (_, payload) = signed.split_once('.').ok_or(TokenProblem::Malformed)?;
+    let claims: serde_json::Value = B64
+        .decode(payload)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or(TokenProblem::Malformed)?;
+    if claims["sub"].as_str() != Some(account) {
+        return Err(TokenProblem::WrongAccount);
+    }
+    if claims["aud"].as_str().map(|a| a.trim_end_matches('/')) != Some(AAD_RESOURCE) {
+        return Err(TokenProblem::WrongAccount);
+    }
+    match claims["exp"].as_i64() {
+        Some(exp) if exp > now => Ok(()),
+        Some(_) => Err(TokenProblem::Expired),
+        None => Err(TokenProblem::Malformed),
+    }
+}
+
 /// Why a bearer token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenProblem {
@@ -77,6 +141,10 @@ pub enum TokenProblem {
 
 /// Checks a token's signature, account and expiry.
 pub fn verify(token: &str, account: &str, key: &str, now: i64) -> Result<(), TokenProblem> {
+    // A JWT (Azure AD style): three base64url parts.
+    if token.matches('.').count() == 2 && !token.contains('&') {
+        return verify_jwt(token, account, key, now);
+    }
     let (body, sig) = token
         .rsplit_once("&HMACSHA256=")
         .ok_or(TokenProblem::Malformed)?;

@@ -53,6 +53,8 @@ pub struct EmulatorConfig {
     pub public_url: String,
     /// Token lifetime override in seconds (tests of expiry); None: as the service did.
     pub token_lifetime: Option<i64>,
+    /// An Azure AD application id (a GUID) accepted as client_id beside the account name.
+    pub aad_client_id: Option<String>,
     /// ffmpeg to encode with (ffprobe is looked for beside it); None: from PATH.
     pub ffmpeg: Option<PathBuf>,
     /// Jobs encoded at once.

@@ -96,12 +96,13 @@ async fn answer(
         return token::acs(&st, &body);
     }
     // Azure AD style tokens at /{tenant}/oauth2/token, and nowhere else.
-    let aad = lower
+    let tenant = path
         .strip_prefix('/')
-        .and_then(|p| p.strip_suffix("/oauth2/token"))
-        .is_some_and(|tenant| !tenant.is_empty() && !tenant.contains('/'));
-    if method == Method::POST && aad {
-        return token::aad(&st, &body);
+        .filter(|_| lower.ends_with("/oauth2/token"))
+        .map(|p| &p[..p.len() - "/oauth2/token".len()])
+        .filter(|tenant| !tenant.is_empty() && !tenant.contains('/'));
+    if let (true, Some(tenant)) = (method == Method::POST, tenant) {
+        return token::aad(&st, tenant, &body);
     }
     if path == "/" || lower == GLOBAL_PREFIX || lower.starts_with(&format!("{GLOBAL_PREFIX}/")) {
         return redirect(&format!("{root}/api/"));

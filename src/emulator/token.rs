@@ -40,7 +40,12 @@ fn refusal(st: &AppState, f: &std::collections::HashMap<String, String>) -> Opti
     // without the spaces around it.
     let id = f.get("client_id").map(|s| s.trim()).unwrap_or_default();
     let secret = f.get("client_secret").map(|s| s.trim()).unwrap_or_default();
-    if id != st.config.account || secret != st.config.key {
+    let app = st
+        .config
+        .aad_client_id
+        .as_deref()
+        .is_some_and(|app| app.eq_ignore_ascii_case(id));
+    if (id != st.config.account && !app) || secret != st.config.key {
         return Some(refuse(
             "invalid_client",
             format!("ACS50012: authentication failed for client_id '{id}'"),
@@ -87,8 +92,9 @@ pub fn acs(st: &AppState, body: &[u8]) -> Response {
     })
 }
 
-/// `POST /{tenant}/oauth2/token` with `resource=https://rest.media.azure.net`.
-pub fn aad(st: &AppState, body: &[u8]) -> Response {
+/// `POST /{tenant}/oauth2/token` with `resource=https://rest.media.azure.net`: a JWT, as
+/// Azure AD issued them (its `aud` the resource, its `appid` the client).
+pub fn aad(st: &AppState, tenant: &str, body: &[u8]) -> Response {
     let f = form(body);
     if let Some(r) = refusal(st, &f) {
         return r;
@@ -101,13 +107,20 @@ pub fn aad(st: &AppState, body: &[u8]) -> Response {
         );
     }
     let secs = lifetime(st, auth::AAD_LIFETIME_SECS);
-    let expires = super::now().unix_timestamp() + secs;
+    let issued = super::now().unix_timestamp();
+    let expires = issued + secs;
+    let app_id = f
+        .get("client_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
     json(&TokenResponse {
         token_type: "Bearer".into(),
-        access_token: auth::sign(
+        access_token: auth::sign_jwt(
             &st.config.account,
             &st.config.key,
-            auth::AAD_RESOURCE,
+            tenant,
+            &app_id,
+            issued,
             expires,
         ),
         expires_in: secs.to_string(),

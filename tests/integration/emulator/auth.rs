@@ -132,3 +132,72 @@ async fn a_client_secret_with_spaces_around_it_is_accepted() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
 }
+
+/// Azure AD style tokens are JWTs as AAD issued them (aud the Media Services resource, exp,
+/// appid), they work on the API, and an application id given with --aad-client-id stands for
+/// the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_ad_tokens_are_jwts_and_application_ids_work() {
+    use base64::Engine;
+    let app = "0c2b6f1a-7d4e-4b0e-9a51-3c1f2d6e8b90";
+    let m = Media::start(&["--aad-client-id", app]).await;
+    let http = reqwest::Client::new();
+    let token = |client_id: String| {
+        let http = http.clone();
+        let url = m.url("/contoso.onmicrosoft.com/oauth2/token");
+        let key = m.key.clone();
+        async move {
+            http.post(url)
+                .form(&[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id.as_str()),
+                    ("client_secret", key.as_str()),
+                    ("resource", "https://rest.media.azure.net"),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for client_id in [m.account.clone(), app.to_uppercase()] {
+        let r = token(client_id.clone()).await;
+        assert_eq!(r.status(), 200, "{client_id}");
+        let v: Value = r.json().await.unwrap();
+        let jwt = v["access_token"].as_str().unwrap().to_string();
+        let parts: Vec<&str> = jwt.split('.').collect();
+        assert_eq!(parts.len(), 3, "{jwt}");
+        let claims: Value = serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[1])
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(claims["aud"], "https://rest.media.azure.net");
+        assert_eq!(
+            claims["iss"],
+            "https://sts.windows.net/contoso.onmicrosoft.com/"
+        );
+        assert!(claims["exp"].as_i64().unwrap() > claims["iat"].as_i64().unwrap());
+        assert_eq!(claims["appid"], client_id.as_str());
+        let api = http
+            .get(m.url("/api/Assets"))
+            .bearer_auth(&jwt)
+            .header("x-ms-version", "2.19")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 200, "{client_id}");
+        // A forged payload fails the signature.
+        let forged = format!("{}.{}.{}", parts[0], parts[1].replace('e', "f"), parts[2]);
+        let api = http
+            .get(m.url("/api/Assets"))
+            .bearer_auth(&forged)
+            .header("x-ms-version", "2.19")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(api.status(), 401);
+    }
+    let r = token("11111111-2222-3333-4444-555555555555".into()).await;
+    assert_eq!(r.status(), 400, "an unknown client_id is an invalid_client");
+}
