@@ -12,6 +12,18 @@ use crate::ams::model::{asset_container, Asset, IdKind};
 pub const INFO: SetInfo = SetInfo {
     name: "Assets",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset",
+    properties: &[
+        "Id",
+        "State",
+        "Created",
+        "LastModified",
+        "AlternateId",
+        "Name",
+        "Options",
+        "FormatOption",
+        "Uri",
+        "StorageAccountName",
+    ],
     navigation: &[
         "Locators",
         "ContentKeys",
@@ -55,6 +67,7 @@ pub async fn handle(
 
 /// A `POST Assets` body as the shared request type, every field checked and named.
 fn read_new_asset(body: &Body) -> Result<NewAsset, ApiError> {
+    body.only_known(&INFO)?;
     let options = body.int("Options")?.unwrap_or(0);
     if ![0, 1, 2, 4].contains(&options) {
         return Err(ApiError::bad_request(format!(
@@ -141,6 +154,7 @@ pub(super) async fn with_containers<T>(
 fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let mut a: Asset = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.only_known(&INFO)?;
     body.read_only_unchanged(&to_value(&a)?, &["Name", "AlternateId"], "Asset")?;
     if body.has("Name") {
         a.name = body.str("Name")?;

@@ -14,12 +14,32 @@ use crate::ams::model::{IdKind, Operation, StreamingEndpoint};
 pub const INFO: SetInfo = SetInfo {
     name: "StreamingEndpoints",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.StreamingEndpoint",
+    properties: &[
+        "Id",
+        "Name",
+        "Description",
+        "Created",
+        "LastModified",
+        "State",
+        "HostName",
+        "ScaleUnits",
+        "CdnEnabled",
+        "CdnProvider",
+        "CdnProfile",
+        "CustomHostNames",
+        "AccessControl",
+        "CacheControl",
+        "CrossSiteAccessPolicies",
+        "FreeTrialEndTime",
+        "StreamingEndpointVersion",
+    ],
     navigation: &[],
 };
 
 pub const OPERATIONS: SetInfo = SetInfo {
     name: "Operations",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Operation",
+    properties: &["Id", "State", "TargetEntityId", "ErrorCode", "ErrorMessage"],
     navigation: &[],
 };
 

@@ -10,6 +10,23 @@ use crate::ams::model::{Asset, AssetFile, IdKind};
 pub const INFO: SetInfo = SetInfo {
     name: "Files",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.AssetFile",
+    properties: &[
+        "Id",
+        "Name",
+        "ContentFileSize",
+        "ParentAssetId",
+        "EncryptionVersion",
+        "EncryptionScheme",
+        "IsEncrypted",
+        "EncryptionKeyId",
+        "InitializationVector",
+        "IsPrimary",
+        "LastModified",
+        "Created",
+        "MimeType",
+        "ContentChecksum",
+        "Options",
+    ],
     navigation: &["ParentAsset"],
 };
 
@@ -94,6 +111,7 @@ fn apply(f: &mut AssetFile, body: &Body) -> Result<(), ApiError> {
 
 fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
     let body = Body::parse(ctx.body)?;
+    body.only_known(&INFO)?;
     let name = body.required_str("Name")?;
     check_name(&name)?;
     let asset_id = body.required_str("ParentAssetId")?;
@@ -112,6 +130,7 @@ fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
 fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let mut f: AssetFile = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.only_known(&INFO)?;
     body.read_only_unchanged(
         &to_value(&f)?,
         &[

@@ -16,12 +16,47 @@ use crate::ams::odata::{EntityRef, RefMetadata};
 pub const JOBS: SetInfo = SetInfo {
     name: "Jobs",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Job",
+    properties: &[
+        "Id",
+        "Name",
+        "Created",
+        "LastModified",
+        "EndTime",
+        "Priority",
+        "RunningDuration",
+        "StartTime",
+        "State",
+        "TemplateId",
+        "JobNotificationSubscriptions",
+    ],
     navigation: &["Tasks", "OutputMediaAssets", "InputMediaAssets"],
 };
 
 pub const TASKS: SetInfo = SetInfo {
     name: "Tasks",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Task",
+    properties: &[
+        "Id",
+        "Configuration",
+        "EndTime",
+        "ErrorDetails",
+        "HistoricalEvents",
+        "MediaProcessorId",
+        "Name",
+        "PerfMessage",
+        "Priority",
+        "Progress",
+        "RunningDuration",
+        "StartTime",
+        "State",
+        "TaskBody",
+        "Options",
+        "EncryptionKeyId",
+        "EncryptionScheme",
+        "EncryptionVersion",
+        "InitializationVector",
+        "TaskNotificationSubscriptions",
+    ],
     navigation: &["OutputMediaAssets", "InputMediaAssets"],
 };
 
@@ -220,6 +255,7 @@ const MAX_TASKS: usize = 30;
 
 /// A `POST Jobs` body as the shared request type, every field checked and named.
 fn new_job(body: &Body) -> Result<NewJob, ApiError> {
+    body.only_known(&JOBS)?;
     let inputs = body.array("InputMediaAssets")?.ok_or_else(|| {
         ApiError::bad_request(
             "field 'InputMediaAssets' is required: [{\"__metadata\":{\"uri\":\"…/Assets('…')\"}}]",
@@ -261,6 +297,7 @@ fn new_job(body: &Body) -> Result<NewJob, ApiError> {
         .map(|(i, t)| {
             let named = |e: ApiError| ApiError::bad_request(format!("Tasks[{i}]: {}", e.message));
             let tb = Body::from_value(t).map_err(named)?;
+            tb.only_known(&TASKS).map_err(named)?;
             Ok(TaskSpec {
                 name: tb.str("Name").map_err(named)?,
                 configuration: tb.str("Configuration").map_err(named)?,

@@ -20,6 +20,18 @@ use crate::storage::{SasPerms, StoredPolicy};
 pub const INFO: SetInfo = SetInfo {
     name: "Locators",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.Locator",
+    properties: &[
+        "Id",
+        "ExpirationDateTime",
+        "Type",
+        "Path",
+        "BaseUri",
+        "ContentAccessComponent",
+        "AccessPolicyId",
+        "AssetId",
+        "StartTime",
+        "Name",
+    ],
     navigation: &["AccessPolicy", "Asset"],
 };
 
@@ -183,6 +195,7 @@ async fn publish(
 
 /// A `POST Locators` body as the shared request type, every field checked and named.
 fn read_new_locator(body: &Body) -> Result<NewLocator, ApiError> {
+    body.only_known(&INFO)?;
     let number = body.int("Type")?.ok_or_else(|| {
         ApiError::bad_request("field 'Type' is required: 1 (SAS) or 2 (OnDemandOrigin)")
     })?;
@@ -268,6 +281,7 @@ async fn update(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     let _guard = ctx.st.sas_lock.lock().await;
     let mut l: Locator = ctx.load(&INFO, id)?;
     let body = Body::parse(ctx.body)?;
+    body.only_known(&INFO)?;
     body.read_only_unchanged(&to_value(&l)?, &["StartTime", "Name"], "Locator")?;
     if let Some(start) = body.date("StartTime")? {
         l.start_time = start;

@@ -112,6 +112,8 @@ pub fn respond(fmt: Format, status: StatusCode, body: Value) -> Response {
 pub struct SetInfo {
     pub name: &'static str,
     pub type_name: &'static str,
+    /// The entity type's properties, as the wire names them.
+    pub properties: &'static [&'static str],
     /// Navigation properties, deferred in verbose JSON.
     pub navigation: &'static [&'static str],
 }
@@ -226,6 +228,26 @@ impl Body {
 
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
+    }
+
+    /// Refuses a property the entity type does not have, as the service did (an OData
+    /// client's typo is an error, not a silent no-op). Annotations (`__metadata`,
+    /// `odata.type`, `Asset@odata.bind`) and navigation properties pass.
+    pub fn only_known(&self, info: &SetInfo) -> Result<(), ApiError> {
+        for k in self.0.keys() {
+            let known = k == "__metadata"
+                || k.contains('.')
+                || k.contains('@')
+                || info.properties.contains(&k.as_str())
+                || info.navigation.contains(&k.as_str());
+            if !known {
+                return Err(ApiError::bad_request(format!(
+                    "The property '{k}' does not exist on type '{}'. Make sure to only use property names that are defined by the type.",
+                    info.type_name
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// For MERGE/PATCH/PUT: every field outside `writable` must be absent or equal to the

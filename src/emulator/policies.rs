@@ -11,6 +11,14 @@ use crate::ams::model::{AccessPolicy, IdKind, Permissions};
 pub const INFO: SetInfo = SetInfo {
     name: "AccessPolicies",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.AccessPolicy",
+    properties: &[
+        "Id",
+        "Created",
+        "LastModified",
+        "Name",
+        "DurationInMinutes",
+        "Permissions",
+    ],
     navigation: &[],
 };
 
@@ -27,6 +35,7 @@ pub async fn handle(
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
             let mut p: AccessPolicy = ctx.load(&INFO, &id)?;
             let body = Body::parse(ctx.body)?;
+            body.only_known(&INFO)?;
             body.read_only_unchanged(&to_value(&p)?, &["Name"], "AccessPolicy")?;
             if let Some(name) = body.str("Name")? {
                 p.name = name;
@@ -64,6 +73,7 @@ pub async fn handle(
 
 /// A `POST AccessPolicies` body as the shared request type, every field checked and named.
 fn read_new_policy(body: &Body) -> Result<NewAccessPolicy, ApiError> {
+    body.only_known(&INFO)?;
     let duration = body.number("DurationInMinutes")?.ok_or_else(|| {
         ApiError::bad_request(
             "field 'DurationInMinutes' is required (the policy's lifetime in minutes)",

@@ -10,6 +10,7 @@ use crate::ams::model::MediaProcessor;
 pub const INFO: SetInfo = SetInfo {
     name: "MediaProcessors",
     type_name: "Microsoft.Cloud.Media.Vod.Rest.Data.Models.MediaProcessor",
+    properties: &["Id", "Description", "Name", "Sku", "Vendor", "Version"],
     navigation: &[],
 };
 

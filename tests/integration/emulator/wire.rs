@@ -214,3 +214,52 @@ async fn deleting_an_asset_can_keep_its_container() {
         assert_eq!(there, kept, "DELETE{query}");
     }
 }
+
+/// A property the entity type does not have is refused by name, as the service did (a typo is
+/// not silently dropped); annotations pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_properties_are_refused_by_name() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let e = raw
+        .expect(
+            "POST",
+            "/api/Assets",
+            Some(r#"{"Name":"x","Nmae":"y"}"#),
+            400,
+        )
+        .await;
+    assert!(
+        e.message().contains("The property 'Nmae' does not exist on type 'Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset'"),
+        "{}",
+        e.message()
+    );
+    let aid = raw
+        .create(
+            "/api/Assets",
+            r#"{"Name":"x","odata.type":"Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset","__metadata":{"type":"x"}}"#,
+        )
+        .await;
+    raw.expect(
+        "MERGE",
+        &format!("/api/Assets('{}')", enc(&aid)),
+        Some(r#"{"Colour":"red"}"#),
+        400,
+    )
+    .await;
+    let job = serde_json::json!({
+        "Name": "j",
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+        "Tasks": [{"MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+                   "TaskBody": "<taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset>JobOutputAsset(0)</outputAsset></taskBody>",
+                   "Preset": "Adaptive Streaming"}]
+    });
+    let e = raw
+        .expect("POST", "/api/Jobs", Some(&job.to_string()), 400)
+        .await;
+    assert!(
+        e.message().starts_with("Tasks[0]: The property 'Preset'"),
+        "{}",
+        e.message()
+    );
+}
