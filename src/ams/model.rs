@@ -392,6 +392,28 @@ pub struct Job {
     pub state: JobState,
     #[serde(default)]
     pub template_id: Option<String>,
+    /// Web hooks told of the job's state changes.
+    #[serde(default, deserialize_with = "collection::deserialize")]
+    pub job_notification_subscriptions: Vec<JobNotificationSubscription>,
+}
+
+/// A job's subscription of a notification endpoint to its state changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct JobNotificationSubscription {
+    pub notification_end_point_id: String,
+    #[serde(default, deserialize_with = "lenient::i32")]
+    pub target_job_state: i32,
+}
+
+/// A step in a task's life, as the service logged them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TaskHistoricalEvent {
+    pub code: String,
+    pub message: String,
+    #[serde(with = "date")]
+    pub time_stamp: OffsetDateTime,
 }
 
 /// One error of a task, as the service reported it.
@@ -427,10 +449,21 @@ pub struct Task {
     #[serde(default, with = "date_opt")]
     pub end_time: Option<OffsetDateTime>,
     pub state: JobState,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "collection::deserialize")]
     pub error_details: Vec<ErrorDetail>,
+    #[serde(default, deserialize_with = "collection::deserialize")]
+    pub historical_events: Vec<TaskHistoricalEvent>,
     #[serde(default)]
     pub perf_message: Option<String>,
+    /// A protected configuration's key and scheme (none in the clear).
+    #[serde(default)]
+    pub encryption_key_id: Option<String>,
+    #[serde(default)]
+    pub encryption_scheme: Option<String>,
+    #[serde(default)]
+    pub encryption_version: Option<String>,
+    #[serde(default)]
+    pub initialization_vector: Option<String>,
 }
 
 /// StreamingEndpoint: the origin's front, which serves only while Running.
@@ -671,6 +704,26 @@ pub mod int64_string {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
         super::lenient::i64(d)
+    }
+}
+
+/// A collection-valued property: a JSON array, or verbose OData's
+/// `{"__metadata": {"type": "Collection(…)"}, "results": […]}`; null is empty.
+pub mod collection {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: serde::de::DeserializeOwned,
+    {
+        let v = serde_json::Value::deserialize(d)?;
+        let items = match v {
+            serde_json::Value::Null => return Ok(Vec::new()),
+            serde_json::Value::Object(mut m) => m.remove("results").unwrap_or_default(),
+            v => v,
+        };
+        serde_json::from_value(items).map_err(serde::de::Error::custom)
     }
 }
 

@@ -386,6 +386,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         running_duration: 0.0,
         state: JobState::Queued,
         template_id: None,
+        job_notification_subscriptions: Vec::new(),
     };
     let mut links = Links {
         inputs,
@@ -408,7 +409,12 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             end_time: None,
             state: JobState::Queued,
             error_details: Vec::new(),
+            historical_events: Vec::new(),
             perf_message: None,
+            encryption_key_id: None,
+            encryption_scheme: None,
+            encryption_version: None,
+            initialization_vector: None,
         };
         links.tasks.push((task.id.clone(), tb.input, tb.output));
         tasks.push(task);

@@ -151,9 +151,31 @@ fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
         );
     }
     if let Value::Object(m) = entity.take() {
-        out.extend(m);
+        for (k, v) in m {
+            // Collection-valued properties, as verbose OData wrote them.
+            let v = match (v, collection_type(&k)) {
+                (Value::Array(items), Some(t)) => json!({
+                    "__metadata": {"type": format!("Collection({t})")},
+                    "results": items,
+                }),
+                (v, _) => v,
+            };
+            out.insert(k, v);
+        }
     }
     Value::Object(out)
+}
+
+/// The item type of a collection-valued property.
+fn collection_type(property: &str) -> Option<&'static str> {
+    Some(match property {
+        "ErrorDetails" => "Microsoft.Cloud.Media.Vod.Rest.Data.Models.ErrorDetail",
+        "HistoricalEvents" => "Microsoft.Cloud.Media.Vod.Rest.Data.Models.TaskHistoricalEvent",
+        "JobNotificationSubscriptions" => {
+            "Microsoft.Cloud.Media.Vod.Rest.Data.Models.JobNotificationSubscription"
+        }
+        _ => return None,
+    })
 }
 
 /// A collection in the request's format: `count` is `$inlinecount`'s (a string, as OData v3

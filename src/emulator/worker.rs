@@ -16,7 +16,7 @@ use super::encoder::{self, EncodeError};
 use super::jobs::{links, JOBS, TASKS};
 use super::odata::ApiError;
 use super::{assets, files, functions, manifest, now, to_value, AppState};
-use crate::ams::model::{Asset, AssetFile, ErrorDetail, Job, JobState, Task};
+use crate::ams::model::{Asset, AssetFile, ErrorDetail, Job, JobState, Task, TaskHistoricalEvent};
 use crate::storage::TransferOptions;
 
 /// Wakes the worker and carries cancellations to running jobs.
@@ -86,6 +86,16 @@ pub fn finish(st: &AppState, job: &mut Job, state: JobState) -> Result<(), ApiEr
     }
     st.db.update(JOBS.name, &job.id, &to_value(job)?)?;
     Ok(())
+}
+
+/// A step of the task's life in its HistoricalEvents (`Code: Message`).
+fn log_event(task: &mut Task, text: &str) {
+    let (code, message) = text.split_once(": ").unwrap_or((text, ""));
+    task.historical_events.push(TaskHistoricalEvent {
+        code: code.into(),
+        message: message.into(),
+        time_stamp: now(),
+    });
 }
 
 fn update_task(st: &AppState, task: &Task) {
@@ -211,6 +221,7 @@ async fn run_tasks(
             load(st, TASKS.name, task_id).map_err(|e| EncodeError::State(e.message))?;
         task.state = JobState::Processing;
         task.start_time = Some(now());
+        log_event(&mut task, "Processing: the encoder started");
         update_task(st, &task);
         let started = Instant::now();
         let result = run_task(
@@ -238,6 +249,8 @@ async fn run_tasks(
                 });
             }
         }
+        let ended = format!("{}: the task ended", task.state.name());
+        log_event(&mut task, &ended);
         update_task(st, &task);
         result?;
     }

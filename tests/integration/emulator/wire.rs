@@ -263,3 +263,74 @@ async fn unknown_properties_are_refused_by_name() {
         e.message()
     );
 }
+
+/// A task as verbose OData wrote it: collection-valued properties wrapped with their type,
+/// the task's history, the encryption fields; a job's notification subscriptions; and our own
+/// client reads them back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_in_verbose_json_carry_their_collections_and_history() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"hollow"}"#).await;
+    let file = serde_json::json!({"Name": "missing.mp4", "ParentAssetId": aid, "IsPrimary": true});
+    raw.create("/api/Files", &file.to_string()).await;
+    let job = serde_json::json!({
+        "Name": "j",
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+        "Tasks": [{"MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+                   "TaskBody": "<taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset>JobOutputAsset(0)</outputAsset></taskBody>"}]
+    });
+    let jid = raw.create("/api/Jobs", &job.to_string()).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while raw
+        .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+        .await["State"]
+        .as_i64()
+        .unwrap_or(0)
+        < 3
+    {
+        assert!(std::time::Instant::now() < deadline, "the job never ended");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (_, _, v) = raw
+        .send(
+            "GET",
+            &format!("/api/Jobs('{}')/Tasks", enc(&jid)),
+            None,
+            true,
+        )
+        .await;
+    let t = &v["d"]["results"][0];
+    assert_eq!(
+        t["ErrorDetails"]["__metadata"]["type"],
+        "Collection(Microsoft.Cloud.Media.Vod.Rest.Data.Models.ErrorDetail)",
+        "{t}"
+    );
+    assert_eq!(
+        t["ErrorDetails"]["results"].as_array().unwrap().len(),
+        1,
+        "{t}"
+    );
+    let events = t["HistoricalEvents"]["results"].as_array().unwrap();
+    let codes: Vec<&str> = events.iter().map(|e| e["Code"].as_str().unwrap()).collect();
+    assert_eq!(codes, ["Processing", "Error"], "{t}");
+    for field in [
+        "EncryptionKeyId",
+        "EncryptionScheme",
+        "EncryptionVersion",
+        "InitializationVector",
+    ] {
+        assert!(t.get(field).is_some(), "{field} missing: {t}");
+    }
+    let (_, _, j) = raw
+        .send("GET", &format!("/api/Jobs('{}')", enc(&jid)), None, true)
+        .await;
+    assert!(
+        j["d"]["JobNotificationSubscriptions"]["results"].is_array(),
+        "{j}"
+    );
+    // Our client reads the verbose shape.
+    let tasks = m.client("/api/").job_tasks(&jid).await.unwrap();
+    assert_eq!(tasks[0].error_details.len(), 1);
+    assert_eq!(tasks[0].historical_events.len(), 2);
+}
