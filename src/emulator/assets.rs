@@ -45,22 +45,7 @@ pub async fn handle(
         ("GET", Some(id), None) => ctx.get::<Asset>(&INFO, &id),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => update(ctx, &id),
         ("DELETE", Some(id), None) => delete(ctx, &id).await,
-        ("GET", Some(id), Some(nav)) => {
-            let _: Asset = ctx.load(&INFO, &id)?;
-            match nav {
-                "Files" => {
-                    Ok(ctx.collection(&files::INFO, ctx.st.db.list(files::INFO.name, Some(&id))?))
-                }
-                "Locators" => Ok(ctx.collection(
-                    &locators::INFO,
-                    ctx.st.db.list(locators::INFO.name, Some(&id))?,
-                )),
-                "ParentAssets" | "ContentKeys" => Ok(ctx.collection(&INFO, Vec::new())),
-                other => Err(ApiError::not_found(format!(
-                    "Asset has no navigation property '{other}'"
-                ))),
-            }
-        }
+        ("GET", Some(id), Some(nav)) => ctx.related(&INFO, &id, nav),
         (m, _, _) => Err(ApiError::not_allowed(m, "Assets")),
     }
 }

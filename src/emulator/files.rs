@@ -40,11 +40,7 @@ pub async fn handle(
         ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx),
         ("GET", Some(id), None) => ctx.get::<AssetFile>(&INFO, &id),
-        ("GET", Some(id), Some("ParentAsset")) => {
-            let f: AssetFile = ctx.load(&INFO, &id)?;
-            let a: Asset = ctx.load(&assets::INFO, &f.parent_asset_id)?;
-            Ok(ctx.entity(&assets::INFO, StatusCode::OK, to_value(&a)?))
-        }
+        ("GET", Some(id), Some(nav @ "ParentAsset")) => ctx.related(&INFO, &id, nav),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => update(ctx, &id),
         ("DELETE", Some(id), None) => {
             let _: AssetFile = ctx.load(&INFO, &id)?;

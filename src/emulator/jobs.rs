@@ -86,26 +86,15 @@ pub async fn handle_jobs(
         ("GET", None, None) => ctx.list(&JOBS),
         ("POST", None, None) => submit(ctx).await,
         ("GET", Some(id), None) => ctx.get::<Job>(&JOBS, &id),
-        ("GET", Some(id), Some(nav)) => {
-            let _: Job = ctx.load(&JOBS, &id)?;
-            let l = links(&ctx.st.db, &id)?;
-            match nav {
-                "Tasks" => Ok(ctx.collection(&TASKS, ctx.st.db.list(TASKS.name, Some(&id))?)),
-                "InputMediaAssets" => assets_of(ctx, &l.inputs),
-                "OutputMediaAssets" => assets_of(ctx, &l.outputs),
-                "State" => {
-                    let j: Job = ctx.load(&JOBS, &id)?;
-                    Ok(super::odata::respond(
-                        ctx.fmt,
-                        StatusCode::OK,
-                        state_body(ctx, j.state),
-                    ))
-                }
-                other => Err(ApiError::not_found(format!(
-                    "Job has no navigation property '{other}'"
-                ))),
-            }
+        ("GET", Some(id), Some("State")) => {
+            let j: Job = ctx.load(&JOBS, &id)?;
+            Ok(super::odata::respond(
+                ctx.fmt,
+                StatusCode::OK,
+                state_body(ctx, j.state),
+            ))
         }
+        ("GET", Some(id), Some(nav)) => ctx.related(&JOBS, &id, nav),
         ("DELETE", Some(id), None) => {
             let j: Job = ctx.load(&JOBS, &id)?;
             if matches!(
@@ -135,12 +124,33 @@ fn state_body(ctx: &Ctx<'_>, state: JobState) -> Value {
     }
 }
 
-fn assets_of(ctx: &Ctx<'_>, ids: &[String]) -> Result<Response, ApiError> {
-    let items = ids
+/// The assets a task reads and writes (its job's, picked by the task's indexes).
+pub fn task_assets(
+    st: &super::AppState,
+    task_id: &str,
+) -> Result<(Vec<String>, Vec<String>), ApiError> {
+    let job = st
+        .db
+        .list(JOBS.name, None)?
+        .into_iter()
+        .filter_map(|j| j["Id"].as_str().map(str::to_string))
+        .find(|jid| {
+            links(&st.db, jid)
+                .map(|l| l.tasks.iter().any(|t| t.0 == task_id))
+                .unwrap_or(false)
+        });
+    let l = match job {
+        Some(j) => links(&st.db, &j)?,
+        None => Links::default(),
+    };
+    let (ti, to) = l
+        .tasks
         .iter()
-        .filter_map(|id| ctx.st.db.get(assets::INFO.name, id).transpose())
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(ctx.collection(&assets::INFO, items))
+        .find(|t| t.0 == task_id)
+        .map(|t| (t.1, t.2))
+        .unwrap_or((0, 0));
+    let pick = |v: &Vec<String>, i: usize| v.get(i).cloned().into_iter().collect::<Vec<_>>();
+    Ok((pick(&l.inputs, ti), pick(&l.outputs, to)))
 }
 
 pub async fn handle_tasks(
@@ -152,37 +162,7 @@ pub async fn handle_tasks(
     match (method, key, nav.as_deref()) {
         ("GET", None, None) => ctx.list(&TASKS),
         ("GET", Some(id), None) => ctx.get::<Task>(&TASKS, &id),
-        ("GET", Some(id), Some(nav @ ("OutputMediaAssets" | "InputMediaAssets"))) => {
-            let _: Task = ctx.load(&TASKS, &id)?;
-            let job = ctx
-                .st
-                .db
-                .list(JOBS.name, None)?
-                .into_iter()
-                .filter_map(|j| j["Id"].as_str().map(str::to_string))
-                .find(|jid| {
-                    links(&ctx.st.db, jid)
-                        .map(|l| l.tasks.iter().any(|t| t.0 == id))
-                        .unwrap_or(false)
-                });
-            let l = match job {
-                Some(j) => links(&ctx.st.db, &j)?,
-                None => Links::default(),
-            };
-            let (ti, to) = l
-                .tasks
-                .iter()
-                .find(|t| t.0 == id)
-                .map(|t| (t.1, t.2))
-                .unwrap_or((0, 0));
-            let pick =
-                |v: &Vec<String>, i: usize| v.get(i).cloned().into_iter().collect::<Vec<_>>();
-            if nav == "OutputMediaAssets" {
-                assets_of(ctx, &pick(&l.outputs, to))
-            } else {
-                assets_of(ctx, &pick(&l.inputs, ti))
-            }
-        }
+        ("GET", Some(id), Some(nav)) => ctx.related(&TASKS, &id, nav),
         (m, _, _) => Err(ApiError::not_allowed(m, "Tasks")),
     }
 }

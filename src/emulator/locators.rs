@@ -49,20 +49,7 @@ pub async fn handle(
         ("POST", None, None) => create(ctx).await,
         ("GET", Some(id), None) => ctx.get::<Locator>(&INFO, &normalize_id(&id).unwrap_or(id)),
         ("GET", Some(id), Some(nav)) => {
-            let l: Locator = ctx.load(&INFO, &normalize_id(&id).unwrap_or(id))?;
-            match nav {
-                "Asset" => {
-                    let a: Asset = ctx.load(&assets::INFO, &l.asset_id)?;
-                    Ok(ctx.entity(&assets::INFO, StatusCode::OK, to_value(&a)?))
-                }
-                "AccessPolicy" => {
-                    let p: AccessPolicy = ctx.load(&policies::INFO, &l.access_policy_id)?;
-                    Ok(ctx.entity(&policies::INFO, StatusCode::OK, to_value(&p)?))
-                }
-                other => Err(ApiError::not_found(format!(
-                    "Locator has no navigation property '{other}'"
-                ))),
-            }
+            ctx.related(&INFO, &normalize_id(&id).unwrap_or(id), nav)
         }
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
             update(ctx, &normalize_id(&id).unwrap_or(id)).await

@@ -16,6 +16,7 @@ mod filter;
 mod functions;
 mod jobs;
 mod locators;
+mod navigation;
 pub mod manifest;
 pub(crate) mod odata;
 mod policies;
@@ -166,6 +167,14 @@ impl Ctx<'_> {
         r
     }
 
+    /// `GET {Set}('id')/{nav}`: what the navigation property leads to.
+    pub fn related(&self, info: &SetInfo, id: &str, nav: &str) -> Result<Response, ApiError> {
+        Ok(match navigation::related(self.st, info, id, nav)? {
+            navigation::Related::Many(i, items) => self.collection(i, items),
+            navigation::Related::One(i, e) => self.entity(i, StatusCode::OK, e),
+        })
+    }
+
     pub fn collection(&self, info: &SetInfo, items: Vec<Value>) -> Response {
         let page = self.query.page(items);
         if self.count_only {
@@ -193,7 +202,7 @@ impl Ctx<'_> {
 }
 
 /// `Assets` -> `Asset`, for messages.
-fn singular(info: &SetInfo) -> &'static str {
+pub(crate) fn singular(info: &SetInfo) -> &'static str {
     info.type_name.rsplit('.').next().unwrap_or(info.name)
 }
 
