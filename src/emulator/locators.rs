@@ -48,9 +48,7 @@ pub async fn handle(
         ("GET", None, None) => ctx.list(&INFO),
         ("POST", None, None) => create(ctx).await,
         ("GET", Some(id), None) => ctx.get::<Locator>(&INFO, &normalize_id(&id).unwrap_or(id)),
-        ("GET", Some(id), Some(nav)) => {
-            ctx.related(&INFO, &normalize_id(&id).unwrap_or(id), nav)
-        }
+        ("GET", Some(id), Some(nav)) => ctx.related(&INFO, &normalize_id(&id).unwrap_or(id), nav),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => {
             update(ctx, &normalize_id(&id).unwrap_or(id)).await
         }

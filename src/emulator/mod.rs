@@ -16,8 +16,8 @@ mod filter;
 mod functions;
 mod jobs;
 mod locators;
-mod navigation;
 pub mod manifest;
+mod navigation;
 pub(crate) mod odata;
 mod policies;
 mod processors;
@@ -152,7 +152,55 @@ impl Ctx<'_> {
         Ok(self.entity(info, StatusCode::OK, to_value(&e)?))
     }
 
+    /// `$expand`: the requested navigation properties written into `entity`, as the format
+    /// writes them (verbose: `{"results": […]}` or the entity; minimal: an array or the entity).
+    fn expand(&self, info: &SetInfo, mut entity: Value) -> Result<Value, ApiError> {
+        let id = entity["Id"].as_str().unwrap_or_default().to_string();
+        for nav in &self.query.expand {
+            if !info.navigation.contains(&nav.as_str()) {
+                return Err(ApiError::bad_request(format!(
+                    "$expand: {} has no navigation property '{nav}' (it has {})",
+                    singular(info),
+                    info.navigation.join(", ")
+                )));
+            }
+            let verbose = self.fmt == Format::Verbose;
+            let inline = match navigation::related(self.st, info, &id, nav)? {
+                navigation::Related::Many(i, items) => {
+                    let items: Vec<Value> = items
+                        .into_iter()
+                        .map(|mut e| {
+                            if verbose {
+                                odata::verbose_entity(&self.api, i, &mut e)
+                            } else {
+                                e
+                            }
+                        })
+                        .collect();
+                    if verbose {
+                        serde_json::json!({ "results": items })
+                    } else {
+                        Value::Array(items)
+                    }
+                }
+                navigation::Related::One(i, mut e) => {
+                    if verbose {
+                        odata::verbose_entity(&self.api, i, &mut e)
+                    } else {
+                        e
+                    }
+                }
+            };
+            entity[nav.as_str()] = inline;
+        }
+        Ok(entity)
+    }
+
     pub fn entity(&self, info: &SetInfo, status: StatusCode, value: Value) -> Response {
+        let value = match self.expand(info, value) {
+            Ok(v) => v,
+            Err(e) => return e.into_response(self.fmt),
+        };
         let id = value["Id"].as_str().unwrap_or_default().to_string();
         let mut r = odata::respond(
             self.fmt,
@@ -188,12 +236,21 @@ impl Ctx<'_> {
             );
             return r;
         }
+        let items = match page
+            .items
+            .into_iter()
+            .map(|e| self.expand(info, e))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(items) => items,
+            Err(e) => return e.into_response(self.fmt),
+        };
         let count = self.query.inline_count.then_some(page.total);
         let body = odata::collection_body(
             self.fmt,
             &self.api,
             info,
-            page.items,
+            items,
             count,
             self.query.select.as_deref(),
         );

@@ -136,7 +136,7 @@ pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) ->
     }
 }
 
-fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
+pub(crate) fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
     let id = entity["Id"].as_str().unwrap_or_default().to_string();
     let url = crate::ams::odata::entity_uri(api, info.name, &id);
     let mut out = Map::new();
@@ -429,6 +429,8 @@ pub struct Query {
     pub inline_count: bool,
     /// `$select=Id,Name`: only these properties (`*` or absent: all).
     pub select: Option<Vec<String>>,
+    /// `$expand=Tasks,OutputMediaAssets`: navigation properties written inline.
+    pub expand: Vec<String>,
 }
 
 /// A collection after `$filter`, `$orderby`, `$skip` and `$top`.
@@ -489,6 +491,16 @@ impl Query {
                                 "$inlinecount must be allpages or none, not '{other}'"
                             )))
                         }
+                    }
+                }
+                "$expand" => {
+                    for nav in v.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                        if nav.contains('/') {
+                            return Err(ApiError::bad_request(format!(
+                                "$expand '{nav}': one level of navigation is expanded, not paths"
+                            )));
+                        }
+                        q.expand.push(nav.to_string());
                     }
                 }
                 "$select" => {

@@ -334,3 +334,57 @@ async fn tasks_in_verbose_json_carry_their_collections_and_history() {
     assert_eq!(tasks[0].error_details.len(), 1);
     assert_eq!(tasks[0].historical_events.len(), 2);
 }
+
+/// `$expand` writes navigation properties inline, in both formats, one level deep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expand_writes_navigation_inline() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"x"}"#).await;
+    let file = serde_json::json!({"Name": "a.mp4", "ParentAssetId": aid});
+    raw.create("/api/Files", &file.to_string()).await;
+    let pid = raw
+        .create(
+            "/api/AccessPolicies",
+            r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#,
+        )
+        .await;
+    let loc = serde_json::json!({"AssetId": aid, "AccessPolicyId": pid, "Type": 1});
+    let lid = raw.create("/api/Locators", &loc.to_string()).await;
+
+    let v = raw
+        .ok(
+            "GET",
+            &format!("/api/Assets('{}')?$expand=Files,Locators", enc(&aid)),
+            None,
+        )
+        .await;
+    assert_eq!(v["Files"][0]["Name"], "a.mp4", "{v}");
+    assert_eq!(v["Locators"][0]["Id"], lid.as_str(), "{v}");
+    let (_, _, verbose) = raw
+        .send(
+            "GET",
+            &format!("/api/Locators('{}')?$expand=AccessPolicy,Asset", enc(&lid)),
+            None,
+            true,
+        )
+        .await;
+    let d = &verbose["d"];
+    assert_eq!(d["AccessPolicy"]["Id"], pid.as_str(), "{verbose}");
+    assert!(
+        d["AccessPolicy"]["__metadata"]["uri"].is_string(),
+        "{verbose}"
+    );
+    assert_eq!(d["Asset"]["Id"], aid.as_str());
+    let (_, _, list) = raw
+        .send("GET", "/api/Assets?$expand=Files", None, true)
+        .await;
+    assert_eq!(
+        list["d"]["results"][0]["Files"]["results"][0]["Name"], "a.mp4",
+        "{list}"
+    );
+    raw.expect("GET", "/api/Assets?$expand=Nope", None, 400)
+        .await;
+    raw.expect("GET", "/api/Assets?$expand=Files/ParentAsset", None, 400)
+        .await;
+}
