@@ -398,7 +398,9 @@ impl MediaClient {
                 configuration: Some(preset.to_string()),
                 media_processor_id: processor.id,
                 task_body: requests::TaskSpec::task_body(0, 0, output_name),
+                task_notification_subscriptions: Vec::new(),
             }],
+            job_notification_subscriptions: Vec::new(),
         };
         let body = serde_json::to_value(&job).map_err(|e| AmsError::Protocol(e.to_string()))?;
         let (_, v) = self.call(Method::POST, "Jobs", Some(&body)).await?;

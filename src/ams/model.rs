@@ -14,6 +14,8 @@ pub enum IdKind {
     Origin,
     /// `nb:opid:UUID:…`: an operation.
     Operation,
+    /// `nb:nepid:UUID:…`: a notification endpoint.
+    NotificationEndPoint,
     /// Assets and files.
     Content,
     Policy,
@@ -34,6 +36,7 @@ impl IdKind {
             IdKind::Processor => "mpid",
             IdKind::Origin => "oid",
             IdKind::Operation => "opid",
+            IdKind::NotificationEndPoint => "nepid",
         }
     }
 
@@ -397,7 +400,8 @@ pub struct Job {
     pub job_notification_subscriptions: Vec<JobNotificationSubscription>,
 }
 
-/// A job's subscription of a notification endpoint to its state changes.
+/// A job's (or task's) subscription of a notification endpoint to its state changes;
+/// `target_job_state` 1 is final states only, 2 every change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct JobNotificationSubscription {
@@ -453,6 +457,8 @@ pub struct Task {
     pub error_details: Vec<ErrorDetail>,
     #[serde(default, deserialize_with = "collection::deserialize")]
     pub historical_events: Vec<TaskHistoricalEvent>,
+    #[serde(default, deserialize_with = "collection::deserialize")]
+    pub task_notification_subscriptions: Vec<JobNotificationSubscription>,
     #[serde(default)]
     pub perf_message: Option<String>,
     /// A protected configuration's key and scheme (none in the clear).
@@ -464,6 +470,20 @@ pub struct Task {
     pub encryption_version: Option<String>,
     #[serde(default)]
     pub initialization_vector: Option<String>,
+}
+
+/// NotificationEndPoint: where a job's or task's state changes are sent (a web hook).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NotificationEndPoint {
+    pub id: String,
+    pub name: String,
+    /// 1 Azure queue, 3 web hook.
+    #[serde(deserialize_with = "lenient::i32")]
+    pub end_point_type: i32,
+    pub end_point_address: String,
+    #[serde(with = "date")]
+    pub created: OffsetDateTime,
 }
 
 /// StreamingEndpoint: the origin's front, which serves only while Running.
@@ -515,6 +535,8 @@ pub mod requests {
         pub priority: Option<i32>,
         pub input_media_assets: Vec<EntityRef>,
         pub tasks: Vec<TaskSpec>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub job_notification_subscriptions: Vec<super::JobNotificationSubscription>,
     }
 
     /// One task of a new job: a media processor, its configuration (a preset name or a
@@ -528,6 +550,8 @@ pub mod requests {
         pub configuration: Option<String>,
         pub media_processor_id: String,
         pub task_body: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub task_notification_subscriptions: Vec<super::JobNotificationSubscription>,
     }
 
     impl TaskSpec {

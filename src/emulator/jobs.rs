@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
 use crate::ams::model::requests::{NewJob, TaskSpec};
-use crate::ams::model::{Asset, IdKind, Job, JobState, Task};
+use crate::ams::model::{Asset, IdKind, Job, JobNotificationSubscription, JobState, Task};
 use crate::ams::odata::{EntityRef, RefMetadata};
 
 pub const JOBS: SetInfo = SetInfo {
@@ -283,6 +283,11 @@ fn new_job(body: &Body) -> Result<NewJob, ApiError> {
                 configuration: tb.str("Configuration").map_err(named)?,
                 media_processor_id: tb.required_str("MediaProcessorId").map_err(named)?,
                 task_body: tb.required_str("TaskBody").map_err(named)?,
+                task_notification_subscriptions: subscriptions(
+                    &tb,
+                    "TaskNotificationSubscriptions",
+                )
+                .map_err(named)?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -291,7 +296,32 @@ fn new_job(body: &Body) -> Result<NewJob, ApiError> {
         priority: body.int("Priority")?,
         input_media_assets,
         tasks,
+        job_notification_subscriptions: subscriptions(body, "JobNotificationSubscriptions")?,
     })
+}
+
+/// `[{"NotificationEndPointId": "nb:nepid:UUID:…", "TargetJobState": 2}]` (1: final states
+/// only, 2: every change).
+fn subscriptions(body: &Body, field: &str) -> Result<Vec<JobNotificationSubscription>, ApiError> {
+    let Some(items) = body.array(field)? else {
+        return Ok(Vec::new());
+    };
+    items
+        .into_iter()
+        .map(|v| {
+            let s = Body::from_value(v)?;
+            let target = s.int("TargetJobState")?.unwrap_or(2);
+            if !(1..=2).contains(&target) {
+                return Err(ApiError::bad_request(format!(
+                    "field '{field}': TargetJobState must be 1 (final states only) or 2 (all), not {target}"
+                )));
+            }
+            Ok(JobNotificationSubscription {
+                notification_end_point_id: s.required_str("NotificationEndPointId")?,
+                target_job_state: target,
+            })
+        })
+        .collect()
 }
 
 async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
@@ -304,6 +334,28 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             ApiError::bad_request(format!("field 'InputMediaAssets': {}", e.message))
         })?;
         inputs.push(id);
+    }
+    // Subscriptions name endpoints that exist.
+    let subscribed = new.job_notification_subscriptions.iter().chain(
+        new.tasks
+            .iter()
+            .flat_map(|t| &t.task_notification_subscriptions),
+    );
+    for s in subscribed {
+        if ctx
+            .st
+            .db
+            .get(
+                super::notifications::INFO.name,
+                &s.notification_end_point_id,
+            )?
+            .is_none()
+        {
+            return Err(ApiError::bad_request(format!(
+                "NotificationEndPoint '{}' does not exist; create it first",
+                s.notification_end_point_id
+            )));
+        }
     }
     let mes = processors::media_encoder_standard();
     let mut parsed = Vec::new();
@@ -339,7 +391,13 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 count - 1
             )));
         }
-        parsed.push((t.name.clone(), config, t.task_body.clone(), tbody));
+        parsed.push((
+            t.name.clone(),
+            config,
+            t.task_body.clone(),
+            tbody,
+            t.task_notification_subscriptions.clone(),
+        ));
     }
     // Output assets exist from the moment the job does.
     let max_out = parsed.iter().map(|p| p.3.output).max().unwrap_or(0);
@@ -366,7 +424,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         running_duration: 0.0,
         state: JobState::Queued,
         template_id: None,
-        job_notification_subscriptions: Vec::new(),
+        job_notification_subscriptions: new.job_notification_subscriptions.clone(),
     };
     let mut links = Links {
         inputs,
@@ -374,7 +432,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         tasks: Vec::new(),
     };
     let mut tasks = Vec::new();
-    for (name, config, task_body, tb) in parsed {
+    for (name, config, task_body, tb, subscriptions) in parsed {
         let task = Task {
             id: IdKind::Task.new_id(),
             name,
@@ -390,6 +448,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             state: JobState::Queued,
             error_details: Vec::new(),
             historical_events: Vec::new(),
+            task_notification_subscriptions: subscriptions,
             perf_message: None,
             encryption_key_id: None,
             encryption_scheme: None,

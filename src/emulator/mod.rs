@@ -18,6 +18,7 @@ mod jobs;
 mod locators;
 pub mod manifest;
 mod navigation;
+mod notifications;
 pub(crate) mod odata;
 mod policies;
 mod processors;

@@ -9,7 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::odata::{ApiError, Format, Query};
 use super::{
-    assets, endpoints, files, functions, jobs, locators, policies, processors, token, AppState, Ctx,
+    assets, endpoints, files, functions, jobs, locators, notifications, policies, processors,
+    token, AppState, Ctx,
 };
 use crate::ams::auth::urldecode;
 
@@ -223,16 +224,17 @@ async fn dispatch(
         "Tasks" => jobs::handle_tasks(ctx, m, key, nav).await,
         "StreamingEndpoints" => endpoints::handle(ctx, m, key, nav).await,
         "Operations" => endpoints::handle_operations(ctx, m, key, nav).await,
+        "NotificationEndPoints" => notifications::handle(ctx, m, key, nav).await,
         "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
         "CancelJob" if m == "GET" => jobs::cancel(ctx, query).await,
         other => Err(ApiError::not_found(format!(
-            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks, StreamingEndpoints, Operations)"
+            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks, StreamingEndpoints, Operations, NotificationEndPoints)"
         ))),
     }
 }
 
 /// The entity sets this emulator serves, in the order the service document lists them.
-const SETS: [&str; 9] = [
+const SETS: [&str; 10] = [
     "AccessPolicies",
     "Locators",
     "Files",
@@ -242,6 +244,7 @@ const SETS: [&str; 9] = [
     "Tasks",
     "StreamingEndpoints",
     "Operations",
+    "NotificationEndPoints",
 ];
 
 fn service_document(ctx: &Ctx<'_>) -> Response {

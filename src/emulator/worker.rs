@@ -60,9 +60,11 @@ pub fn cancel(st: &AppState, job: &mut Job) -> Result<(), ApiError> {
     match job.state {
         JobState::Queued => finish(st, job, JobState::Canceled),
         JobState::Scheduled | JobState::Processing => {
+            let old = job.state;
             job.state = JobState::Canceling;
             job.last_modified = now();
             st.db.update(JOBS.name, &job.id, &to_value(&*job)?)?;
+            super::notifications::job_changed(st, job, old);
             st.jobs.cancel(&job.id);
             Ok(())
         }
@@ -78,6 +80,7 @@ pub fn cancel(st: &AppState, job: &mut Job) -> Result<(), ApiError> {
 /// Ends a job in `state` (Finished, Error, Canceled).
 pub fn finish(st: &AppState, job: &mut Job, state: JobState) -> Result<(), ApiError> {
     let t = now();
+    let old = job.state;
     job.state = state;
     job.end_time = Some(t);
     job.last_modified = t;
@@ -85,6 +88,7 @@ pub fn finish(st: &AppState, job: &mut Job, state: JobState) -> Result<(), ApiEr
         job.running_duration = (t - start).as_seconds_f64();
     }
     st.db.update(JOBS.name, &job.id, &to_value(job)?)?;
+    super::notifications::job_changed(st, job, old);
     Ok(())
 }
 
@@ -154,11 +158,13 @@ pub fn start(st: Arc<AppState>, concurrency: usize) {
             };
             match next {
                 Some(mut job) => {
+                    let old = job.state;
                     job.state = JobState::Scheduled;
                     job.last_modified = now();
                     if let Ok(v) = to_value(&job) {
                         let _ = st.db.update(JOBS.name, &job.id, &v);
                     }
+                    super::notifications::job_changed(&st, &job, old);
                     let st = st.clone();
                     tokio::spawn(async move {
                         run_job(&st, job).await;
@@ -185,12 +191,14 @@ async fn run_job(st: &AppState, mut job: Job) {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(job.id.clone(), tx);
+    let old = job.state;
     job.state = JobState::Processing;
     job.start_time = Some(now());
     job.last_modified = now();
     if let Ok(v) = to_value(&job) {
         let _ = st.db.update(JOBS.name, &job.id, &v);
     }
+    super::notifications::job_changed(st, &job, old);
     let outcome = run_tasks(st, &job, rx).await;
     st.jobs
         .cancels
@@ -219,10 +227,12 @@ async fn run_tasks(
     for (task_id, input, output) in &l.tasks {
         let mut task: Task =
             load(st, TASKS.name, task_id).map_err(|e| EncodeError::State(e.message))?;
+        let queued = task.state;
         task.state = JobState::Processing;
         task.start_time = Some(now());
         log_event(&mut task, "Processing: the encoder started");
         update_task(st, &task);
+        super::notifications::task_changed(st, &job.id, &task, queued);
         let started = Instant::now();
         let result = run_task(
             st,
@@ -252,6 +262,7 @@ async fn run_tasks(
         let ended = format!("{}: the task ended", task.state.name());
         log_event(&mut task, &ended);
         update_task(st, &task);
+        super::notifications::task_changed(st, &job.id, &task, JobState::Processing);
         result?;
     }
     Ok(())

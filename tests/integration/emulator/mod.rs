@@ -6,6 +6,7 @@ mod assets;
 mod auth;
 mod endpoints;
 mod locators;
+mod notifications;
 mod restarts;
 mod wire;
 
