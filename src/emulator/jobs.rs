@@ -532,6 +532,14 @@ mod tests {
                 configuration: Some("Adaptive Streaming".into()),
                 media_processor_id: "nb:mpid:UUID:1".into(),
                 task_body: TaskSpec::task_body(0, 0, "out <&>"),
+                task_notification_subscriptions: vec![JobNotificationSubscription {
+                    notification_end_point_id: "nb:nepid:UUID:1".into(),
+                    target_job_state: 1,
+                }],
+            }],
+            job_notification_subscriptions: vec![JobNotificationSubscription {
+                notification_end_point_id: "nb:nepid:UUID:2".into(),
+                target_job_state: 2,
             }],
         };
         let wire = serde_json::to_vec(&serde_json::json!({ "d": sent })).unwrap();
