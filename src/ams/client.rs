@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::auth::{self, TokenResponse};
 use super::model::{
-    requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Permissions, Task,
+    requests, AccessPolicy, Asset, AssetFile, Job, Locator, MediaProcessor, Operation, Permissions,
+    StreamingEndpoint, Task,
 };
 use super::odata::{key_path, unwrap_collection, unwrap_entity, EntityRef, ODataError};
 use crate::config::MediaAccount;
@@ -172,6 +173,18 @@ impl MediaClient {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), AmsError> {
+        self.call_with_headers(method, path, body)
+            .await
+            .map(|(status, json, _)| (status, json))
+    }
+
+    /// As [`call`](Self::call), with the answer's headers (an operation's `operation-id`).
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value, reqwest::header::HeaderMap), AmsError> {
         // A POST is never repeated: the first may have been done although its answer was lost.
         if method == Method::POST {
             return self.call_once(method, path, body).await;
@@ -186,7 +199,7 @@ impl MediaClient {
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<(StatusCode, Value), AmsError> {
+    ) -> Result<(StatusCode, Value, reqwest::header::HeaderMap), AmsError> {
         let mut redirected = false;
         let mut reauthed = false;
         loop {
@@ -225,6 +238,7 @@ impl MediaClient {
                 reauthed = true;
                 continue;
             }
+            let headers = resp.headers().clone();
             let text = resp.text().await.map_err(|e| Self::unreachable(&url, e))?;
             let json: Value = if text.trim().is_empty() {
                 Value::Null
@@ -232,7 +246,7 @@ impl MediaClient {
                 serde_json::from_str(&text).unwrap_or(Value::String(text))
             };
             if status.is_success() {
-                return Ok((status, json));
+                return Ok((status, json, headers));
             }
             let (code, message) = match ODataError::from_json(&json) {
                 Some(e) => (e.code, e.message.value),
@@ -369,6 +383,52 @@ impl MediaClient {
 
     pub async fn processors(&self) -> Result<Vec<MediaProcessor>, AmsError> {
         self.get_list("MediaProcessors").await
+    }
+
+    pub async fn streaming_endpoints(&self) -> Result<Vec<StreamingEndpoint>, AmsError> {
+        self.get_list("StreamingEndpoints").await
+    }
+
+    /// `Start`, `Stop` or `Scale` (with `{"scaleUnits": n}`) a streaming endpoint, then polls
+    /// its operation until it ends; an operation that failed is an error naming its code.
+    pub async fn operate_endpoint(
+        &self,
+        id: &str,
+        action: &str,
+        body: Option<&Value>,
+    ) -> Result<StreamingEndpoint, AmsError> {
+        let path = format!("{}/{action}", key_path("StreamingEndpoints", id));
+        let empty = serde_json::json!({});
+        let (_, _, headers) = self
+            .call_with_headers(Method::POST, &path, Some(body.unwrap_or(&empty)))
+            .await?;
+        let op = headers
+            .get("operation-id")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| AmsError::Protocol(format!("{action}: no operation-id header")))?
+            .to_string();
+        let mut wait = Duration::from_millis(100);
+        loop {
+            let o: Operation = self.get_one(&key_path("Operations", &op)).await?;
+            match o.state.as_str() {
+                "Succeeded" => break,
+                "Failed" => {
+                    return Err(AmsError::Refused {
+                        account: self.cfg.account.clone(),
+                        status: 500,
+                        code: o.error_code.unwrap_or_default(),
+                        message: o
+                            .error_message
+                            .unwrap_or_else(|| format!("{action} failed")),
+                    })
+                }
+                _ => {
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        self.get_one(&key_path("StreamingEndpoints", id)).await
     }
 
     /// Submits a one-task encoding job on the latest "Media Encoder Standard", as the

@@ -644,6 +644,42 @@ mod api {
         Ok(asset.files()?.iter().map(|f| file_map(f).into()).collect())
     }
 
+    /// The account's streaming endpoints: maps #{id, name, state, host_name, scale_units}.
+    /// Example: print(a.streaming_endpoints()[0].state);
+    #[rhai_fn(return_raw, pure)]
+    pub fn streaming_endpoints(account: &mut Account) -> RhaiResult<Array> {
+        let m = account.media()?;
+        Ok(account
+            .call(m.streaming_endpoints())?
+            .iter()
+            .map(|e| endpoint_map(e).into())
+            .collect())
+    }
+
+    /// Stops the account's (first) streaming endpoint and waits for the operation: its origin
+    /// answers 503 until start_streaming(), a clean way to take an origin out, as the portal
+    /// did. Returns the endpoint map.
+    /// Example: a.stop_streaming(); sleep(5); a.start_streaming();
+    #[rhai_fn(return_raw, pure)]
+    pub fn stop_streaming(account: &mut Account) -> RhaiResult<Map> {
+        operate_first_endpoint(account, "Stop", None)
+    }
+
+    /// Starts the account's (first) streaming endpoint and waits for the operation.
+    /// Example: a.start_streaming();
+    #[rhai_fn(return_raw, pure)]
+    pub fn start_streaming(account: &mut Account) -> RhaiResult<Map> {
+        operate_first_endpoint(account, "Start", None)
+    }
+
+    /// Scales the account's (first) streaming endpoint to `units` streaming units.
+    /// Example: a.scale_streaming(2);
+    #[rhai_fn(return_raw, pure)]
+    pub fn scale_streaming(account: &mut Account, units: i64) -> RhaiResult<Map> {
+        let body = json!({ "scaleUnits": units });
+        operate_first_endpoint(account, "Scale", Some(&body))
+    }
+
     /// The media processors: maps #{id, name, version, vendor}.
     /// Example: print(a.processors());
     #[rhai_fn(return_raw, pure)]
@@ -662,6 +698,36 @@ mod api {
             })
             .collect())
     }
+}
+
+fn endpoint_map(e: &model::StreamingEndpoint) -> Map {
+    let mut m = Map::new();
+    m.insert("id".into(), e.id.clone().into());
+    m.insert("name".into(), e.name.clone().into());
+    m.insert("state".into(), e.state.clone().into());
+    m.insert("host_name".into(), e.host_name.clone().into());
+    m.insert("scale_units".into(), (e.scale_units as i64).into());
+    m
+}
+
+fn operate_first_endpoint(
+    account: &Account,
+    action: &str,
+    body: Option<&serde_json::Value>,
+) -> RhaiResult<Map> {
+    let m = account.media()?;
+    let first = account
+        .call(m.streaming_endpoints())?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            invalid(format!(
+                "account '{}' has no streaming endpoint",
+                account.name
+            ))
+        })?;
+    let e = account.call(m.operate_endpoint(&first.id, action, body))?;
+    Ok(endpoint_map(&e))
 }
 
 /// What warming an origin did, as a playbook sees it.

@@ -61,13 +61,14 @@ struct Expect {
     served_again_s: f64,
 }
 
-const MODES: [&str; 6] = [
+const MODES: [&str; 7] = [
     "datacenter",
     "storage-down",
     "storage-hang",
     "origin-503",
     "origin-slow",
     "flapping",
+    "endpoint-stopped",
 ];
 
 fn every_mode(env: &LocalUp, edge: Option<&str>, expect: Expect) {
