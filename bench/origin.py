@@ -32,7 +32,7 @@ from benchdoc import cpu as benchdoc_cpu, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = os.environ.get("BASELINE", "b19f8b6")
-MODES = ["datacenter", "storage-down", "storage-hang", "origin-503", "origin-slow", "flapping", "both-down"]
+MODES = ["datacenter", "storage-down", "storage-hang", "origin-503", "origin-slow", "flapping", "endpoint-stopped", "both-down"]
 DRILL_SECONDS = "12"
 
 
