@@ -117,6 +117,9 @@ async fn answer(
     if let Err(e) = token::check(&st, &headers) {
         return e.into_response(fmt);
     }
+    if let Err(e) = check_version(&headers) {
+        return e.into_response(fmt);
+    }
     let query = match Query::parse(uri.query()) {
         Ok(q) => q,
         Err(e) => return e.into_response(fmt),
@@ -146,6 +149,28 @@ async fn answer(
             }
             e.into_response(fmt)
         }
+    }
+}
+
+/// `x-ms-version`: the versions the service had (2.0 to 2.19) are accepted, in any form a
+/// client wrote them (`2.19`, ` 2.7 `); anything else is refused by name. A request without
+/// the header is served as the latest version.
+fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(v) = headers.get("x-ms-version") else {
+        return Ok(());
+    };
+    let text = v.to_str().unwrap_or_default().trim();
+    let known = text
+        .split_once('.')
+        .filter(|(major, _)| *major == "2")
+        .and_then(|(_, minor)| minor.parse::<u32>().ok())
+        .is_some_and(|minor| minor <= 19);
+    if known {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(format!(
+            "x-ms-version '{text}' is not a version of this API; use 2.0 to 2.19 (the latest, 2.19, is assumed without the header)"
+        )))
     }
 }
 

@@ -388,3 +388,33 @@ async fn expand_writes_navigation_inline() {
     raw.expect("GET", "/api/Assets?$expand=Files/ParentAsset", None, 400)
         .await;
 }
+
+/// `x-ms-version`: 2.0 to 2.19 in any form are served, anything else is refused by name, and
+/// a request without it is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_versions_the_service_had_are_accepted() {
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+    let http = reqwest::Client::new();
+    for (version, status) in [
+        (Some("2.19"), 200),
+        (Some(" 2.7 "), 200),
+        (Some("2.0"), 200),
+        (None, 200),
+        (Some("2.20"), 400),
+        (Some("3.0"), 400),
+        (Some("latest"), 400),
+    ] {
+        let mut r = http.get(m.url("/api/Assets")).bearer_auth(&token);
+        if let Some(v) = version {
+            r = r.header("x-ms-version", v);
+        }
+        let r = r.send().await.unwrap();
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert_eq!(code, status, "{version:?}: {text}");
+        if status == 400 {
+            assert!(text.contains("x-ms-version"), "{text}");
+        }
+    }
+}
