@@ -228,6 +228,18 @@ async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             policy.id
         )));
     }
+    // What a locator opens for reading must hold something: the service refused streaming
+    // and read-only SAS locators on an asset without files (a write SAS is how files arrive).
+    let reads_only = new.kind == LocatorType::OnDemandOrigin
+        || !policy
+            .permissions
+            .intersects(Permissions::WRITE | Permissions::DELETE);
+    if reads_only && ctx.st.db.count(super::files::INFO.name, &asset.id)? == 0 {
+        return Err(ApiError::bad_request(format!(
+            "Asset '{}' has no files: a locator that only reads needs files to open (upload them with a write SAS locator, then CreateFileInfos)",
+            asset.id
+        )));
+    }
     let id = new.id.unwrap_or_else(|| IdKind::Locator.new_id());
     // From the checks to the insert, one locator change at a time (the container's policies
     // are written whole, and the sixth locator must see the fifth).

@@ -175,6 +175,10 @@ async fn sas_locator_paths_work_with_the_sdk_and_expire() {
     let m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
     let aid = raw.create("/api/Assets", r#"{"Name":"sas"}"#).await;
+    // A locator that only reads needs something to read (CreateFileInfos below brings this
+    // record up to date once the blob is there).
+    let file = json!({"Name": "f.mp4", "ParentAssetId": aid}).to_string();
+    raw.create("/api/Files", &file).await;
     let policy = |perm: i32, minutes: i32| {
         let raw = &raw;
         async move {
@@ -294,6 +298,8 @@ async fn the_origin_serves_only_started_unexpired_origin_locators() {
     let m = Media::start(&[]).await;
     let raw = Raw::new(&m).await;
     let aid = raw.create("/api/Assets", r#"{"Name":"gate"}"#).await;
+    let file = json!({"Name": "clip.ism", "ParentAssetId": aid}).to_string();
+    raw.create("/api/Files", &file).await;
     let policy = |minutes: i32| {
         let raw = &raw;
         async move {
@@ -361,4 +367,30 @@ async fn the_origin_serves_only_started_unexpired_origin_locators() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// A locator that only reads (streaming, or a SAS without write) needs files to open; a write
+/// SAS on an empty asset is how files arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn locators_that_only_read_need_files() {
+    let m = Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let aid = raw.create("/api/Assets", r#"{"Name":"empty"}"#).await;
+    let policy =
+        |perm: i32| json!({"Name": "p", "DurationInMinutes": 60, "Permissions": perm}).to_string();
+    let read = raw.create("/api/AccessPolicies", &policy(1)).await;
+    let write = raw.create("/api/AccessPolicies", &policy(2)).await;
+    let locator = |pid: &str, kind: i32| {
+        json!({"AssetId": aid, "AccessPolicyId": pid, "Type": kind}).to_string()
+    };
+    for kind in [1, 2] {
+        let e = raw
+            .expect("POST", "/api/Locators", Some(&locator(&read, kind)), 400)
+            .await;
+        assert!(e.message().contains("has no files"), "{}", e.message());
+    }
+    raw.create("/api/Locators", &locator(&write, 1)).await;
+    let file = json!({"Name": "clip.mp4", "ParentAssetId": aid}).to_string();
+    raw.create("/api/Files", &file).await;
+    raw.create("/api/Locators", &locator(&read, 2)).await;
 }

@@ -17,16 +17,16 @@ async fn a_killed_emulator_restarts_with_every_entity() {
             r#"{"Name":"r","DurationInMinutes":60,"Permissions":1}"#,
         )
         .await;
-    let lid = raw
-        .create(
-            "/api/Locators",
-            &json!({"AssetId": aid, "AccessPolicyId": pid, "Type": 2}).to_string(),
-        )
-        .await;
     let fid = raw
         .create(
             "/api/Files",
             &json!({"Name":"a.ism","ParentAssetId": aid}).to_string(),
+        )
+        .await;
+    let lid = raw
+        .create(
+            "/api/Locators",
+            &json!({"AssetId": aid, "AccessPolicyId": pid, "Type": 2}).to_string(),
         )
         .await;
     m.kill_and_restart();
