@@ -446,6 +446,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             origin_cache_mb,
             limits,
         } => {
+            // The origin's cache budget bounds its memory only if freed bodies go back.
+            crate::memory::return_large_blocks();
             let storage_account = resolve_storage(cli.accounts.as_deref(), &storage)?;
             let storage =
                 crate::storage::Storage::open_via(&storage_account, storage_via.as_deref())?;
