@@ -50,6 +50,7 @@ bench: setup
 	bench/emulator
 	bench/encode
 	bench/origin
+	bench/origin_memory
 
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null
