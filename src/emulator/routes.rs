@@ -117,7 +117,7 @@ async fn answer(
     if let Err(e) = token::check(&st, &headers) {
         return e.into_response(fmt);
     }
-    if let Err(e) = check_version(&headers) {
+    if let Err(e) = check_version(&headers, uri.query()) {
         return e.into_response(fmt);
     }
     let query = match Query::parse(uri.query()) {
@@ -152,14 +152,26 @@ async fn answer(
     }
 }
 
-/// `x-ms-version`: the versions the service had (2.0 to 2.19) are accepted, in any form a
-/// client wrote them (`2.19`, ` 2.7 `); anything else is refused by name. A request without
-/// the header is served as the latest version.
-fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
-    let Some(v) = headers.get("x-ms-version") else {
-        return Ok(());
+/// `x-ms-version` (or `?api-version=`, as the reference allowed for a browser): the versions
+/// the service had (2.0 to 2.19) are accepted, in any form a client wrote them (`2.19`,
+/// ` 2.7 `); another version, or none, is 400 as the service answered.
+fn check_version(headers: &HeaderMap, query: Option<&str>) -> Result<(), ApiError> {
+    let from_query = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case("api-version"))
+            .map(|(_, v)| urldecode(v))
+    });
+    let text = match (headers.get("x-ms-version"), from_query) {
+        (Some(v), _) => v.to_str().unwrap_or_default().trim().to_string(),
+        (None, Some(q)) => q.trim().to_string(),
+        (None, None) => {
+            return Err(ApiError::bad_request(
+                "The API version of Media Services is not specified: send the header x-ms-version: 2.19 (or ?api-version=2.19)",
+            ))
+        }
     };
-    let text = v.to_str().unwrap_or_default().trim();
+    let text = text.as_str();
     let known = text
         .split_once('.')
         .filter(|(major, _)| *major == "2")
@@ -169,7 +181,7 @@ fn check_version(headers: &HeaderMap) -> Result<(), ApiError> {
         Ok(())
     } else {
         Err(ApiError::bad_request(format!(
-            "x-ms-version '{text}' is not a version of this API; use 2.0 to 2.19 (the latest, 2.19, is assumed without the header)"
+            "x-ms-version '{text}' is not a version of this API; use 2.0 to 2.19"
         )))
     }
 }

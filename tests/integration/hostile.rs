@@ -530,6 +530,7 @@ async fn the_host_header_is_never_reflected() {
         .post(m.url("/api/Assets"))
         .header("host", "evil.example")
         .header("authorization", format!("Bearer {token}"))
+        .header("x-ms-version", "2.19")
         .header("accept", "application/json;odata=verbose")
         .header("content-type", "application/json;odata=verbose")
         .body(r#"{"Name":"h"}"#)

@@ -53,7 +53,7 @@ async fn tokens_are_required_signed_and_expire() {
     assert_eq!(aad.status(), 200);
     assert_eq!(aad.json::<Value>().await.unwrap()["token_type"], "Bearer");
 
-    let assets = m.url("/api/Assets");
+    let assets = m.url("/api/Assets?api-version=2.19");
     let r = http.get(&assets).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(odata_error(&r.json().await.unwrap(), "odata.error").contains("Authorization"));
