@@ -120,10 +120,11 @@ pub enum Command {
         /// answers 503 with Retry-After, so an edge fails over instead of waiting.
         #[arg(long, default_value_t = 3000)]
         storage_timeout_ms: u64,
-        /// Memory of the streaming origin's fragment cache, in MiB (the bodies it packaged
-        /// most recently; its presentation indexes get a quarter of it).
-        #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=65536))]
-        origin_cache_mb: u64,
+        /// Memory of the streaming origin's fragment cache, in MiB, fractions allowed (the
+        /// bodies it packaged most recently; its presentation indexes get a quarter of it).
+        /// `GET /health` shows what it holds.
+        #[arg(long, default_value = "256", value_parser = cache_mebibytes, value_name = "MiB")]
+        origin_cache_mb: usize,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -271,6 +272,18 @@ pub fn init_tracing() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
+}
+
+/// `--origin-cache-mb`: MiB, fractions allowed, as bytes (64 KiB to 64 GiB).
+fn cache_mebibytes(s: &str) -> Result<usize, String> {
+    let mib: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of MiB (for example 256 or 0.5)"))?;
+    if !(1.0 / 16.0..=65536.0).contains(&mib) {
+        return Err(format!("{s} MiB is outside 0.0625 (64 KiB) to 65536"));
+    }
+    Ok((mib * f64::from(1u32 << 20)) as usize)
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -472,7 +485,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         storage_timeout: std::time::Duration::from_millis(
                             storage_timeout_ms.max(10),
                         ),
-                        cache_bytes: (origin_cache_mb as usize) << 20,
+                        cache_bytes: origin_cache_mb,
                         ..Default::default()
                     },
                     limits: limits.limits(),
@@ -724,6 +737,20 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cache_mebibytes;
+
+    #[test]
+    fn cache_sizes_take_fractions_and_refuse_nonsense() {
+        assert_eq!(cache_mebibytes("256"), Ok(256 << 20));
+        assert_eq!(cache_mebibytes("0.5"), Ok(512 << 10));
+        for bad in ["0", "-1", "NaN", "inf", "1e9", "lots", ""] {
+            assert!(cache_mebibytes(bad).is_err(), "{bad}");
         }
     }
 }

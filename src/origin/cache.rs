@@ -2,7 +2,10 @@
 //! shield), the least recently used evicted first once over the byte budget.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
 
 use super::presentation::Presentation;
 
@@ -14,6 +17,8 @@ pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
 pub struct Body {
     pub data: bytes::Bytes,
     pub etag: String,
+    /// Bytes of its allocation: what the cache's budget counts.
+    held: usize,
 }
 
 impl Body {
@@ -23,6 +28,7 @@ impl Body {
         // The cache counts bytes by length: no spare capacity may hide behind them.
         data.shrink_to_fit();
         Self {
+            held: data.capacity(),
             data: data.into(),
             etag,
         }
@@ -45,6 +51,27 @@ pub struct Cache {
     presentations: Mutex<Lru<Arc<Presentation>>>,
     fragments: Mutex<Lru<Body>>,
     failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// What the fragment cache holds and how it has done, as `/health` reports it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Fragments held.
+    pub fragments: usize,
+    /// Bytes of their allocations.
+    pub held: usize,
+    /// The most `held` may be (`serve --origin-cache-mb`).
+    pub budget: usize,
+    /// Requests answered from the cache, and those that packaged (or waited for) a fragment.
+    pub hits: u64,
+    pub misses: u64,
+    /// Fragments dropped to stay within the budget.
+    pub evictions: u64,
+    /// Presentations indexed and held, and the bytes of their indexes.
+    pub presentations: usize,
+    pub presentation_bytes: usize,
 }
 
 impl Default for Cache {
@@ -61,6 +88,29 @@ impl Cache {
             presentations: Mutex::default(),
             fragments: Mutex::default(),
             failures: Mutex::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let (fragments, held, evictions) = {
+            let f = lock(&self.fragments);
+            (f.entries.len(), f.bytes, f.evictions)
+        };
+        let (presentations, presentation_bytes) = {
+            let p = lock(&self.presentations);
+            (p.entries.len(), p.bytes)
+        };
+        CacheStats {
+            fragments,
+            held,
+            budget: self.fragment_budget,
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            evictions,
+            presentations,
+            presentation_bytes,
         }
     }
 
@@ -70,11 +120,19 @@ impl Cache {
 
     pub fn put_presentation(&self, key: String, p: Arc<Presentation>) {
         let bytes = p.approx_bytes();
-        lock(&self.presentations).put(key, p, bytes, self.fragment_budget / 4)
+        // One presentation may take all of theirs: one not kept is indexed again per request.
+        let budget = self.fragment_budget / 4;
+        lock(&self.presentations).put(key, p, bytes, budget, budget)
     }
 
     pub fn fragment(&self, key: &str) -> Option<Body> {
         lock(&self.fragments).get(key)
+    }
+
+    /// Counts a client's request for a fragment (read-ahead is not counted).
+    pub fn count(&self, hit: bool) {
+        let counter = if hit { &self.hits } else { &self.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn has_fragment(&self, key: &str) -> bool {
@@ -82,8 +140,9 @@ impl Cache {
     }
 
     pub fn put_fragment(&self, key: String, body: Body) {
-        let bytes = body.data.len();
-        lock(&self.fragments).put(key, body, bytes, self.fragment_budget)
+        let bytes = body.held;
+        let budget = self.fragment_budget;
+        lock(&self.fragments).put(key, body, bytes, budget, budget / 4)
     }
 
     /// Why `key` could not be indexed, if that was less than `FAILURE_TTL` ago.
@@ -124,6 +183,7 @@ struct Lru<V> {
     order: BTreeMap<u64, String>,
     tick: u64,
     bytes: usize,
+    evictions: u64,
 }
 
 impl<V> Default for Lru<V> {
@@ -133,6 +193,7 @@ impl<V> Default for Lru<V> {
             order: BTreeMap::new(),
             tick: 0,
             bytes: 0,
+            evictions: 0,
         }
     }
 }
@@ -148,9 +209,9 @@ impl<V: Clone> Lru<V> {
         Some(value.clone())
     }
 
-    /// Keeps `value` (of `bytes`) unless it alone would take more than a quarter of `budget`.
-    fn put(&mut self, key: String, value: V, bytes: usize, budget: usize) {
-        if bytes > budget / 4 {
+    /// Keeps `value` (of `bytes`) unless it alone is larger than `max_item`.
+    fn put(&mut self, key: String, value: V, bytes: usize, budget: usize, max_item: usize) {
+        if bytes > max_item {
             return;
         }
         self.tick += 1;
@@ -166,6 +227,7 @@ impl<V: Clone> Lru<V> {
             };
             if let Some((_, _, b)) = self.entries.remove(&k) {
                 self.bytes -= b;
+                self.evictions += 1;
             }
         }
     }
@@ -212,7 +274,8 @@ mod tests {
         }
         assert!(grown.capacity() > grown.len());
         let len = grown.len();
-        let Body { data, .. } = Body::new(grown);
+        let Body { data, held, .. } = Body::new(grown);
+        assert_eq!(held, len, "what the budget counts is the allocation");
         // Back into a Vec (the only owner: no copy), the allocation shows: exactly the length.
         let v: Vec<u8> = data.into();
         assert_eq!((v.len(), v.capacity()), (len, len));
@@ -222,7 +285,7 @@ mod tests {
     fn presentations_are_bounded_by_bytes() {
         let mut c: Lru<u32> = Lru::default();
         for i in 0..100 {
-            c.put(format!("p{i}"), i, 1 << 20, 16 << 20);
+            c.put(format!("p{i}"), i, 1 << 20, 16 << 20, 16 << 20);
         }
         assert!(c.bytes <= 16 << 20);
         assert!(c.entries.len() <= 16);

@@ -18,6 +18,9 @@ pub struct Health {
     pub status: &'static str,
     pub database: &'static str,
     pub storage: &'static str,
+    /// What the fragment cache holds, for operators (not part of the verdict).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<super::cache::CacheStats>,
 }
 
 impl Health {
@@ -31,6 +34,7 @@ impl Health {
             status: "stopped",
             database: "unchecked",
             storage: "unchecked",
+            cache: None,
         }
     }
 
@@ -40,6 +44,7 @@ impl Health {
             status: word(database && storage),
             database: word(database),
             storage: word(storage),
+            cache: None,
         }
     }
 }

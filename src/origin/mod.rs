@@ -179,10 +179,15 @@ impl Origin {
             .await
     }
 
-    /// A fragment from the cache, or packaged (once, however many ask at the same time).
-    async fn fragment(&self, f: &Fragment) -> Result<Body, OriginError> {
+    /// A fragment from the cache, or packaged (once, however many ask at the same time);
+    /// counted as a hit or a miss when a client `asked` for it.
+    async fn fragment(&self, f: &Fragment, asked: bool) -> Result<Body, OriginError> {
         let key = f.key();
-        if let Some(b) = self.cache.fragment(&key) {
+        let cached = self.cache.fragment(&key);
+        if asked {
+            self.cache.count(cached.is_some());
+        }
+        if let Some(b) = cached {
             return Ok(b);
         }
         let cell = lock(&self.inflight).entry(key.clone()).or_default().clone();
@@ -229,7 +234,7 @@ impl Origin {
             };
             let me = self.clone();
             tokio::spawn(async move {
-                let _ = me.fragment(&next).await;
+                let _ = me.fragment(&next, false).await;
                 drop(permit);
             });
         }
@@ -289,11 +294,17 @@ pub fn router(origin: Arc<Origin>) -> axum::Router {
         .with_state(origin)
 }
 
+/// The deep health check, with what the cache holds (live, not cached with the check).
 async fn health(State(origin): State<Arc<Origin>>) -> Health {
-    if !origin.is_serving() {
-        return Health::stopped();
+    let health = if origin.is_serving() {
+        origin.check_health().await
+    } else {
+        Health::stopped()
+    };
+    Health {
+        cache: Some(origin.cache.stats()),
+        ..health
     }
-    origin.check_health().await
 }
 
 async fn stream(
@@ -426,7 +437,7 @@ async fn serve(
         seq,
         p: p.clone(),
     };
-    let body = origin.fragment(&fragment).await?;
+    let body = origin.fragment(&fragment, true).await?;
     origin.read_ahead(&fragment);
     Ok(reply(mime, 86400, body, range))
 }

@@ -680,3 +680,125 @@ async fn a_full_disk_is_named_and_leaves_nothing_half_made() {
     std::fs::remove_file(filler).unwrap();
     raw.create("/api/Assets", r#"{"Name":"after"}"#).await;
 }
+
+/// The origin's fragment cache: one entry per fragment whatever the spelling of its time
+/// (`video=0`, `video=000`), and what it holds (the allocations, not just the lengths) stays
+/// within `--origin-cache-mb`, reported by `/health` so an operator sees it too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_cache_holds_one_entry_per_fragment_within_its_budget() {
+    let budget = 1u64 << 20;
+    let m = Media::start(&["--origin-cache-mb", "1"]).await;
+    let raw = Raw::new(&m).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = std::fs::read(crate::encoding::sample(dir.path(), "clip.mp4", 640, 360, 6)).unwrap();
+    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+    put_blob_named(
+        &m,
+        &amsplay::ams::model::asset_container(&aid),
+        "clip.mp4",
+        clip,
+    )
+    .await;
+    raw.ok(
+        "GET",
+        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+        None,
+    )
+    .await;
+    let jid = raw
+        .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
+        .await;
+    let (state, tasks) = job_end(&raw, &jid).await;
+    assert_eq!(state, 3, "{tasks}");
+    let out = raw
+        .ok(
+            "GET",
+            &format!("/api/Jobs('{}')/OutputMediaAssets", enc(&jid)),
+            None,
+        )
+        .await;
+    let out = out["value"][0]["Id"].as_str().unwrap().to_string();
+    let policy = raw
+        .create(
+            "/api/AccessPolicies",
+            r#"{"Name":"read","DurationInMinutes":60,"Permissions":1}"#,
+        )
+        .await;
+    let locator = raw
+        .ok(
+            "POST",
+            "/api/Locators",
+            Some(&json!({"AccessPolicyId": policy, "AssetId": out, "Type": 2}).to_string()),
+        )
+        .await;
+    let base = format!("{}clip.ism", locator["Path"].as_str().unwrap());
+    let stats = || async {
+        let (status, body) = crate::origin::get(&m.url("/health"));
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        v["cache"].clone()
+    };
+
+    // One fragment, its time spelled three ways: packaged once.
+    let first = format!("{base}/QualityLevels(128000)/Fragments(audio=0,format=mpd-time-csf)");
+    let (s, body) = crate::origin::get(&first);
+    assert_eq!(s, 200);
+    let before = stats().await;
+    for spelling in ["00", "000"] {
+        let (s, again) =
+            crate::origin::get(&first.replace("audio=0", &format!("audio={spelling}")));
+        assert_eq!((s, again.len()), (200, body.len()), "audio={spelling}");
+    }
+    let after = stats().await;
+    assert_eq!(after["misses"], before["misses"], "{before} then {after}");
+    assert_eq!(
+        after["hits"].as_u64().unwrap(),
+        before["hits"].as_u64().unwrap() + 2,
+        "{before} then {after}"
+    );
+
+    // Every segment of every rendition (more than the budget): what is held stays within it.
+    let (s, master) = crate::origin::get(&format!("{base}/manifest(format=m3u8-aapl)"));
+    assert_eq!(s, 200);
+    let master = String::from_utf8(master).unwrap();
+    let mut fetched = 0usize;
+    for playlist in master
+        .lines()
+        .filter_map(|l| l.split("URI=\"").nth(1).map(|u| u.trim_end_matches('"')))
+        .chain(
+            master
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty()),
+        )
+    {
+        let (s, text) = crate::origin::get(&format!("{base}/{playlist}"));
+        assert_eq!(s, 200, "{playlist}");
+        let text = String::from_utf8(text).unwrap();
+        let dir = playlist.rsplit_once('/').unwrap().0;
+        let uris = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty());
+        let init = text
+            .lines()
+            .filter_map(|l| l.split("URI=\"").nth(1).map(|u| u.trim_end_matches('"')));
+        for segment in uris.chain(init) {
+            let (s, body) = crate::origin::get(&format!("{base}/{dir}/{segment}"));
+            assert_eq!(s, 200, "{segment}");
+            fetched += body.len();
+        }
+    }
+    let cache = stats().await;
+    assert!(
+        fetched as u64 > budget,
+        "the clip must outgrow the budget: {fetched} bytes, {cache}"
+    );
+    assert_eq!(cache["budget"].as_u64(), Some(budget), "{cache}");
+    let held = cache["held"].as_u64().unwrap();
+    assert!(
+        held > 0 && held <= budget,
+        "{fetched} bytes fetched, {cache}"
+    );
+    assert!(cache["evictions"].as_u64().unwrap() > 0, "{cache}");
+    // The presentation's index is kept (a quarter of the budget is theirs), not read per request.
+    assert_eq!(cache["presentations"], 1, "{cache}");
+}
