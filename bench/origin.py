@@ -123,9 +123,9 @@ def slow_readers(url, pid, n=50, secs=10):
     return peak / 1024, rss_kb(pid) / 1024
 
 
-def start_front(binary, origins):
+def start_front(binary, origins, extra=()):
     """A front door process of `binary` before `origins`: (process, url)."""
-    args = [str(binary), "front"]
+    args = [str(binary), "front", *extra]
     for o in origins:
         args += ["--origin", o]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -211,6 +211,16 @@ def measure(binary, label, rev, src, work, edges):
             fp.terminate()
             fp.wait()
         print(label, "warm origin", r["origin"], "front", r["front"], flush=True)
+        if edges:
+            # The front door as a plain proxy (its cache off), as the baseline's was.
+            fp, furl = start_front(binary, direct, ["--no-cache"])
+            try:
+                time.sleep(1)
+                r["front_plain"] = wrk(f"{furl}/{rel}/{frag_path}")
+            finally:
+                fp.terminate()
+                fp.wait()
+            print(label, "front, no cache", r["front_plain"], flush=True)
         # 50 slow readers of the fragment, on a fresh front door (its peak RSS is theirs).
         fp, furl = start_front(binary, direct)
         try:
@@ -404,6 +414,11 @@ def write(before, after):
     row("front door, warm, requests/s", before["front"][0], after["front"][0])
     lines.append(f"| front door as a share of the origin | {before['front'][0] / before['origin'][0]:.0%} | "
                  f"{after['front'][0] / after['origin'][0]:.0%} | |")
+    if "front_plain" in after:
+        lines.append(f"| front door with `--no-cache` (a plain proxy, as the baseline's), warm, requests/s | | "
+                     f"{after['front_plain'][0]:,.1f} | {after['front_plain'][0] / before['front'][0]:.2f}× |")
+        lines.append(f"| front door with `--no-cache` as a share of the origin | | "
+                     f"{after['front_plain'][0] / after['origin'][0]:.0%} | |")
     row("origin, cold, fragments/s (every fragment once, 8 at a time)", before["cold"][0], after["cold"][0])
     row("origin, cold, MB/s", before["cold"][1], after["cold"][1])
     row("Azurite alone, ranged reads of 512 KiB, 8 at a time, MB/s", before["azurite"][1], after["azurite"][1])

@@ -142,7 +142,8 @@ pub enum Command {
     /// error, timeout, 5xx) ejects it for --eject-ms and is retried on the next before the client
     /// sees anything; a body cut mid-way is resumed from the next origin with a Range request.
     /// Only GET and HEAD are proxied; CORS preflights are answered here; credentials are never
-    /// forwarded. GET /status shows health.
+    /// forwarded. Bodies the origins mark `public, max-age` are kept in memory (--cache-mb) and
+    /// answered from there, also while every origin is down. GET /status shows health.
     /// Prints "listening on http://ADDR" once it accepts requests.
     ///
     /// With --emit nginx it prints the same edge as an nginx configuration instead (caching,
@@ -187,7 +188,13 @@ pub enum Command {
         /// With --emit nginx: the folder for nginx's pid file, temporary files and cache.
         #[arg(long, default_value = "/var/cache/amsplay-nginx")]
         nginx_dir: PathBuf,
-        /// With --emit nginx: no cache, every request reaches an origin (for drills).
+        /// Memory for the front door's cache, in MiB (fractions allowed): bodies the origins
+        /// mark `public, max-age` (fragments, manifests) answered from memory, also while
+        /// every origin is down.
+        #[arg(long, default_value = "256", value_parser = cache_mebibytes, value_name = "MiB")]
+        cache_mb: usize,
+        /// No cache: every request reaches an origin (for drills), in the front door and in
+        /// the configuration --emit nginx writes.
         #[arg(long)]
         no_cache: bool,
     },
@@ -409,6 +416,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
             emit,
             nginx_dir,
+            cache_mb,
             no_cache,
         } => {
             if let Some(Edge::Nginx) = emit {
@@ -431,6 +439,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 rise: rise.max(1),
                 timeout: std::time::Duration::from_millis(timeout_ms.max(10)),
                 eject_for: std::time::Duration::from_millis(eject_ms),
+                cache_bytes: if no_cache { 0 } else { cache_mb },
                 limits: limits.limits(),
             };
             rt.block_on(async move {

@@ -26,7 +26,8 @@
 //!   pid and start time, never signalled blindly.
 //! - `server`: serving with a header-read timeout, a connection cap and one-line panics;
 //!   `logfile`: appended, size-rotated logs; `progress`: progress bars on a terminal,
-//!   `tracing` events otherwise; `memory`: `--max-memory` and a clear out-of-memory line.
+//!   `tracing` events otherwise; `memory`: `--max-memory` and a clear out-of-memory line;
+//!   `lru`: the byte-bounded map behind the origin's and the front door's caches.
 
 pub mod ams;
 pub mod azurite;
@@ -37,6 +38,7 @@ pub(crate) mod faults;
 pub(crate) mod front;
 pub(crate) mod localenv;
 pub(crate) mod logfile;
+pub(crate) mod lru;
 pub mod memory;
 pub(crate) mod origin;
 pub(crate) mod player;

@@ -559,6 +559,8 @@ impl LocalEnv {
             format!("127.0.0.1:{}", self.preferred_port("front")),
             "--timeout-ms".into(),
             "1000".into(),
+            // Every request reaches an origin, so drills and `local fail` show traffic move.
+            "--no-cache".into(),
         ];
         for (dc, _) in DATACENTERS {
             if let Some(url) = state.origin_url(dc) {

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 
+use super::cache::Filler;
 use super::Front;
 
 /// What is needed to ask another origin for the rest of a body.
@@ -58,17 +59,21 @@ struct State {
     body: BoxStream<'static, reqwest::Result<Bytes>>,
     sent: u64,
     resume: Option<Resume>,
+    /// The body being kept in the front door's cache as it passes.
+    fill: Option<Filler>,
     done: bool,
 }
 
 type Item = Result<Bytes, std::io::Error>;
 
-/// The body of `resp` (from origin `origin`), resumed elsewhere when `resume` allows.
+/// The body of `resp` (from origin `origin`), resumed elsewhere when `resume` allows, and
+/// kept by `fill` once it has passed whole.
 pub fn stream(
     front: Arc<Front>,
     origin: usize,
     resp: reqwest::Response,
     resume: Option<Resume>,
+    fill: Option<Filler>,
 ) -> impl futures::Stream<Item = Item> + Send + 'static {
     let state = State {
         front,
@@ -76,6 +81,7 @@ pub fn stream(
         body: resp.bytes_stream().boxed(),
         sent: 0,
         resume,
+        fill,
         done: false,
     };
     futures::stream::unfold(state, |mut s| async move {
@@ -86,6 +92,11 @@ pub fn stream(
             let failure = match tokio::time::timeout(s.front.timeout, s.body.next()).await {
                 Ok(Some(Ok(chunk))) => {
                     s.sent += chunk.len() as u64;
+                    if s.fill.as_mut().is_some_and(|f| f.push(&chunk)) {
+                        if let Some(f) = s.fill.take() {
+                            f.finish();
+                        }
+                    }
                     return Some((Ok(chunk), s));
                 }
                 Ok(None) => match &s.resume {
@@ -108,6 +119,7 @@ pub fn stream(
             }
             tracing::warn!(origin = %url, error = %failure, at = s.sent, "body failed and could not be resumed");
             s.done = true;
+            s.fill = None;
             let e = std::io::Error::new(std::io::ErrorKind::BrokenPipe, failure);
             return Some((Err(e), s));
         }

@@ -18,9 +18,13 @@
 //!   connection, whatever the fragment size); if the origin fails mid-body, the rest is asked
 //!   of the next origin with a `Range` request guarded by the ETag (both datacenters serve
 //!   identical bytes), so the player sees one complete response.
+//! - **A cache** (`cache.rs`, on by default, `--cache-mb`/`--no-cache`): bodies the origins
+//!   mark `public, max-age` (fragments a day, manifests a minute) are kept as they stream
+//!   through and answered from memory (`x-cache: HIT`), also while every origin is down.
 //! - `GET /status` shows each origin's health; responses carry `x-served-by`.
 
 mod body;
+mod cache;
 pub mod nginx;
 mod origins;
 
@@ -53,6 +57,8 @@ pub struct FrontConfig {
     pub timeout: Duration,
     /// How long an origin that failed a streaming request stays out.
     pub eject_for: Duration,
+    /// Bytes of streaming bodies kept in memory; 0: no cache.
+    pub cache_bytes: usize,
     pub limits: crate::server::Limits,
 }
 
@@ -68,6 +74,7 @@ impl FrontConfig {
             rise: 2,
             timeout: Duration::from_secs(2),
             eject_for: EJECT_FOR,
+            cache_bytes: 0,
             limits: crate::server::Limits::default(),
         }
     }
@@ -77,6 +84,7 @@ struct Front {
     origins: Arc<Origins>,
     http: reqwest::Client,
     timeout: Duration,
+    cache: Option<Arc<cache::Cache>>,
 }
 
 /// Serves the front door on `listener` until `shutdown`.
@@ -101,6 +109,7 @@ pub async fn serve(
         origins,
         http,
         timeout: config.timeout,
+        cache: (config.cache_bytes > 0).then(|| Arc::new(cache::Cache::new(config.cache_bytes))),
     });
     let app = axum::Router::new().fallback(handle).with_state(front);
     tracing::info!(addr = %listener.local_addr()?, "front door listening");
@@ -188,6 +197,11 @@ async fn handle(
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     // Only streaming paths fail over and count against an origin.
     let streaming = crate::origin::owns(uri.path());
+    if let Some(cache) = front.cache.as_ref().filter(|_| streaming) {
+        if let Some(r) = cache.answer(path, &headers) {
+            return r;
+        }
+    }
     let mut order = front.origins.order(None);
     if !streaming {
         order.truncate(1);
@@ -280,18 +294,24 @@ impl Front {
                 out = out.header(k, v);
             }
         }
-        out = out.header(
-            HeaderName::from_static("x-served-by"),
-            HeaderValue::from_str(&self.origins.list[i].url)
-                .unwrap_or(HeaderValue::from_static("?")),
-        );
+        let served_by = HeaderValue::from_str(&self.origins.list[i].url)
+            .unwrap_or(HeaderValue::from_static("?"));
+        out = out.header(HeaderName::from_static("x-served-by"), served_by.clone());
+        let cache = self.cache.as_ref().filter(|_| streaming);
+        if cache.is_some() {
+            out = out.header("x-cache", "MISS");
+        }
         let body = if *method == Method::HEAD {
             axum::body::Body::empty()
         } else {
             let resume = streaming
                 .then(|| body::Resume::plan(&resp, path, headers))
                 .flatten();
-            axum::body::Body::from_stream(body::stream(self.clone(), i, resp, resume))
+            // Only a plain GET fills the cache (a Range asks for part of the body).
+            let fill = cache
+                .filter(|_| !headers.contains_key("range"))
+                .and_then(|c| c.fill(path, &resp, &served_by));
+            axum::body::Body::from_stream(body::stream(self.clone(), i, resp, resume, fill))
         };
         out.body(body)
             .unwrap_or_else(|_| plain(StatusCode::BAD_GATEWAY, "the origin's answer was malformed"))

@@ -1,13 +1,14 @@
 //! The origin's memory: presentations already indexed, and recently served bodies (an origin
 //! shield), the least recently used evicted first once over the byte budget.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use super::presentation::Presentation;
+use crate::lru::Lru;
 
 /// Bytes of fragments kept in memory by default (`serve --origin-cache-mb`).
 pub const FRAGMENT_CACHE_BYTES: usize = 256 << 20;
@@ -96,11 +97,11 @@ impl Cache {
     pub fn stats(&self) -> CacheStats {
         let (fragments, held, evictions) = {
             let f = lock(&self.fragments);
-            (f.entries.len(), f.bytes, f.evictions)
+            (f.len(), f.bytes(), f.evictions())
         };
         let (presentations, presentation_bytes) = {
             let p = lock(&self.presentations);
-            (p.entries.len(), p.bytes)
+            (p.len(), p.bytes())
         };
         CacheStats {
             fragments,
@@ -136,7 +137,7 @@ impl Cache {
     }
 
     pub fn has_fragment(&self, key: &str) -> bool {
-        lock(&self.fragments).entries.contains_key(key)
+        lock(&self.fragments).contains(key)
     }
 
     pub fn put_fragment(&self, key: String, body: Body) {
@@ -177,62 +178,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Values by key, the least recently used evicted first once over a byte budget.
-struct Lru<V> {
-    entries: HashMap<String, (V, u64, usize)>,
-    order: BTreeMap<u64, String>,
-    tick: u64,
-    bytes: usize,
-    evictions: u64,
-}
-
-impl<V> Default for Lru<V> {
-    fn default() -> Self {
-        Self {
-            entries: HashMap::new(),
-            order: BTreeMap::new(),
-            tick: 0,
-            bytes: 0,
-            evictions: 0,
-        }
-    }
-}
-
-impl<V: Clone> Lru<V> {
-    fn get(&mut self, key: &str) -> Option<V> {
-        self.tick += 1;
-        let tick = self.tick;
-        let (value, old, _) = self.entries.get_mut(key)?;
-        self.order.remove(old);
-        *old = tick;
-        self.order.insert(tick, key.to_string());
-        Some(value.clone())
-    }
-
-    /// Keeps `value` (of `bytes`) unless it alone is larger than `max_item`.
-    fn put(&mut self, key: String, value: V, bytes: usize, budget: usize, max_item: usize) {
-        if bytes > max_item {
-            return;
-        }
-        self.tick += 1;
-        self.bytes += bytes;
-        if let Some((_, t, old)) = self.entries.insert(key.clone(), (value, self.tick, bytes)) {
-            self.bytes -= old;
-            self.order.remove(&t);
-        }
-        self.order.insert(self.tick, key);
-        while self.bytes > budget {
-            let Some((_, k)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some((_, _, b)) = self.entries.remove(&k) {
-                self.bytes -= b;
-                self.evictions += 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,7 +204,7 @@ mod tests {
         for i in 0..20 {
             c.put_fragment(format!("k{i}"), Body::new(vec![0u8; chunk]));
         }
-        assert!(lock(&c.fragments).bytes <= FRAGMENT_CACHE_BYTES);
+        assert!(lock(&c.fragments).bytes() <= FRAGMENT_CACHE_BYTES);
         assert!(c.fragment("k0").is_none(), "the oldest went first");
         assert!(c.fragment("k19").is_some());
     }
@@ -279,16 +224,5 @@ mod tests {
         // Back into a Vec (the only owner: no copy), the allocation shows: exactly the length.
         let v: Vec<u8> = data.into();
         assert_eq!((v.len(), v.capacity()), (len, len));
-    }
-
-    #[test]
-    fn presentations_are_bounded_by_bytes() {
-        let mut c: Lru<u32> = Lru::default();
-        for i in 0..100 {
-            c.put(format!("p{i}"), i, 1 << 20, 16 << 20, 16 << 20);
-        }
-        assert!(c.bytes <= 16 << 20);
-        assert!(c.entries.len() <= 16);
-        assert!(c.get("p99").is_some() && c.get("p0").is_none());
     }
 }

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::index::IndexError;
 use crate::storage::StorageError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum OriginError {
     /// No live OnDemandOrigin locator, no such file, fragment or track.
     #[error("{0}")]

@@ -56,7 +56,8 @@ pub use presentation::{Presentation, Rendition};
 pub struct OriginConfig {
     /// Longest wait for one storage read (retries included); past it the request is a 503.
     pub storage_timeout: Duration,
-    /// Fragments of a rendition read ahead of the one asked for.
+    /// Fragments of a rendition read ahead of the one asked for (in one ranged read of at
+    /// most `READ_AHEAD_BYTES`).
     pub read_ahead: usize,
     /// Bytes of packaged fragments kept in memory (presentation indexes: a quarter of it).
     pub cache_bytes: usize,
@@ -66,14 +67,23 @@ impl Default for OriginConfig {
     fn default() -> Self {
         Self {
             storage_timeout: Duration::from_secs(3),
-            read_ahead: 3,
+            read_ahead: 6,
             cache_bytes: cache::FRAGMENT_CACHE_BYTES,
         }
     }
 }
 
 /// Background reads at once, across all renditions.
-const READ_AHEAD_CONCURRENCY: usize = 8;
+const READ_AHEAD_CONCURRENCY: usize = 4;
+
+/// Longest read ahead: storage answers one large ranged read far faster than many small
+/// ones (Azurite: 8 MiB ranges several times the rate of 512 KiB ones), and this bounds what
+/// read-ahead holds at once (`READ_AHEAD_CONCURRENCY` times this).
+const READ_AHEAD_BYTES: u64 = 8 << 20;
+
+/// A fragment being packaged: every request for it (and read-ahead) awaits the same one.
+type Pending =
+    futures::future::Shared<futures::future::BoxFuture<'static, Result<Body, OriginError>>>;
 
 /// An origin: where its locators come from, its storage, its caches.
 pub struct Origin {
@@ -84,7 +94,7 @@ pub struct Origin {
     health: HealthCache,
     read_ahead: Arc<tokio::sync::Semaphore>,
     /// Fragments being packaged, so concurrent requests (and read-ahead) share one read.
-    inflight: Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Body>>>>,
+    inflight: Mutex<HashMap<String, Pending>>,
     /// Whether its streaming endpoint runs; a stopped one answers 503 (and its health too).
     serving: std::sync::atomic::AtomicBool,
 }
@@ -181,7 +191,7 @@ impl Origin {
 
     /// A fragment from the cache, or packaged (once, however many ask at the same time);
     /// counted as a hit or a miss when a client `asked` for it.
-    async fn fragment(&self, f: &Fragment, asked: bool) -> Result<Body, OriginError> {
+    async fn fragment(self: &Arc<Self>, f: &Fragment, asked: bool) -> Result<Body, OriginError> {
         let key = f.key();
         let cached = self.cache.fragment(&key);
         if asked {
@@ -190,53 +200,145 @@ impl Origin {
         if let Some(b) = cached {
             return Ok(b);
         }
-        let cell = lock(&self.inflight).entry(key.clone()).or_default().clone();
-        let r = cell.get_or_try_init(|| self.package(f)).await.cloned();
-        lock(&self.inflight).remove(&key);
-        if let Ok(b) = &r {
-            self.cache.put_fragment(key, b.clone());
-        }
-        r
+        let pending = {
+            let mut inflight = lock(&self.inflight);
+            match inflight.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let (k, p) = self.pending_run(vec![f.clone()], None).remove(0);
+                    inflight.insert(k, p.clone());
+                    p
+                }
+            }
+        };
+        pending.await
     }
 
-    async fn package(&self, f: &Fragment) -> Result<Body, OriginError> {
-        let r = f.rendition();
+    /// Packages `run` (fragments of one rendition, in order) with one ranged read, in a task
+    /// of its own (finished even if every client asking gives up, holding `permit` till
+    /// then); one pending answer per fragment. When done, the bodies are cached and no longer
+    /// in flight. Call with `inflight` locked, and put the answers there before unlocking.
+    fn pending_run(
+        self: &Arc<Self>,
+        run: Vec<Fragment>,
+        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Vec<(String, Pending)> {
+        use futures::FutureExt;
+        let me = self.clone();
+        let keys: Vec<String> = run.iter().map(Fragment::key).collect();
+        let task_keys = keys.clone();
+        let task = tokio::spawn(async move {
+            let r = me.package_run(&run).await;
+            if let Ok(bodies) = &r {
+                for (k, b) in task_keys.iter().zip(bodies) {
+                    me.cache.put_fragment(k.clone(), b.clone());
+                }
+            }
+            let mut inflight = lock(&me.inflight);
+            for k in &task_keys {
+                inflight.remove(k);
+            }
+            drop(permit);
+            r
+        });
+        let all = task
+            .map(|joined| {
+                joined.unwrap_or_else(|e| {
+                    Err(OriginError::storage(format!("packaging stopped: {e}")))
+                })
+            })
+            .boxed()
+            .shared();
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let one = all
+                    .clone()
+                    .map(move |r| r.map(|bodies| bodies[i].clone()))
+                    .boxed()
+                    .shared();
+                (k, one)
+            })
+            .collect()
+    }
+
+    /// `run`'s fragments from one ranged read of the bytes they span.
+    async fn package_run(&self, run: &[Fragment]) -> Result<Vec<Body>, OriginError> {
+        let Some(first) = run.first() else {
+            return Ok(Vec::new());
+        };
+        let r = first.rendition();
         let track = r.track();
-        let frag = r.fragments[f.seq].clone();
-        let span = fmp4::span(track, frag.clone());
+        let spans: Vec<_> = run
+            .iter()
+            .map(|f| fmp4::span(track, r.fragments[f.seq].clone()))
+            .collect();
+        let start = spans.iter().map(|s| s.start).min().unwrap_or(0);
+        let end = spans.iter().map(|s| s.end).max().unwrap_or(0);
+        let what = if run.len() == 1 {
+            "read a fragment"
+        } else {
+            "read fragments ahead"
+        };
         let data = self
             .within(
-                "read a fragment",
+                what,
                 self.storage
-                    .get_range(&f.p.container, &r.blob, span.clone()),
+                    .get_range(&first.p.container, &r.blob, start..end),
             )
             .await?;
-        let seq = f.seq as u32 + 1;
-        let packaged = if f.smooth {
-            smooth::fragment(track, frag, seq, &data, span.start)
-        } else {
-            fmp4::media_segment(track, frag, seq, &data, span.start)
-        };
-        packaged.map(Body::new).map_err(OriginError::Unpackageable)
+        run.iter()
+            .map(|f| {
+                let frag = r.fragments[f.seq].clone();
+                let seq = f.seq as u32 + 1;
+                let packaged = if f.smooth {
+                    smooth::fragment(track, frag, seq, &data, start)
+                } else {
+                    fmp4::media_segment(track, frag, seq, &data, start)
+                };
+                packaged.map(Body::new).map_err(OriginError::Unpackageable)
+            })
+            .collect()
     }
 
-    /// Reads the fragments after `f` into the cache in the background (bounded; skipped when
-    /// the origin is busy reading ahead elsewhere).
+    /// Reads the fragments after `f` into the cache in the background: the first run of
+    /// them neither cached nor in flight, up to `read_ahead` fragments and `READ_AHEAD_BYTES`,
+    /// in one ranged read (skipped when the origin is busy reading ahead elsewhere).
     fn read_ahead(self: &Arc<Self>, f: &Fragment) {
-        let count = f.rendition().fragments.len();
-        for seq in f.seq + 1..(f.seq + 1 + self.config.read_ahead).min(count) {
+        let r = f.rendition();
+        let track = r.track();
+        let window = f.seq + 1..(f.seq + 1 + self.config.read_ahead).min(r.fragments.len());
+        let mut inflight = lock(&self.inflight);
+        let mut run = Vec::new();
+        let mut span: Option<std::ops::Range<u64>> = None;
+        for seq in window {
             let next = Fragment { seq, ..f.clone() };
-            if self.cache.has_fragment(&next.key()) {
-                continue;
+            let key = next.key();
+            if self.cache.has_fragment(&key) || inflight.contains_key(&key) {
+                if run.is_empty() {
+                    continue;
+                }
+                break;
             }
-            let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
-                return;
+            let s = fmp4::span(track, r.fragments[seq].clone());
+            let joined = match &span {
+                None => s,
+                Some(u) => u.start.min(s.start)..u.end.max(s.end),
             };
-            let me = self.clone();
-            tokio::spawn(async move {
-                let _ = me.fragment(&next, false).await;
-                drop(permit);
-            });
+            if !run.is_empty() && joined.end - joined.start > READ_AHEAD_BYTES {
+                break;
+            }
+            span = Some(joined);
+            run.push(next);
+        }
+        if run.is_empty() {
+            return;
+        }
+        let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
+            return;
+        };
+        for (k, p) in self.pending_run(run, Some(permit)) {
+            inflight.insert(k, p);
         }
     }
 }
@@ -437,14 +539,31 @@ async fn serve(
         seq,
         p: p.clone(),
     };
-    let body = origin.fragment(&fragment, true).await?;
+    // Ahead first, so the next requests find their fragments on the way.
     origin.read_ahead(&fragment);
+    let body = origin.fragment(&fragment, true).await?;
     Ok(reply(mime, 86400, body, range))
 }
 
 /// A 200 (or a 206 for a satisfiable `Range`) with the caching and CORS headers players need.
 fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&str>) -> Response {
-    let total = body.data.len() as u64;
+    let mut r = ranged(&body.data, range);
+    let h = r.headers_mut();
+    h.insert("content-type", HeaderValue::from_static(content_type));
+    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
+        h.insert("cache-control", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&body.etag) {
+        h.insert("etag", v);
+    }
+    r
+}
+
+/// `data` as a 200, or as the 206 or 416 a `Range` header asks for (RFC 9110), with
+/// `Accept-Ranges`; the front door's cache answers with it too.
+pub(crate) fn ranged(data: &bytes::Bytes, range: Option<&str>) -> Response {
+    let total = data.len() as u64;
     let mut r = match range.map_or(Ranged::Whole, |r| parse_range(r, total)) {
         Ranged::Unsatisfiable => {
             let mut r = (StatusCode::RANGE_NOT_SATISFIABLE, "").into_response();
@@ -456,7 +575,7 @@ fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&st
         Ranged::Part(a, b) => {
             let mut r = (
                 StatusCode::PARTIAL_CONTENT,
-                body.data.slice(a as usize..=b as usize),
+                data.slice(a as usize..=b as usize),
             )
                 .into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("bytes {a}-{b}/{total}")) {
@@ -464,18 +583,10 @@ fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&st
             }
             r
         }
-        Ranged::Whole => (StatusCode::OK, body.data.clone()).into_response(),
+        Ranged::Whole => (StatusCode::OK, data.clone()).into_response(),
     };
-    let h = r.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(content_type));
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert("accept-ranges", HeaderValue::from_static("bytes"));
-    if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
-        h.insert("cache-control", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&body.etag) {
-        h.insert("etag", v);
-    }
+    r.headers_mut()
+        .insert("accept-ranges", HeaderValue::from_static("bytes"));
     r
 }
 

@@ -628,3 +628,50 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// An `amsplay front` process of its own before `origins`, with `extra` arguments; stopped
+/// when dropped.
+pub struct FrontDoor {
+    pub port: u16,
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl FrontDoor {
+    pub fn start(origins: &[&str], extra: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_amsplay"));
+        cmd.arg("front");
+        for o in origins {
+            cmd.args(["--origin", o]);
+        }
+        let mut child = cmd
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the front door did not start: {line:?}"));
+        FrontDoor {
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+        }
+    }
+}
+
+impl Drop for FrontDoor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

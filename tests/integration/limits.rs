@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::Media;
+use crate::harness::{FrontDoor, Media};
 
 const LIMITS: [&str; 4] = ["--header-timeout-ms", "500", "--max-connections", "40"];
 
@@ -72,20 +72,6 @@ async fn the_emulator_closes_half_sent_requests_and_serves_the_rest() {
 
 #[tokio::test]
 async fn the_front_door_closes_half_sent_requests_and_serves_the_rest() {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_amsplay"))
-        .args(["front", "--origin", "http://127.0.0.1:9"])
-        .args(LIMITS)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port: u16 = line.trim().rsplit(':').next().unwrap().parse().unwrap();
-    slow_clients_cannot_hold(port, "/status").await;
-    let _ = child.kill();
-    let _ = child.wait();
+    let front = FrontDoor::start(&["http://127.0.0.1:9"], &LIMITS);
+    slow_clients_cannot_hold(front.port, "/status").await;
 }

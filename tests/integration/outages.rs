@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use crate::encoding::sample;
-use crate::harness::{LocalUp, Nginx};
+use crate::harness::{FrontDoor, LocalUp, Nginx};
 use crate::origin::send;
 
 fn number(out: &str, prefix: &str) -> f64 {
@@ -199,6 +199,92 @@ fn the_nginx_edge_caches_and_answers_for_the_origins() {
     );
     let (status, _, _) = send("DELETE", &url, "");
     assert_eq!(status, 405);
+}
+
+/// amsplay's front door caches too (by default): a body passes to the first client and is
+/// kept, later requests are answered from memory (Range, If-None-Match and HEAD included),
+/// also while both datacenters are down; a Range never fills it; `--no-cache` turns it off.
+#[test]
+fn the_front_doors_cache_answers_for_the_origins() {
+    let env = LocalUp::start();
+    let master = streamed(&env);
+    let v = env.status();
+    let origins: Vec<String> = (0..2)
+        .map(|i| v["datacenters"][i]["origin"].as_str().unwrap().to_string())
+        .collect();
+    let front = FrontDoor::start(
+        &[&origins[0], &origins[1]],
+        &["--timeout-ms", "1000", "--cache-mb", "64"],
+    );
+    let url = format!("{}{master}", front.url);
+    let (status, head, body) = send("GET", &url, "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-cache: miss"), "{head}");
+    let (_, head, again) = send("GET", &url, "");
+    assert!(head.contains("x-cache: hit"), "{head}");
+    assert!(
+        head.contains(&format!("x-served-by: {}", origins[0])),
+        "{head}"
+    );
+    assert_eq!(again, body);
+
+    // A fragment asked with a Range first: passed through, not kept.
+    let text = String::from_utf8(body).unwrap();
+    let variant = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
+    let dir = &master[..master.rfind('/').unwrap() + 1];
+    let (_, _, media) = send("GET", &format!("{}{dir}{variant}", front.url), "");
+    let media = String::from_utf8(media).unwrap();
+    let segment = media
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap();
+    let sub = &variant[..variant.rfind('/').map_or(0, |i| i + 1)];
+    let frag = format!("{}{dir}{sub}{segment}", front.url);
+    let (status, head, part) = send("GET", &frag, "Range: bytes=0-99\r\n");
+    assert_eq!((status, part.len()), (206, 100), "{head}");
+    let (status, head, whole) = send("GET", &frag, "");
+    assert_eq!(status, 200);
+    assert!(head.contains("x-cache: miss"), "a Range filled it: {head}");
+    assert_eq!(&whole[..100], &part[..]);
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("etag: "))
+        .unwrap()
+        .trim()
+        .to_string();
+
+    // Both datacenters down: what the front door holds is still served, whole or in part...
+    for dc in ["dc-a", "dc-b"] {
+        env.amsplay()
+            .args(["local", "fail", dc, "--origin", "down"])
+            .output()
+            .success();
+    }
+    let (status, head, held) = send("GET", &frag, "");
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("x-cache: hit"), "{head}");
+    assert!(held == whole, "the same bytes");
+    let (status, head, tail) = send("GET", &frag, "Range: bytes=-10\r\n");
+    assert_eq!(status, 206, "{head}");
+    assert_eq!(&tail[..], &whole[whole.len() - 10..]);
+    let (status, _, none) = send("GET", &frag, &format!("If-None-Match: {etag}\r\n"));
+    assert_eq!((status, none.len()), (304, 0));
+    let (status, head, none) = send("HEAD", &frag, "");
+    assert_eq!((status, none.len()), (200, 0), "{head}");
+    assert!(
+        head.contains(&format!("content-length: {}", whole.len())),
+        "{head}"
+    );
+    // ...and what it does not hold is a fast 503 players retry.
+    let (status, head, _) = send("GET", &format!("{url}?uncached"), "");
+    assert_eq!(status, 503, "{head}");
+    assert!(head.contains("retry-after: 1"), "{head}");
+
+    // Without a cache nothing is answered while both are down.
+    let plain = FrontDoor::start(&[&origins[0], &origins[1]], &["--no-cache"]);
+    let (status, head, _) = send("GET", &format!("{}{master}", plain.url), "");
+    assert_eq!(status, 503, "{head}");
+    assert!(!head.contains("x-cache"), "{head}");
 }
 
 #[test]
