@@ -54,6 +54,7 @@ pub struct Cache {
     failures: Mutex<HashMap<String, (std::time::Instant, String)>>,
     hits: AtomicU64,
     misses: AtomicU64,
+    indexings: AtomicU64,
 }
 
 /// What the fragment cache holds and how it has done, as `/health` reports it.
@@ -73,6 +74,8 @@ pub struct CacheStats {
     /// Presentations indexed and held, and the bytes of their indexes.
     pub presentations: usize,
     pub presentation_bytes: usize,
+    /// Times a presentation was indexed (read from storage) since the start.
+    pub indexings: u64,
 }
 
 impl Default for Cache {
@@ -91,6 +94,7 @@ impl Cache {
             failures: Mutex::default(),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            indexings: AtomicU64::new(0),
         }
     }
 
@@ -112,6 +116,7 @@ impl Cache {
             evictions,
             presentations,
             presentation_bytes,
+            indexings: self.indexings.load(Ordering::Relaxed),
         }
     }
 
@@ -128,6 +133,11 @@ impl Cache {
 
     pub fn fragment(&self, key: &str) -> Option<Body> {
         lock(&self.fragments).get(key)
+    }
+
+    /// Counts one indexing of a presentation.
+    pub fn count_indexing(&self) {
+        self.indexings.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a client's request for a fragment (read-ahead is not counted).

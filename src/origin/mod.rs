@@ -81,6 +81,12 @@ const READ_AHEAD_CONCURRENCY: usize = 4;
 /// read-ahead holds at once (`READ_AHEAD_CONCURRENCY` times this).
 const READ_AHEAD_BYTES: u64 = 8 << 20;
 
+/// A presentation being indexed: every request for it awaits the same indexing (and its
+/// failure: with storage hung, a crowd of requests answers 503 together within the deadline).
+type Indexing = futures::future::Shared<
+    futures::future::BoxFuture<'static, Result<Arc<Presentation>, OriginError>>,
+>;
+
 /// A fragment being packaged: every request for it (and read-ahead) awaits the same one.
 type Pending =
     futures::future::Shared<futures::future::BoxFuture<'static, Result<Body, OriginError>>>;
@@ -95,6 +101,9 @@ pub struct Origin {
     read_ahead: Arc<tokio::sync::Semaphore>,
     /// Fragments being packaged, so concurrent requests (and read-ahead) share one read.
     inflight: Mutex<HashMap<String, Pending>>,
+    /// Presentations being indexed, so the first requests after a start (a crowd of players
+    /// failing over) share one indexing instead of each reading every index.
+    indexing: Mutex<HashMap<String, Indexing>>,
     /// Whether its streaming endpoint runs; a stopped one answers 503 (and its health too).
     serving: std::sync::atomic::AtomicBool,
 }
@@ -115,6 +124,7 @@ impl Origin {
             health: HealthCache::default(),
             read_ahead: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_CONCURRENCY)),
             inflight: Mutex::default(),
+            indexing: Mutex::default(),
             serving: std::sync::atomic::AtomicBool::new(true),
         })
     }
@@ -144,7 +154,7 @@ impl Origin {
     }
 
     async fn presentation(
-        &self,
+        self: &Arc<Self>,
         container: &str,
         ism: &str,
     ) -> Result<Arc<Presentation>, OriginError> {
@@ -156,22 +166,54 @@ impl Origin {
         if let Some(why) = self.cache.failure(&key) {
             return Err(OriginError::Unpackageable(why));
         }
-        let loaded = self
-            .within(
-                "index the presentation",
-                Presentation::load(&self.storage, container, ism),
-            )
-            .await;
-        let p = match loaded {
-            Ok(p) => Arc::new(p),
-            Err(OriginError::Unpackageable(why)) => {
-                self.cache.put_failure(key, why.clone());
-                return Err(OriginError::Unpackageable(why));
+        let pending = {
+            let mut indexing = lock(&self.indexing);
+            match indexing.get(&key) {
+                Some(p) => p.clone(),
+                None => {
+                    let p = self.index(key.clone(), container.to_string(), ism.to_string());
+                    indexing.insert(key, p.clone());
+                    p
+                }
             }
-            Err(e) => return Err(e),
         };
-        self.cache.put_presentation(key, p.clone());
-        Ok(p)
+        pending.await
+    }
+
+    /// Indexes a presentation in a task of its own (finished even if every request asking
+    /// gives up); the result is cached and the presentation no longer being indexed. Call with
+    /// `indexing` locked, and put the answer there before unlocking.
+    fn index(self: &Arc<Self>, key: String, container: String, ism: String) -> Indexing {
+        use futures::FutureExt;
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.cache.count_indexing();
+            let loaded = me
+                .within(
+                    "index the presentation",
+                    Presentation::load(&me.storage, &container, &ism),
+                )
+                .await;
+            let r = match loaded {
+                Ok(p) => {
+                    let p = Arc::new(p);
+                    me.cache.put_presentation(key.clone(), p.clone());
+                    Ok(p)
+                }
+                Err(OriginError::Unpackageable(why)) => {
+                    me.cache.put_failure(key.clone(), why.clone());
+                    Err(OriginError::Unpackageable(why))
+                }
+                Err(e) => Err(e),
+            };
+            lock(&me.indexing).remove(&key);
+            r
+        })
+        .map(|joined| {
+            joined.unwrap_or_else(|e| Err(OriginError::storage(format!("indexing stopped: {e}"))))
+        })
+        .boxed()
+        .shared()
     }
 
     /// Whether this origin can serve now: its database and its storage answer.

@@ -739,6 +739,20 @@ async fn the_origin_cache_holds_one_entry_per_fragment_within_its_budget() {
         v["cache"].clone()
     };
 
+    // A crowd of first requests (players failing over to a cold origin) indexes the
+    // presentation once, not once each.
+    let crowd: Vec<_> = (0..8)
+        .map(|i| {
+            let url = format!("{base}/QualityLevels(128000)/Fragments(audio={i}0000000)");
+            std::thread::spawn(move || crate::origin::get(&url).0)
+        })
+        .collect();
+    for c in crowd {
+        let status = c.join().unwrap();
+        assert!(status == 200 || status == 404, "{status}");
+    }
+    assert_eq!(stats().await["indexings"], 1, "indexed once");
+
     // One fragment, its time spelled three ways: packaged once.
     let first = format!("{base}/QualityLevels(128000)/Fragments(audio=0,format=mpd-time-csf)");
     let (s, body) = crate::origin::get(&first);
