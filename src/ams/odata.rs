@@ -23,12 +23,19 @@ pub enum Format {
     Verbose,
     /// `application/json` (minimal metadata): `odata.metadata`, `value`.
     Minimal,
+    /// Atom/XML, what the .NET SDK asks for (`application/atom+xml,application/xml`): the
+    /// emulator answers it (from the verbose shape); amsplay's client never asks for it.
+    Atom,
 }
 
 impl Format {
-    /// The format an `Accept` header asks for (minimal unless it says `odata=verbose`).
+    /// The format an `Accept` header asks for: Atom for XML without JSON, verbose for
+    /// `odata=verbose`, minimal otherwise.
     pub fn from_accept(accept: &str) -> Self {
-        if accept.to_ascii_lowercase().contains("odata=verbose") {
+        let a = accept.to_ascii_lowercase();
+        if (a.contains("atom+xml") || a.contains("application/xml")) && !a.contains("json") {
+            Format::Atom
+        } else if a.contains("odata=verbose") {
             Format::Verbose
         } else {
             Format::Minimal
@@ -39,6 +46,7 @@ impl Format {
     pub fn content_type(self) -> &'static str {
         match self {
             Format::Verbose => "application/json;odata=verbose;charset=utf-8",
+            Format::Atom => "application/atom+xml;charset=utf-8",
             Format::Minimal => {
                 "application/json;odata=minimalmetadata;streaming=true;charset=utf-8"
             }
@@ -127,7 +135,7 @@ impl ODataError {
     /// The body in a format.
     pub fn to_json(&self, fmt: Format) -> Value {
         let key = match fmt {
-            Format::Verbose => "error",
+            Format::Verbose | Format::Atom => "error",
             Format::Minimal => "odata.error",
         };
         json!({ key: self })

@@ -5,7 +5,6 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use super::odata::{ApiError, Body, SetInfo};
 use super::{assets, encoder, no_content, now, processors, to_value, Ctx};
@@ -115,12 +114,17 @@ pub async fn handle_jobs(
     }
 }
 
-fn state_body(ctx: &Ctx<'_>, state: JobState) -> Value {
+fn state_body(ctx: &Ctx<'_>, state: JobState) -> super::odata::Payload {
+    use super::odata::{Format, Payload};
     match ctx.fmt {
-        super::odata::Format::Verbose => serde_json::json!({"d": {"State": state}}),
-        super::odata::Format::Minimal => {
-            serde_json::json!({"odata.metadata": format!("{}$metadata#Edm.Int32", ctx.api), "value": state})
+        Format::Verbose => serde_json::json!({"d": {"State": state}}).into(),
+        Format::Minimal => {
+            serde_json::json!({"odata.metadata": format!("{}$metadata#Edm.Int32", ctx.api), "value": state}).into()
         }
+        Format::Atom => Payload::Xml(super::atom::value(
+            "State",
+            &serde_json::json!(state).to_string(),
+        )),
     }
 }
 

@@ -8,6 +8,7 @@
 //! - `odata.rs` has the envelopes, error bodies and query options; `db.rs` the SQLite state.
 
 mod assets;
+mod atom;
 pub(crate) mod db;
 pub mod encoder;
 mod endpoints;
@@ -165,7 +166,7 @@ impl Ctx<'_> {
                     info.navigation.join(", ")
                 )));
             }
-            let verbose = self.fmt == Format::Verbose;
+            let verbose = matches!(self.fmt, Format::Verbose | Format::Atom);
             let inline = match navigation::related(self.st, info, &id, nav)? {
                 navigation::Related::Many(i, items) => {
                     let items: Vec<Value> = items

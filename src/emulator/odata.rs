@@ -59,6 +59,10 @@ impl ApiError {
 
     /// The OData error body in the request's format.
     pub fn into_response(self, fmt: Format) -> Response {
+        if fmt == Format::Atom {
+            let body = super::atom::error(self.code, &self.message);
+            return respond(fmt, self.status, Payload::Xml(body));
+        }
         let body = crate::ams::odata::ODataError::new(self.code, self.message).to_json(fmt);
         respond(fmt, self.status, body)
     }
@@ -99,11 +103,41 @@ impl From<crate::storage::StorageError> for ApiError {
     }
 }
 
-/// A JSON response with the format's content type and the service's version headers.
-pub fn respond(fmt: Format, status: StatusCode, body: Value) -> Response {
-    let mut r = (status, body.to_string()).into_response();
+/// An answer's body: JSON in the request's format, or Atom/XML.
+pub enum Payload {
+    Json(Value),
+    /// An Atom entry document.
+    Entry(String),
+    /// An Atom feed document.
+    Feed(String),
+    /// Other XML: an error, a single value, the service document.
+    Xml(String),
+}
+
+impl From<Value> for Payload {
+    fn from(v: Value) -> Self {
+        Payload::Json(v)
+    }
+}
+
+/// A response with the payload's content type and the service's version headers (a JSON
+/// payload answered to an Atom request is verbose JSON: the one format both read).
+pub fn respond(fmt: Format, status: StatusCode, body: impl Into<Payload>) -> Response {
+    let (text, content_type) = match body.into() {
+        Payload::Json(v) => (
+            v.to_string(),
+            match fmt {
+                Format::Atom => Format::Verbose.content_type(),
+                f => f.content_type(),
+            },
+        ),
+        Payload::Entry(x) => (x, super::atom::ENTRY_TYPE),
+        Payload::Feed(x) => (x, super::atom::FEED_TYPE),
+        Payload::Xml(x) => (x, super::atom::XML_TYPE),
+    };
+    let mut r = (status, text).into_response();
     let h = r.headers_mut();
-    h.insert("content-type", HeaderValue::from_static(fmt.content_type()));
+    h.insert("content-type", HeaderValue::from_static(content_type));
     h.insert("dataserviceversion", HeaderValue::from_static("3.0;"));
     r
 }
@@ -119,8 +153,8 @@ pub struct SetInfo {
 }
 
 /// One entity in the request's format.
-pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) -> Value {
-    match fmt {
+pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) -> Payload {
+    Payload::Json(match fmt {
         Format::Minimal => {
             let mut out = Map::new();
             out.insert(
@@ -133,7 +167,11 @@ pub fn entity_body(fmt: Format, api: &str, info: &SetInfo, mut entity: Value) ->
             Value::Object(out)
         }
         Format::Verbose => json!({ "d": verbose_entity(api, info, &mut entity) }),
-    }
+        Format::Atom => {
+            let e = verbose_entity(api, info, &mut entity);
+            return Payload::Entry(super::atom::entry(info, &e));
+        }
+    })
 }
 
 pub(crate) fn verbose_entity(api: &str, info: &SetInfo, entity: &mut Value) -> Value {
@@ -187,14 +225,14 @@ pub fn collection_body(
     entities: Vec<Value>,
     count: Option<usize>,
     select: Option<&[String]>,
-) -> Value {
+) -> Payload {
     let keep = |mut e: Value| {
         if let (Some(props), Value::Object(m)) = (select, &mut e) {
             m.retain(|k, _| k == "__metadata" || props.iter().any(|p| p == k));
         }
         e
     };
-    match fmt {
+    Payload::Json(match fmt {
         Format::Minimal => {
             let mut body = json!({
                 "odata.metadata": format!("{api}$metadata#{}", info.name),
@@ -216,7 +254,14 @@ pub fn collection_body(
             }
             json!({ "d": d })
         }
-    }
+        Format::Atom => {
+            let entries: Vec<Value> = entities
+                .into_iter()
+                .map(|mut e| keep(verbose_entity(api, info, &mut e)))
+                .collect();
+            return Payload::Feed(super::atom::feed(api, info, &entries, count));
+        }
+    })
 }
 
 /// A request body: verbose (`{"d": …}`) or plain, fields read leniently with errors that name

@@ -124,6 +124,19 @@ async fn answer(
         Ok(q) => q,
         Err(e) => return e.into_response(fmt),
     };
+    // An Atom entry (the .NET SDK's) is read into the JSON body the entity modules take.
+    let xml = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(super::atom::is_xml);
+    let body = if xml && !body.iter().all(u8::is_ascii_whitespace) {
+        match super::atom::read_entry(&body) {
+            Ok(v) => Bytes::from(v.to_string()),
+            Err(e) => return e.into_response(fmt),
+        }
+    } else {
+        body
+    };
     // `Assets/$count`, `Assets('…')/Files/$count`: the collection's count, as text.
     let (rest, count_only) = match rest
         .trim_end_matches('/')
@@ -290,8 +303,10 @@ fn service_document(ctx: &Ctx<'_>) -> Response {
         Format::Minimal => serde_json::json!({
             "odata.metadata": format!("{}$metadata", ctx.api),
             "value": sets.iter().map(|s| serde_json::json!({"name": s, "url": s})).collect::<Vec<_>>(),
-        }),
-        Format::Verbose => serde_json::json!({"d": {"EntitySets": sets}}),
+        })
+        .into(),
+        Format::Verbose => serde_json::json!({"d": {"EntitySets": sets}}).into(),
+        Format::Atom => super::odata::Payload::Xml(super::atom::service(&ctx.api, &sets)),
     };
     super::odata::respond(ctx.fmt, StatusCode::OK, body)
 }

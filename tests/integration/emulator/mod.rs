@@ -3,6 +3,7 @@
 //! a kill.
 
 mod assets;
+mod atom;
 mod auth;
 mod endpoints;
 mod locators;

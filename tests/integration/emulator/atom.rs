@@ -1,0 +1,200 @@
+//! The .NET SDK's own wire: Atom entries in, Atom entries and feeds out, as its recorded
+//! exchanges (IngestLog.txt in Azure/azure-sdk-for-media-services) show them, against the real
+//! emulator over HTTP.
+
+use reqwest::Method;
+
+use super::enc;
+use crate::harness::Media;
+
+const NS: &str = r#"xmlns="http://www.w3.org/2005/Atom" xmlns:d="http://schemas.microsoft.com/ado/2007/08/dataservices" xmlns:m="http://schemas.microsoft.com/ado/2007/08/dataservices/metadata""#;
+
+/// A request as the SDK (WCF Data Services 5.6) sends it: Atom in, Atom asked for.
+async fn sdk(
+    m: &Media,
+    token: &str,
+    method: &str,
+    path: &str,
+    entry: Option<String>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let mut r = reqwest::Client::new()
+        .request(Method::from_bytes(method.as_bytes()).unwrap(), m.url(path))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("x-ms-version", "2.19")
+        .header("DataServiceVersion", "1.0;NetFx")
+        .header("MaxDataServiceVersion", "3.0;NetFx")
+        .header("Accept", "application/atom+xml,application/xml")
+        .header("Accept-Charset", "UTF-8");
+    if let Some(e) = entry {
+        r = r.header("Content-Type", "application/atom+xml").body(e);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+/// An SDK request entry around `properties` (alphabetical, typed, as the client wrote them).
+fn entry(links: &str, properties: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><entry {NS}>{links}<id /><title /><updated>2026-11-22T10:00:00Z</updated><author><name /></author><content type="application/xml"><m:properties>{properties}</m:properties></content></entry>"#
+    )
+}
+
+/// The text of the first `<d:{name}>` in `xml`.
+fn prop(xml: &str, name: &str) -> String {
+    let open = format!("<d:{name}");
+    let start = xml
+        .find(&open)
+        .unwrap_or_else(|| panic!("no {name} in {xml}"));
+    let rest = &xml[start..];
+    let body = &rest[rest.find('>').unwrap() + 1..];
+    body[..body.find("</d:").unwrap_or(0)].to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+
+    // POST Assets: 201, an Atom entry whose <id> is the Location.
+    let asset = entry(
+        "",
+        r#"<d:AlternateId m:null="true" /><d:Created m:type="Edm.DateTime">0001-01-01T00:00:00</d:Created><d:Id m:null="true" /><d:LastModified m:type="Edm.DateTime">0001-01-01T00:00:00</d:LastModified><d:Name>UploadSingleFile_4/11/2013 4:29:38 PM</d:Name><d:Options m:type="Edm.Int32">0</d:Options><d:State m:type="Edm.Int32">0</d:State>"#,
+    );
+    let (s, h, xml) = sdk(&m, &token, "POST", "/api/Assets", Some(asset)).await;
+    assert_eq!(s, 201, "{xml}");
+    assert_eq!(
+        h["content-type"],
+        "application/atom+xml;type=entry;charset=utf-8"
+    );
+    let location = h["location"].to_str().unwrap().to_string();
+    assert!(xml.contains(&format!("<id>{location}</id>")), "{xml}");
+    assert!(xml.contains(r#"<category term="Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset""#));
+    assert!(xml.contains(r#"related/Files" type="application/atom+xml;type=feed" title="Files""#));
+    assert_eq!(prop(&xml, "Name"), "UploadSingleFile_4/11/2013 4:29:38 PM");
+    assert!(
+        xml.contains(r#"<d:State m:type="Edm.Int32">0</d:State>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<d:Created m:type="Edm.DateTime">"#),
+        "{xml}"
+    );
+    let aid = prop(&xml, "Id");
+    assert!(aid.starts_with("nb:cid:UUID:"), "{aid}");
+
+    // The SDK reads it back as a feed with a filter on the set with empty parentheses.
+    let (s, h, feed) = sdk(
+        &m,
+        &token,
+        "GET",
+        &format!("/api/Assets()?$filter=Id%20eq%20'{}'&$top=2", enc(&aid)),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{feed}");
+    assert_eq!(
+        h["content-type"],
+        "application/atom+xml;type=feed;charset=utf-8"
+    );
+    assert!(
+        feed.contains("<title type=\"text\">Assets</title>"),
+        "{feed}"
+    );
+    assert_eq!(feed.matches("<entry>").count(), 1, "{feed}");
+    assert_eq!(prop(&feed, "Id"), aid);
+
+    // POST AccessPolicies and Files as the SDK wrote them (Double, Int64, Boolean).
+    let policy = entry(
+        "",
+        r#"<d:Created m:type="Edm.DateTime">0001-01-01T00:00:00</d:Created><d:DurationInMinutes m:type="Edm.Double">720</d:DurationInMinutes><d:Id m:null="true" /><d:LastModified m:type="Edm.DateTime">0001-01-01T00:00:00</d:LastModified><d:Name>Read</d:Name><d:Permissions m:type="Edm.Int32">1</d:Permissions>"#,
+    );
+    let (s, _, xml) = sdk(&m, &token, "POST", "/api/AccessPolicies", Some(policy)).await;
+    assert_eq!(s, 201, "{xml}");
+    assert!(
+        xml.contains(r#"<d:DurationInMinutes m:type="Edm.Double">720</d:DurationInMinutes>"#),
+        "{xml}"
+    );
+    let pid = prop(&xml, "Id");
+    let file = entry(
+        "",
+        &format!(
+            r#"<d:ContentChecksum m:null="true" /><d:ContentFileSize m:type="Edm.Int64">1048576</d:ContentFileSize><d:Created m:type="Edm.DateTime">0001-01-01T00:00:00</d:Created><d:EncryptionKeyId m:null="true" /><d:EncryptionScheme m:null="true" /><d:EncryptionVersion m:null="true" /><d:Id m:null="true" /><d:InitializationVector m:null="true" /><d:IsEncrypted m:type="Edm.Boolean">false</d:IsEncrypted><d:IsPrimary m:type="Edm.Boolean">false</d:IsPrimary><d:LastModified m:type="Edm.DateTime">0001-01-01T00:00:00</d:LastModified><d:MimeType>video/mp4</d:MimeType><d:Name>BigBuckBunny.mp4</d:Name><d:ParentAssetId>{aid}</d:ParentAssetId>"#
+        ),
+    );
+    let (s, _, xml) = sdk(&m, &token, "POST", "/api/Files", Some(file)).await;
+    assert_eq!(s, 201, "{xml}");
+    assert!(
+        xml.contains(r#"<d:ContentFileSize m:type="Edm.Int64">1048576</d:ContentFileSize>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<d:IsPrimary m:type="Edm.Boolean">false</d:IsPrimary>"#),
+        "{xml}"
+    );
+    assert!(xml.contains(r#"title="AssetFile""#), "{xml}");
+    let fid = prop(&xml, "Id");
+
+    // MERGE of the file (the SDK sends the whole entry again, with its <id>): 204.
+    let merge = entry(
+        "",
+        &format!(
+            r#"<d:ContentFileSize m:type="Edm.Int64">2097152</d:ContentFileSize><d:Id>{fid}</d:Id><d:IsPrimary m:type="Edm.Boolean">true</d:IsPrimary><d:MimeType>video/mp4</d:MimeType><d:Name>BigBuckBunny.mp4</d:Name><d:ParentAssetId>{aid}</d:ParentAssetId>"#
+        ),
+    )
+    .replace("<id />", &format!("<id>{}</id>", m.url(&format!("/api/Files('{}')", enc(&fid)))));
+    let path = format!("/api/Files('{}')", enc(&fid));
+    let (s, _, text) = sdk(&m, &token, "MERGE", &path, Some(merge)).await;
+    assert_eq!(s, 204, "{text}");
+    let (_, _, xml) = sdk(&m, &token, "GET", &path, None).await;
+    assert_eq!(prop(&xml, "ContentFileSize"), "2097152");
+    assert_eq!(prop(&xml, "IsPrimary"), "true");
+
+    // An origin locator with the Id the walkthrough chose, linked by properties.
+    let lid = "nb:lid:UUID:0b7c4f0e-6c59-4b0a-9d36-5d8f3f1f8d11";
+    let locator = entry(
+        "",
+        &format!(
+            r#"<d:AccessPolicyId>{pid}</d:AccessPolicyId><d:AssetId>{aid}</d:AssetId><d:Id>{lid}</d:Id><d:StartTime m:type="Edm.DateTime">2026-11-22T09:55:00</d:StartTime><d:Type m:type="Edm.Int32">2</d:Type>"#
+        ),
+    );
+    let (s, _, xml) = sdk(&m, &token, "POST", "/api/Locators", Some(locator)).await;
+    assert_eq!(s, 201, "{xml}");
+    assert_eq!(prop(&xml, "Id"), lid);
+    assert!(
+        xml.contains(r#"related/AccessPolicy" type="application/atom+xml;type=entry""#),
+        "{xml}"
+    );
+    assert!(
+        prop(&xml, "Path").ends_with("/0b7c4f0e-6c59-4b0a-9d36-5d8f3f1f8d11/"),
+        "{xml}"
+    );
+
+    // Errors are OData's XML error; a body that is not Atom says so.
+    let (s, h, xml) = sdk(
+        &m,
+        &token,
+        "GET",
+        "/api/Assets('nb%3Acid%3AUUID%3A00000000-0000-0000-0000-000000000000')",
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/xml"));
+    assert!(
+        xml.contains("<m:error") && xml.contains("<m:message xml:lang=\"en-US\">"),
+        "{xml}"
+    );
+    let (s, _, xml) = sdk(&m, &token, "POST", "/api/Assets", Some("<entry".into())).await;
+    assert_eq!(s, 400, "{xml}");
+    assert!(xml.contains("not a valid Atom entry"), "{xml}");
+
+    // The service document in AtomPub.
+    let (s, _, xml) = sdk(&m, &token, "GET", "/api/", None).await;
+    assert_eq!(s, 200);
+    assert!(xml.contains("<collection href=\"Assets\">"), "{xml}");
+}
