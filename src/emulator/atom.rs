@@ -55,6 +55,18 @@ pub fn edm_type(property: &str) -> Option<&'static str> {
     })
 }
 
+/// Collection-valued properties: the SDK writes them without `m:type`, an empty one as an
+/// empty element.
+fn collection(property: &str) -> bool {
+    matches!(
+        property,
+        "ErrorDetails"
+            | "HistoricalEvents"
+            | "JobNotificationSubscriptions"
+            | "TaskNotificationSubscriptions"
+    )
+}
+
 /// Navigation properties that lead to one entity (an Atom `type=entry` link).
 fn single(nav: &str) -> bool {
     matches!(nav, "AccessPolicy" | "Asset" | "Job" | "StorageAccount")
@@ -390,13 +402,14 @@ struct Open {
 
 impl Open {
     fn finish(self) -> (String, Value) {
-        let collection = self
+        let listed = self
             .edm
             .as_deref()
-            .is_some_and(|t| t.starts_with("Collection("));
+            .is_some_and(|t| t.starts_with("Collection("))
+            || collection(&self.name);
         let v = if self.null {
             Value::Null
-        } else if collection || self.children.iter().any(|(k, _)| k == "element") {
+        } else if listed || self.children.iter().any(|(k, _)| k == "element") {
             Value::Array(self.children.into_iter().map(|(_, v)| v).collect())
         } else if !self.children.is_empty() {
             Value::Object(self.children.into_iter().collect())

@@ -9,6 +9,7 @@
 
 mod assets;
 mod atom;
+mod batch;
 pub(crate) mod db;
 pub mod encoder;
 mod endpoints;

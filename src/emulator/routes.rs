@@ -65,6 +65,17 @@ async fn handle(
     r
 }
 
+/// `answer` behind a box: a `$batch` part runs through the same routes.
+fn answer_boxed(
+    st: Arc<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>> {
+    Box::pin(answer(State(st), method, uri, headers, body))
+}
+
 async fn answer(
     State(st): State<Arc<AppState>>,
     method: Method,
@@ -119,6 +130,11 @@ async fn answer(
     }
     if let Err(e) = check_version(&headers, uri.query()) {
         return e.into_response(fmt);
+    }
+    if method == Method::POST && (rest == "$batch" || rest == "%24batch") {
+        let st = st.clone();
+        let run = move |m, u, h, b| answer_boxed(st.clone(), m, u, h, b);
+        return super::batch::handle(&run, &headers, &body).await;
     }
     let query = match Query::parse(uri.query()) {
         Ok(q) => q,

@@ -198,3 +198,174 @@ async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
     assert_eq!(s, 200);
     assert!(xml.contains("<collection href=\"Assets\">"), "{xml}");
 }
+
+/// `job.Submit()` as the SDK sends it: one `$batch` changeset of `POST Jobs` (input assets as
+/// related links) and `POST $1/Tasks`, in Atom with CRLF lines; the answer is one `201` per
+/// part with its inner `Content-ID` and `Location`, and the job runs. A changeset with a bad
+/// part creates nothing and answers that part's error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
+    use amsplay::storage::TransferOptions;
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+    let raw = super::Raw::new(&m).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = crate::encoding::sample(dir.path(), "clip.mp4", 320, 180, 2);
+    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+    let container = amsplay::ams::model::asset_container(&aid);
+    m.env
+        .storage("dca")
+        .upload_file(
+            &container,
+            &clip,
+            "clip.mp4",
+            &TransferOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    raw.ok(
+        "GET",
+        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+        None,
+    )
+    .await;
+    let api = m.url("/api/");
+    let job = entry(
+        &format!(
+            r#"<link rel="http://schemas.microsoft.com/ado/2007/08/dataservices/related/InputMediaAssets" type="application/atom+xml;type=feed" title="InputMediaAssets" href="{api}Assets('{}')" />"#,
+            enc(&aid)
+        ),
+        r#"<d:Created m:type="Edm.DateTime">0001-01-01T00:00:00</d:Created><d:EndTime m:type="Edm.DateTime" m:null="true" /><d:Id m:null="true" /><d:JobNotificationSubscriptions /><d:LastModified m:type="Edm.DateTime">0001-01-01T00:00:00</d:LastModified><d:Name>Batch job</d:Name><d:Priority m:type="Edm.Int32">0</d:Priority><d:RunningDuration m:type="Edm.Double">0</d:RunningDuration><d:StartTime m:type="Edm.DateTime" m:null="true" /><d:State m:type="Edm.Int32">0</d:State><d:TemplateId m:null="true" />"#,
+    );
+    let task = |processor: &str| {
+        entry(
+            "",
+            &format!(
+                r#"<d:Configuration>Adaptive Streaming</d:Configuration><d:EncryptionKeyId m:null="true" /><d:EncryptionScheme m:null="true" /><d:EncryptionVersion m:null="true" /><d:EndTime m:type="Edm.DateTime" m:null="true" /><d:ErrorDetails /><d:HistoricalEvents /><d:Id></d:Id><d:InitializationVector m:null="true" /><d:MediaProcessorId>{processor}</d:MediaProcessorId><d:Name>Encode</d:Name><d:Options m:type="Edm.Int32">0</d:Options><d:PerfMessage m:null="true" /><d:Priority m:type="Edm.Int32">0</d:Priority><d:Progress m:type="Edm.Double">0</d:Progress><d:RunningDuration m:type="Edm.Double">0</d:RunningDuration><d:StartTime m:type="Edm.DateTime" m:null="true" /><d:State m:type="Edm.Int32">0</d:State><d:TaskBody>&lt;?xml version="1.0" encoding="utf-16"?&gt;&#xD;&#xA;&lt;taskBody&gt;&#xD;&#xA;  &lt;inputAsset&gt;JobInputAsset(0)&lt;/inputAsset&gt;&#xD;&#xA;  &lt;outputAsset assetCreationOptions="0" assetFormatOption="0" assetName="Batch output"&gt;JobOutputAsset(0)&lt;/outputAsset&gt;&#xD;&#xA;&lt;/taskBody&gt;</d:TaskBody><d:TaskNotificationSubscriptions />"#
+            ),
+        )
+    };
+    let batch = |task: String| {
+        let part = |line: String, id: u32, version: &str, body: &str| {
+            format!(
+                "--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{line} HTTP/1.1\r\nContent-ID: {id}\r\nContent-Type: application/atom+xml\r\nDataServiceVersion: {version};NetFx\r\nMaxDataServiceVersion: 3.0;NetFx\r\nAccept: application/atom+xml,application/xml\r\nAccept-Charset: UTF-8\r\n\r\n{body}\r\n"
+            )
+        };
+        format!(
+            "--batch_b1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n{}{}--changeset_c1--\r\n--batch_b1--",
+            part(format!("POST {api}Jobs"), 1, "3.0", &job),
+            part(format!("POST {api}$1/Tasks"), 2, "3.0", &task),
+        )
+    };
+    let send = |body: String| {
+        let token = token.clone();
+        let url = m.url("/api/$batch");
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .header("x-ms-version", "2.19")
+                .header("DataServiceVersion", "1.0;NetFx")
+                .header("MaxDataServiceVersion", "3.0;NetFx")
+                .header("Accept", "multipart/mixed")
+                .header("Content-Type", "multipart/mixed; boundary=batch_b1")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+            (status, ct, r.text().await.unwrap())
+        }
+    };
+    let jobs_before = raw.ok("GET", "/api/Jobs", None).await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    // A changeset whose task names no processor: one error part, and no job left behind.
+    let (s, _, text) = send(batch(task(
+        "nb:mpid:UUID:00000000-0000-0000-0000-000000000000",
+    )))
+    .await;
+    assert_eq!(s, 202, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 ").count(), 1, "{text}");
+    assert!(!text.contains("HTTP/1.1 201"), "{text}");
+    assert!(text.contains("<m:error"), "{text}");
+    let jobs = raw.ok("GET", "/api/Jobs", None).await["value"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(jobs, jobs_before, "a failed changeset creates nothing");
+
+    let (s, ct, text) = send(batch(task(
+        "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+    )))
+    .await;
+    assert_eq!(s, 202, "{text}");
+    let boundary = ct.split("boundary=").nth(1).unwrap();
+    assert!(boundary.starts_with("batchresponse_"), "{ct}");
+    assert!(text.contains("boundary=changesetresponse_"), "{text}");
+    // Each part: application/http, the status line, then Content-ID, Location, an entry.
+    let parts: Vec<&str> = text
+        .split("Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n")
+        .skip(1)
+        .collect();
+    assert_eq!(parts.len(), 2, "{text}");
+    for (part, (id, set)) in parts.iter().zip([("1", "Jobs"), ("2", "Tasks")]) {
+        assert!(
+            part.starts_with(&format!("HTTP/1.1 201 Created\r\nContent-ID: {id}\r\n")),
+            "{part}"
+        );
+        let location = part
+            .lines()
+            .find_map(|l| l.strip_prefix("location: "))
+            .unwrap_or_else(|| panic!("no Location in {part}"))
+            .trim();
+        assert!(location.starts_with(&format!("{api}{set}('")), "{location}");
+        assert!(part.contains(&format!("<id>{location}</id>")), "{part}");
+        assert!(
+            part.contains("content-type: application/atom+xml;type=entry;charset=utf-8"),
+            "{part}"
+        );
+    }
+    let jid = prop(parts[0], "Id");
+    assert_eq!(prop(parts[1], "Name"), "Encode");
+
+    // The SDK then refreshes the job by filter, and it runs to the end with its named output.
+    let (s, _, feed) = sdk(
+        &m,
+        &token,
+        "GET",
+        &format!("/api/Jobs()?$filter=Id%20eq%20'{}'&$top=1", enc(&jid)),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{feed}");
+    assert_eq!(prop(&feed, "Id"), jid);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let j = raw
+            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+            .await;
+        match j["State"].as_i64() {
+            Some(3) => break,
+            Some(4 | 5) => panic!("the job ended {j}"),
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never finished: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let outputs = raw
+        .ok(
+            "GET",
+            &format!("/api/Jobs('{}')/OutputMediaAssets", enc(&jid)),
+            None,
+        )
+        .await;
+    assert_eq!(outputs["value"][0]["Name"], "Batch output");
+}
