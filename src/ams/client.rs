@@ -458,7 +458,7 @@ impl MediaClient {
                 configuration: Some(preset.to_string()),
                 media_processor_id: processor.id,
                 task_body: requests::TaskSpec::task_body(0, 0, output_name),
-                task_notification_subscriptions: Vec::new(),
+                ..Default::default()
             }],
             job_notification_subscriptions: Vec::new(),
         };

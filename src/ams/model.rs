@@ -16,6 +16,8 @@ pub enum IdKind {
     Operation,
     /// `nb:nepid:UUID:…`: a notification endpoint.
     NotificationEndPoint,
+    /// `nb:kid:UUID:…`: a content key.
+    ContentKey,
     /// Assets and files.
     Content,
     Policy,
@@ -37,6 +39,7 @@ impl IdKind {
             IdKind::Origin => "oid",
             IdKind::Operation => "opid",
             IdKind::NotificationEndPoint => "nepid",
+            IdKind::ContentKey => "kid",
         }
     }
 
@@ -552,6 +555,18 @@ pub mod requests {
         pub task_body: String,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         pub task_notification_subscriptions: Vec<super::JobNotificationSubscription>,
+        /// `TaskOptions`: 1 is ProtectedConfiguration (the configuration is encrypted).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub options: Option<i32>,
+        /// A protected configuration's content key, scheme, version and IV.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub encryption_key_id: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub encryption_scheme: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub encryption_version: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub initialization_vector: Option<String>,
     }
 
     impl TaskSpec {

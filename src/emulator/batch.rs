@@ -329,7 +329,8 @@ async fn changeset(
         }
     }
     let mut created: Vec<(String, String)> = Vec::new();
-    let mut answers: Vec<(Option<String>, Answer)> = Vec::new();
+    // Answers by part, written in the parts' order.
+    let mut answers: Vec<Option<(Option<String>, Answer)>> = parts.iter().map(|_| None).collect();
     let undo = |created: Vec<(String, String)>, failed: Answer| async move {
         for (_, location) in created.into_iter().rev() {
             if let Ok(path) = resolve(&location, &[]) {
@@ -345,10 +346,39 @@ async fn changeset(
         }
         failed
     };
-    for p in &parts {
-        if task_of(p, &jobs).is_some() {
-            continue; // answered with its job
-        }
+    let job_index = |cid: &str| {
+        parts
+            .iter()
+            .position(|j| j.content_id.as_deref() == Some(cid))
+    };
+    for (i, p) in parts.iter().enumerate() {
+        // A job with tasks runs when its last task part comes (what its tasks need, such as
+        // their content keys, comes first in the changeset).
+        let i = match task_of(p, &jobs) {
+            Some(job) => {
+                let last = folded
+                    .iter()
+                    .find(|(j, _)| *j == job)
+                    .and_then(|(_, tasks)| tasks.last().cloned())
+                    .flatten();
+                if last != p.content_id {
+                    continue;
+                }
+                match job_index(&job) {
+                    Some(j) => j,
+                    None => continue,
+                }
+            }
+            None if p
+                .content_id
+                .as_ref()
+                .is_some_and(|id| bodies.contains_key(id)) =>
+            {
+                continue
+            }
+            None => i,
+        };
+        let p = &parts[i];
         let path = match resolve(&p.url, &created) {
             Ok(path) => path,
             Err(e) => return Err(undo(created, error_answer(e)).await),
@@ -397,15 +427,17 @@ async fn changeset(
                     .flatten()
                     .filter_map(|t| t["Id"].as_str().map(str::to_string))
                     .collect();
-                answers.push((p.content_id.clone(), a));
+                answers[i] = Some((p.content_id.clone(), a));
                 for (k, cid) in task_ids.iter().enumerate() {
                     let Some(tid) = ids.get(k) else { continue };
                     let task_path = crate::ams::odata::key_path("Tasks", tid);
-                    let task_part = parts
+                    let Some(t_index) = parts
                         .iter()
-                        .find(|t| t.content_id == *cid && task_of(t, &jobs).is_some());
-                    let headers =
-                        merged(outer, task_part.map_or(&HeaderMap::new(), |t| &t.headers));
+                        .position(|t| t.content_id == *cid && task_of(t, &jobs).is_some())
+                    else {
+                        continue;
+                    };
+                    let headers = merged(outer, &parts[t_index].headers);
                     let mut t = call(run, Method::GET, &task_path, headers, Bytes::new()).await;
                     if t.status == StatusCode::OK {
                         t.status = StatusCode::CREATED;
@@ -417,14 +449,14 @@ async fn changeset(
                             t.headers.insert("location", v);
                         }
                     }
-                    answers.push((cid.clone(), t));
+                    answers[t_index] = Some((cid.clone(), t));
                 }
                 continue;
             }
         }
-        answers.push((p.content_id.clone(), a));
+        answers[i] = Some((p.content_id.clone(), a));
     }
-    Ok(answers)
+    Ok(answers.into_iter().flatten().collect())
 }
 
 fn error_answer(e: ApiError) -> Answer {

@@ -114,6 +114,47 @@ pub async fn handle_jobs(
     }
 }
 
+/// A protected configuration's key and IV.
+struct Protected {
+    key_id: String,
+    iv: String,
+}
+
+/// Whether a task's configuration is protected (`Options` 1, or an encryption scheme named),
+/// and with what; the scheme and version must be the SDK's.
+fn protected(t: &TaskSpec) -> Result<Option<Protected>, ApiError> {
+    let on = t.options.unwrap_or(0) & 1 == 1 || t.encryption_scheme.is_some();
+    if !on {
+        return Ok(None);
+    }
+    let scheme = t.encryption_scheme.as_deref().unwrap_or_default();
+    if scheme != super::protection::SCHEME {
+        return Err(ApiError::bad_request(format!(
+            "field 'EncryptionScheme': '{scheme}' is not '{}'",
+            super::protection::SCHEME
+        )));
+    }
+    if let Some(v) = t
+        .encryption_version
+        .as_deref()
+        .filter(|v| *v != super::protection::VERSION)
+    {
+        return Err(ApiError::bad_request(format!(
+            "field 'EncryptionVersion': '{v}' is not '{}'",
+            super::protection::VERSION
+        )));
+    }
+    let key_id = t.encryption_key_id.clone().ok_or_else(|| {
+        ApiError::bad_request("field 'EncryptionKeyId' is required for a protected configuration")
+    })?;
+    let iv = t.initialization_vector.clone().ok_or_else(|| {
+        ApiError::bad_request(
+            "field 'InitializationVector' is required for a protected configuration",
+        )
+    })?;
+    Ok(Some(Protected { key_id, iv }))
+}
+
 fn state_body(ctx: &Ctx<'_>, state: JobState) -> super::odata::Payload {
     use super::odata::{Format, Payload};
     match ctx.fmt {
@@ -292,6 +333,11 @@ fn new_job(body: &Body) -> Result<NewJob, ApiError> {
                     "TaskNotificationSubscriptions",
                 )
                 .map_err(named)?,
+                options: tb.int("Options").map_err(named)?,
+                encryption_key_id: tb.str("EncryptionKeyId").map_err(named)?,
+                encryption_scheme: tb.str("EncryptionScheme").map_err(named)?,
+                encryption_version: tb.str("EncryptionVersion").map_err(named)?,
+                initialization_vector: tb.str("InitializationVector").map_err(named)?,
             })
         })
         .collect::<Result<Vec<_>, ApiError>>()?;
@@ -374,7 +420,15 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             .configuration
             .clone()
             .unwrap_or_else(|| "Adaptive Streaming".into());
-        encoder::check_preset(&config).map_err(|e| {
+        let named = |e: ApiError| ApiError::bad_request(format!("Tasks[{i}]: {}", e.message));
+        let protection = protected(t).map_err(named)?;
+        let clear = match &protection {
+            Some(p) => super::protection::clear_configuration(ctx.st, &p.key_id, &p.iv, &config)
+                .await
+                .map_err(named)?,
+            None => config.clone(),
+        };
+        encoder::check_preset(&clear).map_err(|e| {
             ApiError::bad_request(format!("Tasks[{i}]: field 'Configuration': {e}"))
         })?;
         let tbody = parse_task_body(&t.task_body)?;
@@ -401,6 +455,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             t.task_body.clone(),
             tbody,
             t.task_notification_subscriptions.clone(),
+            protection,
         ));
     }
     // Output assets exist from the moment the job does.
@@ -436,14 +491,14 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         tasks: Vec::new(),
     };
     let mut tasks = Vec::new();
-    for (name, config, task_body, tb, subscriptions) in parsed {
+    for (name, config, task_body, tb, subscriptions, protection) in parsed {
         let task = Task {
             id: IdKind::Task.new_id(),
             name,
             configuration: Some(config),
             media_processor_id: mes.id.clone(),
             task_body: Some(task_body),
-            options: 0,
+            options: if protection.is_some() { 1 } else { 0 },
             priority: 0,
             progress: 0.0,
             running_duration: 0.0,
@@ -454,10 +509,14 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
             historical_events: Vec::new(),
             task_notification_subscriptions: subscriptions,
             perf_message: None,
-            encryption_key_id: None,
-            encryption_scheme: None,
-            encryption_version: None,
-            initialization_vector: None,
+            encryption_key_id: protection.as_ref().map(|p| p.key_id.clone()),
+            encryption_scheme: protection
+                .as_ref()
+                .map(|_| super::protection::SCHEME.into()),
+            encryption_version: protection
+                .as_ref()
+                .map(|_| super::protection::VERSION.into()),
+            initialization_vector: protection.map(|p| p.iv),
         };
         links.tasks.push((task.id.clone(), tb.input, tb.output));
         tasks.push(task);
@@ -540,6 +599,7 @@ mod tests {
                     notification_end_point_id: "nb:nepid:UUID:1".into(),
                     target_job_state: 1,
                 }],
+                ..Default::default()
             }],
             job_notification_subscriptions: vec![JobNotificationSubscription {
                 notification_end_point_id: "nb:nepid:UUID:2".into(),

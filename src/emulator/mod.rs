@@ -24,6 +24,7 @@ mod notifications;
 pub(crate) mod odata;
 mod policies;
 mod processors;
+mod protection;
 mod routes;
 mod token;
 mod worker;
@@ -80,6 +81,8 @@ pub struct AppState {
     pub origin: Arc<crate::origin::Origin>,
     /// Held while a container's stored access policies change (they are written whole).
     pub sas_lock: tokio::sync::Mutex<()>,
+    /// The protection key protected task configurations are wrapped to.
+    pub protection: protection::Keys,
 }
 
 /// The emulator's router, to serve or to call in-process.
@@ -103,7 +106,9 @@ pub async fn serve(
     let limits = config.limits;
     let origin =
         crate::origin::Origin::new(&storage, locators::origin_source(db.clone()), config.origin);
+    let protection = protection::Keys::new(&config.data_dir);
     let state = Arc::new(AppState {
+        protection,
         config,
         db,
         storage,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use super::odata::{ApiError, Format, Query};
 use super::{
     assets, endpoints, files, functions, jobs, locators, notifications, policies, processors,
-    token, AppState, Ctx,
+    protection, token, AppState, Ctx,
 };
 use crate::ams::auth::urldecode;
 
@@ -293,14 +293,18 @@ async fn dispatch(
         "NotificationEndPoints" => notifications::handle(ctx, m, key, nav).await,
         "CreateFileInfos" if m == "GET" => functions::create_file_infos(ctx, query).await,
         "CancelJob" if m == "GET" => jobs::cancel(ctx, query).await,
+        "ContentKeys" => protection::handle(ctx, m, key, nav).await,
+        "GetProtectionKeyId" if m == "GET" => protection::get_protection_key_id(ctx, query).await,
+        "GetProtectionKey" if m == "GET" => protection::get_protection_key(ctx, query).await,
+        "RebindContentKey" if m == "GET" => protection::rebind_content_key(ctx, query).await,
         other => Err(ApiError::not_found(format!(
-            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks, StreamingEndpoints, Operations, NotificationEndPoints)"
+            "'{other}' is not an entity set of this service (Assets, Files, AccessPolicies, Locators, MediaProcessors, Jobs, Tasks, StreamingEndpoints, Operations, NotificationEndPoints, ContentKeys)"
         ))),
     }
 }
 
 /// The entity sets this emulator serves, in the order the service document lists them.
-const SETS: [&str; 10] = [
+const SETS: [&str; 11] = [
     "AccessPolicies",
     "Locators",
     "Files",
@@ -311,6 +315,7 @@ const SETS: [&str; 10] = [
     "StreamingEndpoints",
     "Operations",
     "NotificationEndPoints",
+    "ContentKeys",
 ];
 
 fn service_document(ctx: &Ctx<'_>) -> Response {

@@ -383,6 +383,15 @@ async fn encode_into(
         .configuration
         .clone()
         .unwrap_or_else(|| "Adaptive Streaming".into());
+    // A protected configuration is decrypted only to run it; the record keeps it encrypted.
+    let preset = match (&task.encryption_key_id, &task.initialization_vector) {
+        (Some(key), Some(iv)) if task.encryption_scheme.is_some() => {
+            super::protection::clear_configuration(st, key, iv, &preset)
+                .await
+                .map_err(|e| EncodeError::State(e.message))?
+        }
+        _ => preset,
+    };
     let rungs = encoder::ladder(&preset, &src)?;
     let stem = std::path::Path::new(&name)
         .file_stem()

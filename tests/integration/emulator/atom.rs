@@ -41,6 +41,39 @@ fn entry(links: &str, properties: &str) -> String {
     )
 }
 
+/// A `$batch` body of one changeset of Atom parts (request line, Content-ID, entry), with
+/// CRLF lines and no line break after the end, as WCF Data Services wrote it.
+fn changeset(parts: &[(String, u32, &str)]) -> String {
+    let mut out =
+        String::from("--batch_b1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n");
+    for (line, id, body) in parts {
+        out.push_str(&format!(
+            "--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{line} HTTP/1.1\r\nContent-ID: {id}\r\nContent-Type: application/atom+xml\r\nDataServiceVersion: 3.0;NetFx\r\nMaxDataServiceVersion: 3.0;NetFx\r\nAccept: application/atom+xml,application/xml\r\nAccept-Charset: UTF-8\r\n\r\n{body}\r\n"
+        ));
+    }
+    out.push_str("--changeset_c1--\r\n--batch_b1--");
+    out
+}
+
+/// POSTs a `$batch` as the SDK does: (status, content type, body).
+async fn send_batch(m: &Media, token: &str, body: String) -> (u16, String, String) {
+    let r = reqwest::Client::new()
+        .post(m.url("/api/$batch"))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("x-ms-version", "2.19")
+        .header("DataServiceVersion", "1.0;NetFx")
+        .header("MaxDataServiceVersion", "3.0;NetFx")
+        .header("Accept", "multipart/mixed")
+        .header("Content-Type", "multipart/mixed; boundary=batch_b1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    (status, ct, r.text().await.unwrap())
+}
+
 /// The text of the first `<d:{name}>` in `xml`.
 fn prop(xml: &str, name: &str) -> String {
     let open = format!("<d:{name}");
@@ -247,38 +280,12 @@ async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
         )
     };
     let batch = |task: String| {
-        let part = |line: String, id: u32, version: &str, body: &str| {
-            format!(
-                "--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n{line} HTTP/1.1\r\nContent-ID: {id}\r\nContent-Type: application/atom+xml\r\nDataServiceVersion: {version};NetFx\r\nMaxDataServiceVersion: 3.0;NetFx\r\nAccept: application/atom+xml,application/xml\r\nAccept-Charset: UTF-8\r\n\r\n{body}\r\n"
-            )
-        };
-        format!(
-            "--batch_b1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n{}{}--changeset_c1--\r\n--batch_b1--",
-            part(format!("POST {api}Jobs"), 1, "3.0", &job),
-            part(format!("POST {api}$1/Tasks"), 2, "3.0", &task),
-        )
+        changeset(&[
+            (format!("POST {api}Jobs"), 1, &job),
+            (format!("POST {api}$1/Tasks"), 2, &task),
+        ])
     };
-    let send = |body: String| {
-        let token = token.clone();
-        let url = m.url("/api/$batch");
-        async move {
-            let r = reqwest::Client::new()
-                .post(url)
-                .header("Authorization", format!("Bearer {token}"))
-                .header("x-ms-version", "2.19")
-                .header("DataServiceVersion", "1.0;NetFx")
-                .header("MaxDataServiceVersion", "3.0;NetFx")
-                .header("Accept", "multipart/mixed")
-                .header("Content-Type", "multipart/mixed; boundary=batch_b1")
-                .body(body)
-                .send()
-                .await
-                .unwrap();
-            let status = r.status().as_u16();
-            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-            (status, ct, r.text().await.unwrap())
-        }
-    };
+    let send = |body: String| send_batch(&m, &token, body);
     let jobs_before = raw.ok("GET", "/api/Jobs", None).await["value"]
         .as_array()
         .unwrap()
@@ -368,4 +375,255 @@ async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
         )
         .await;
     assert_eq!(outputs["value"][0]["Name"], "Batch output");
+}
+
+/// `TaskOptions.ProtectedConfiguration` as the SDK did it: the protection key's thumbprint
+/// and certificate from `GetProtectionKeyId`/`GetProtectionKey` (XML values), the
+/// configuration AES-256-CBC encrypted under a fresh key wrapped to the certificate with
+/// RSA-OAEP (SHA-1), sent in one changeset with the key (`ContentKeys`, its checksum) before
+/// the task that names it. The emulator decrypts and runs it; the task keeps it encrypted; a
+/// wrong checksum or a key for another certificate is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdks_protected_configuration_is_decrypted_and_run() {
+    use aes::cipher::{BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
+    use amsplay::storage::TransferOptions;
+    use base64::Engine as _;
+    use rsa::pkcs8::DecodePublicKey;
+    use x509_cert::der::{Decode, Encode};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let m = Media::start(&[]).await;
+    let token = m.token().await;
+    let raw = super::Raw::new(&m).await;
+
+    let (s, h, xml) = sdk(
+        &m,
+        &token,
+        "GET",
+        "/api/GetProtectionKeyId?contentKeyType=2",
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{xml}");
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/xml"));
+    let open =
+        "<GetProtectionKeyId xmlns=\"http://schemas.microsoft.com/ado/2007/08/dataservices\">";
+    let thumbprint = xml
+        .split(open)
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(thumbprint.len(), 40, "{xml}");
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "GET",
+        &format!("/api/GetProtectionKey?protectionKeyId='{thumbprint}'"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{xml}");
+    let cert_b64 = xml
+        .split("dataservices\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    let der = b64.decode(cert_b64).unwrap();
+    use sha1::Digest;
+    assert_eq!(
+        hex::encode_upper(sha1::Sha1::digest(&der)),
+        thumbprint,
+        "the thumbprint is the certificate's"
+    );
+    let cert = x509_cert::Certificate::from_der(&der).unwrap();
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .unwrap();
+    let public = rsa::RsaPublicKey::from_public_key_der(&spki).unwrap();
+
+    // The SDK's side: a fresh key and IV, the configuration encrypted, the key wrapped.
+    let key: [u8; 32] = rand::random();
+    let iv: [u8; 16] = rand::random();
+    let configuration = cbc::Encryptor::<aes::Aes256>::new_from_slices(&key, &iv)
+        .unwrap()
+        .encrypt_padded_vec_mut::<aes::cipher::block_padding::Pkcs7>(b"Adaptive Streaming");
+    let wrapped = public
+        .encrypt(
+            &mut rand::thread_rng(),
+            rsa::Oaep::new::<sha1::Sha1>(),
+            &key,
+        )
+        .unwrap();
+    let kid_guid = uuid::Uuid::new_v4();
+    let kid = format!("nb:kid:UUID:{kid_guid}");
+    let mut block = aes::Block::clone_from_slice(&kid_guid.to_bytes_le());
+    aes::Aes256::new_from_slice(&key)
+        .unwrap()
+        .encrypt_block(&mut block);
+    let checksum = b64.encode(&block[..8]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let clip = crate::encoding::sample(dir.path(), "clip.mp4", 320, 180, 2);
+    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+    m.env
+        .storage("dca")
+        .upload_file(
+            &amsplay::ams::model::asset_container(&aid),
+            &clip,
+            "clip.mp4",
+            &TransferOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    raw.ok(
+        "GET",
+        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+        None,
+    )
+    .await;
+    let api = m.url("/api/");
+    let job = entry(
+        &format!(
+            r#"<link rel="http://schemas.microsoft.com/ado/2007/08/dataservices/related/InputMediaAssets" type="application/atom+xml;type=feed" title="InputMediaAssets" href="{api}Assets('{}')" />"#,
+            enc(&aid)
+        ),
+        r#"<d:Name>Protected job</d:Name><d:Priority m:type="Edm.Int32">0</d:Priority>"#,
+    );
+    let content_key = |checksum: &str, thumbprint: &str| {
+        entry(
+            "",
+            &format!(
+                r#"<d:AuthorizationPolicyId m:null="true" /><d:Checksum>{checksum}</d:Checksum><d:ContentKeyType m:type="Edm.Int32">2</d:ContentKeyType><d:Created m:type="Edm.DateTime">0001-01-01T00:00:00</d:Created><d:EncryptedContentKey>{}</d:EncryptedContentKey><d:Id>{kid}</d:Id><d:LastModified m:type="Edm.DateTime">0001-01-01T00:00:00</d:LastModified><d:Name>ConfigurationEncryption</d:Name><d:ProtectionKeyId>{thumbprint}</d:ProtectionKeyId><d:ProtectionKeyType m:type="Edm.Int32">0</d:ProtectionKeyType><d:TrackIdentifiers m:null="true" />"#,
+                b64.encode(&wrapped)
+            ),
+        )
+    };
+    let task = entry(
+        "",
+        &format!(
+            r#"<d:Configuration>{}</d:Configuration><d:EncryptionKeyId>{kid}</d:EncryptionKeyId><d:EncryptionScheme>ConfigurationEncryption</d:EncryptionScheme><d:EncryptionVersion>1.0</d:EncryptionVersion><d:ErrorDetails /><d:HistoricalEvents /><d:Id></d:Id><d:InitializationVector>{}</d:InitializationVector><d:MediaProcessorId>nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56</d:MediaProcessorId><d:Name>Protected encode</d:Name><d:Options m:type="Edm.Int32">1</d:Options><d:TaskBody>&lt;?xml version="1.0" encoding="utf-16"?&gt;&lt;taskBody&gt;&lt;inputAsset&gt;JobInputAsset(0)&lt;/inputAsset&gt;&lt;outputAsset assetCreationOptions="0" assetName="Protected output"&gt;JobOutputAsset(0)&lt;/outputAsset&gt;&lt;/taskBody&gt;</d:TaskBody><d:TaskNotificationSubscriptions />"#,
+            b64.encode(&configuration),
+            b64.encode(iv)
+        ),
+    );
+    let submit = |key_entry: String| {
+        changeset(&[
+            (format!("POST {api}Jobs"), 1, &job),
+            (format!("POST {api}ContentKeys"), 2, &key_entry),
+            (format!("POST {api}$1/Tasks"), 3, &task),
+        ])
+    };
+
+    // A wrong checksum, or a key wrapped to another certificate: refused by name, nothing made.
+    for (bad, says) in [
+        (content_key("AAAAAAAAAAA=", &thumbprint), "Checksum"),
+        (
+            content_key(&checksum, "0000000000000000000000000000000000000000"),
+            "protection key",
+        ),
+    ] {
+        let (s, _, text) = send_batch(&m, &token, submit(bad)).await;
+        assert_eq!(s, 202, "{text}");
+        assert!(
+            !text.contains("HTTP/1.1 201") && text.contains(says),
+            "{text}"
+        );
+    }
+    assert!(raw.ok("GET", "/api/ContentKeys", None).await["value"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    let (s, _, text) = send_batch(&m, &token, submit(content_key(&checksum, &thumbprint))).await;
+    assert_eq!(s, 202, "{text}");
+    for id in 1..=3 {
+        assert!(
+            text.contains(&format!("HTTP/1.1 201 Created\r\nContent-ID: {id}\r\n")),
+            "{text}"
+        );
+    }
+    let task_part = text.split("Content-ID: 3\r\n").nth(1).unwrap();
+    assert_eq!(
+        prop(task_part, "EncryptionScheme"),
+        "ConfigurationEncryption"
+    );
+    assert_eq!(
+        prop(task_part, "Configuration"),
+        b64.encode(&configuration),
+        "kept encrypted"
+    );
+    let jid = prop(text.split("Content-ID: 1\r\n").nth(1).unwrap(), "Id");
+
+    // RebindContentKey gives the clear key back (the SDK's GetClearConfiguration).
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "GET",
+        &format!(
+            "/api/RebindContentKey?id='{}'&x509Certificate=''",
+            enc(&kid)
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{xml}");
+    assert!(xml.contains(&b64.encode(key)), "{xml}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let j = raw
+            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+            .await;
+        match j["State"].as_i64() {
+            Some(3) => break,
+            Some(4 | 5) => {
+                let tasks = raw
+                    .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
+                    .await;
+                panic!("the job ended {j} {tasks}")
+            }
+            _ => {}
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never finished: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let outputs = raw
+        .ok(
+            "GET",
+            &format!("/api/Jobs('{}')/OutputMediaAssets", enc(&jid)),
+            None,
+        )
+        .await;
+    assert_eq!(outputs["value"][0]["Name"], "Protected output");
+    let files = raw
+        .ok(
+            "GET",
+            &format!(
+                "/api/Assets('{}')/Files",
+                enc(outputs["value"][0]["Id"].as_str().unwrap())
+            ),
+            None,
+        )
+        .await;
+    assert!(
+        files["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["Name"].as_str().unwrap().ends_with(".ism")),
+        "{files}"
+    );
 }
