@@ -279,10 +279,29 @@ impl Body {
         Self::from_value(v)
     }
 
-    /// A body from JSON already parsed (an object nested in a body: a job's task).
+    /// A body from JSON already parsed (an object nested in a body: a job's task). JSON
+    /// light's `Nav@odata.bind` (a URL, or a list of them, as the reference's `$batch` sample
+    /// names a job's input assets) reads as the verbose `Nav` reference(s).
     pub fn from_value(v: Value) -> Result<Self, ApiError> {
         match crate::ams::odata::unwrap_entity(v) {
-            Value::Object(m) => Ok(Body(m)),
+            Value::Object(m) => {
+                let mut out = Map::new();
+                for (k, v) in m {
+                    let reference = |u: &Value| json!({"__metadata": {"uri": u}});
+                    match (k.strip_suffix("@odata.bind"), v) {
+                        (Some(nav), Value::Array(urls)) => {
+                            out.insert(nav.into(), urls.iter().map(reference).collect());
+                        }
+                        (Some(nav), url @ Value::String(_)) => {
+                            out.insert(nav.into(), reference(&url));
+                        }
+                        (_, v) => {
+                            out.insert(k, v);
+                        }
+                    }
+                }
+                Ok(Body(out))
+            }
             _ => Err(ApiError::bad_request(
                 "the request body must be a JSON object",
             )),
@@ -667,6 +686,25 @@ mod tests {
         );
         assert!(Query::parse(Some("$filter=tolower(Name) eq 'a'")).is_err());
         assert!(Query::parse(Some("$top=x")).is_err());
+    }
+
+    #[test]
+    fn odata_bind_reads_as_references() {
+        let b = Body::from_value(json!({
+            "Name": "j",
+            "InputMediaAssets@odata.bind": ["https://h/api/Assets('a')"],
+            "Asset@odata.bind": "https://h/api/Assets('b')",
+        }))
+        .unwrap();
+        assert_eq!(
+            b.0["InputMediaAssets"][0]["__metadata"]["uri"],
+            "https://h/api/Assets('a')"
+        );
+        assert_eq!(
+            b.0["Asset"]["__metadata"]["uri"],
+            "https://h/api/Assets('b')"
+        );
+        assert!(!b.has("InputMediaAssets@odata.bind"));
     }
 
     #[test]

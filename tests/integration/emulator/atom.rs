@@ -375,6 +375,21 @@ async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
         )
         .await;
     assert_eq!(outputs["value"][0]["Name"], "Batch output");
+
+    // The reference's own `$batch` sample, in JSON: `InputMediaAssets@odata.bind`, a verbose
+    // task, answers in JSON.
+    let sample = format!(
+        "--batch_b1\r\nContent-Type: multipart/mixed; boundary=changeset_c1\r\n\r\n--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST {api}Jobs HTTP/1.1\r\nContent-ID: 1\r\nContent-Type: application/json\r\nAccept: application/json\r\nDataServiceVersion: 3.0\r\nMaxDataServiceVersion: 3.0\r\nAccept-Charset: UTF-8\r\n\r\n{{\"Name\" : \"NewTestJob\", \"InputMediaAssets@odata.bind\":[\"{api}Assets('{}')\"]}}\r\n--changeset_c1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\nPOST {api}$1/Tasks HTTP/1.1\r\nContent-ID: 2\r\nContent-Type: application/json;odata=verbose\r\nAccept: application/json;odata=verbose\r\nDataServiceVersion: 3.0\r\nMaxDataServiceVersion: 3.0\r\nAccept-Charset: UTF-8\r\n\r\n{{\"Configuration\":\"Adaptive Streaming\",\"MediaProcessorId\":\"nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56\",\"TaskBody\":\"<?xml version=\\\"1.0\\\" encoding=\\\"utf-8\\\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset assetName=\\\"Custom output name\\\">JobOutputAsset(0)</outputAsset></taskBody>\"}}\r\n--changeset_c1--\r\n--batch_b1--\r\n",
+        enc(&aid)
+    );
+    let (s, _, text) = send_batch(&m, &token, sample).await;
+    assert_eq!(s, 202, "{text}");
+    assert_eq!(text.matches("HTTP/1.1 201 Created").count(), 2, "{text}");
+    assert!(text.contains("\"Name\":\"NewTestJob\""), "{text}");
+    assert!(
+        text.contains("\"d\":"),
+        "the task part answers verbose JSON: {text}"
+    );
 }
 
 /// `TaskOptions.ProtectedConfiguration` as the SDK did it: the protection key's thumbprint
