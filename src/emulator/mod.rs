@@ -19,6 +19,7 @@ mod functions;
 mod jobs;
 mod locators;
 pub mod manifest;
+mod metadata;
 mod navigation;
 mod notifications;
 pub(crate) mod odata;

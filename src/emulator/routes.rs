@@ -278,6 +278,10 @@ async fn dispatch(
     if rest.is_empty() {
         return Ok(service_document(ctx));
     }
+    if method == Method::GET && (rest == "$metadata" || rest.eq_ignore_ascii_case("%24metadata")) {
+        let edmx = super::odata::Payload::Xml(super::metadata::edmx());
+        return Ok(super::odata::respond(Format::Atom, StatusCode::OK, edmx));
+    }
     let (set, key, nav) = parse_resource(rest)?;
     let m = method.as_str();
     match set.as_str() {
@@ -303,23 +307,9 @@ async fn dispatch(
     }
 }
 
-/// The entity sets this emulator serves, in the order the service document lists them.
-const SETS: [&str; 11] = [
-    "AccessPolicies",
-    "Locators",
-    "Files",
-    "Assets",
-    "MediaProcessors",
-    "Jobs",
-    "Tasks",
-    "StreamingEndpoints",
-    "Operations",
-    "NotificationEndPoints",
-    "ContentKeys",
-];
-
+/// The service document: every entity set served (the ones `$metadata` describes).
 fn service_document(ctx: &Ctx<'_>) -> Response {
-    let sets = SETS;
+    let sets: Vec<&str> = super::metadata::SETS.iter().map(|s| s.name).collect();
     let body = match ctx.fmt {
         Format::Minimal => serde_json::json!({
             "odata.metadata": format!("{}$metadata", ctx.api),

@@ -230,6 +230,23 @@ async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
     let (s, _, xml) = sdk(&m, &token, "GET", "/api/", None).await;
     assert_eq!(s, 200);
     assert!(xml.contains("<collection href=\"Assets\">"), "{xml}");
+
+    // $metadata: the EDMX of what is served.
+    let (s, h, xml) = sdk(&m, &token, "GET", "/api/$metadata", None).await;
+    assert_eq!(s, 200, "{xml}");
+    assert!(h["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/xml"));
+    for part in [
+        "<edmx:Edmx Version=\"1.0\"",
+        "<EntityContainer Name=\"WindowsAzureMediaServices\" m:IsDefaultEntityContainer=\"true\">",
+        "<EntitySet Name=\"ContentKeys\" EntityType=\"Microsoft.Cloud.Media.Vod.Rest.Data.Models.ContentKey\" />",
+        "<NavigationProperty Name=\"OutputMediaAssets\"",
+        "<FunctionImport Name=\"CreateFileInfos\" m:HttpMethod=\"GET\"><Parameter Name=\"assetid\" Type=\"Edm.String\" /></FunctionImport>",
+    ] {
+        assert!(xml.contains(part), "{part} in {xml}");
+    }
 }
 
 /// `job.Submit()` as the SDK sends it: one `$batch` changeset of `POST Jobs` (input assets as
