@@ -44,8 +44,11 @@ const NAVIGATION: [(&str, &str, &str, bool); 12] = [
     ("Tasks", "OutputMediaAssets", "Assets", true),
 ];
 
+/// Names and EDM types (of fields, of parameters).
+type Typed = &'static [(&'static str, &'static str)];
+
 /// Complex types of collection-valued properties: (property, type, its fields).
-const COMPLEX: [(&str, &str, &[(&str, &str)]); 4] = [
+const COMPLEX: [(&str, &str, Typed); 4] = [
     (
         "ErrorDetails",
         "ErrorDetail",
@@ -80,7 +83,7 @@ const COMPLEX: [(&str, &str, &[(&str, &str)]); 4] = [
 ];
 
 /// Service functions: (name, HTTP method, parameters, return type).
-const FUNCTIONS: [(&str, &str, &[(&str, &str)], Option<&str>); 5] = [
+const FUNCTIONS: [(&str, &str, Typed, Option<&str>); 5] = [
     ("CreateFileInfos", "GET", &[("assetid", "Edm.String")], None),
     ("CancelJob", "GET", &[("jobid", "Edm.String")], None),
     (
