@@ -45,6 +45,9 @@ pub async fn handle(
         ("GET", Some(id), None) => ctx.get::<Asset>(&INFO, &id),
         ("MERGE" | "PATCH" | "PUT", Some(id), None) => update(ctx, &id),
         ("DELETE", Some(id), None) => delete(ctx, &id).await,
+        (m, Some(id), Some(nav)) if nav.starts_with("$links/") => {
+            super::protection::asset_links(ctx, m, &id, &nav["$links/".len()..])
+        }
         ("GET", Some(id), Some(nav)) => ctx.related(&INFO, &id, nav),
         (m, _, _) => Err(ApiError::not_allowed(m, "Assets")),
     }
@@ -165,6 +168,9 @@ async fn delete(ctx: &Ctx<'_>, id: &str) -> Result<Response, ApiError> {
     }
     ctx.st.db.delete_children(locators::INFO.name, id)?;
     ctx.st.db.delete_children(files::INFO.name, id)?;
+    ctx.st
+        .db
+        .delete_children(super::protection::ASSET_LINKS, id)?;
     ctx.st.db.delete(INFO.name, id)?;
     Ok(no_content())
 }

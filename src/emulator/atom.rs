@@ -297,6 +297,9 @@ pub fn error(code: &str, message: &str) -> String {
 /// as arrays, and each `related/{Nav}` link as `{Nav: [{"__metadata": {"uri": href}}]}` (an
 /// object for links to one entity), as the JSON formats name related entities.
 pub fn read_entry(xml: &[u8]) -> Result<Value, ApiError> {
+    if let Some(uri) = read_uri(xml) {
+        return Ok(serde_json::json!({ "uri": uri }));
+    }
     let bad = |e: &dyn std::fmt::Display| {
         ApiError::bad_request(format!("the request body is not a valid Atom entry: {e}"))
     };
@@ -388,6 +391,31 @@ pub fn read_entry(xml: &[u8]) -> Result<Value, ApiError> {
         return Err(bad(&"no <entry> element"));
     }
     Ok(Value::Object(out))
+}
+
+/// The text of a `<uri>` document (the body of a `$links` POST in XML), if it is one.
+fn read_uri(xml: &[u8]) -> Option<String> {
+    let mut reader = quick_xml::Reader::from_reader(xml);
+    reader.trim_text(true);
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).ok()? {
+            Event::Start(t) if local(t.name().as_ref()) == "uri" => {
+                let mut text = String::new();
+                loop {
+                    buf.clear();
+                    match reader.read_event_into(&mut buf).ok()? {
+                        Event::Text(t) => text.push_str(&t.unescape().ok()?),
+                        Event::End(_) => return Some(text),
+                        _ => return None,
+                    }
+                }
+            }
+            Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
+            _ => return None,
+        }
+        buf.clear();
+    }
 }
 
 /// An element being read below `<m:properties>`.

@@ -41,7 +41,14 @@ pub fn related(st: &AppState, set: &SetInfo, id: &str, nav: &str) -> Result<Rela
             &locators::INFO,
             st.db.list(locators::INFO.name, Some(id))?,
         )),
-        ("Assets", "ParentAssets" | "ContentKeys") => Ok(Related::Many(&assets::INFO, Vec::new())),
+        ("Assets", "ParentAssets") => Ok(Related::Many(&assets::INFO, Vec::new())),
+        ("Assets", "ContentKeys") => {
+            let keys = super::protection::linked(st, id)?
+                .iter()
+                .map(|k| serde_json::to_value(k).map_err(|e| ApiError::internal(e.to_string())))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Related::Many(&super::protection::INFO, keys))
+        }
         ("Files", "ParentAsset") => Ok(Related::One(
             &assets::INFO,
             load(&assets::INFO, &field("ParentAssetId"))?,

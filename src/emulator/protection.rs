@@ -314,8 +314,108 @@ pub async fn handle(
             ctx.st.db.delete(INFO.name, &id)?;
             Ok(no_content())
         }
+        ("GET", Some(_), Some(nav)) => Err(ApiError::not_found(format!(
+            "ContentKey has no navigation property '{nav}'"
+        ))),
         (m, _, _) => Err(ApiError::not_allowed(m, "ContentKeys")),
     }
+}
+
+/// Links from assets to content keys (`Assets('…')/$links/ContentKeys`), one record per link
+/// with the asset as its parent.
+pub const ASSET_LINKS: &str = "AssetContentKeys";
+
+/// `Assets('id')/$links/ContentKeys[('kid')]`: POST links a key (body `{"uri": …}`, or
+/// `<uri>…</uri>` as the SDK wrote it), GET lists the links, DELETE unlinks one.
+pub fn asset_links(
+    ctx: &Ctx<'_>,
+    method: &str,
+    asset_id: &str,
+    target: &str,
+) -> Result<Response, ApiError> {
+    let _: crate::ams::model::Asset = ctx.load(&super::assets::INFO, asset_id)?;
+    let (set, key) = match target.split_once('(') {
+        Some((set, key)) => (
+            set,
+            Some(
+                crate::ams::auth::urldecode(key.trim_end_matches(')'))
+                    .trim_matches('\'')
+                    .to_string(),
+            ),
+        ),
+        None => (target, None),
+    };
+    if set != INFO.name {
+        return Err(ApiError::bad_request(format!(
+            "$links/{set} is not emulated; an asset links to ContentKeys only"
+        )));
+    }
+    match (method, key) {
+        ("POST", None) => {
+            let body = Body::parse(ctx.body)?;
+            let uri = body.required_str("uri")?;
+            let kid = uri
+                .rsplit_once("ContentKeys(")
+                .map(|(_, k)| crate::ams::auth::urldecode(k.trim_end_matches(')')))
+                .map(|k| k.trim_matches('\'').to_string())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "field 'uri': '{uri}' is not a ContentKeys('…') URI"
+                    ))
+                })?;
+            let _: ContentKey = ctx.load(&INFO, &kid)?;
+            if ctx
+                .st
+                .db
+                .get(ASSET_LINKS, &link_id(asset_id, &kid))?
+                .is_none()
+            {
+                let v = serde_json::json!({"AssetId": asset_id, "ContentKeyId": kid});
+                ctx.st
+                    .db
+                    .insert(ASSET_LINKS, &link_id(asset_id, &kid), Some(asset_id), &v)?;
+            }
+            Ok(no_content())
+        }
+        ("GET", None) => {
+            let uris: Vec<Value> = linked(ctx.st, asset_id)?
+                .iter()
+                .map(|k| serde_json::json!({"uri": crate::ams::odata::entity_uri(&ctx.api, INFO.name, &k.id)}))
+                .collect();
+            let body = match ctx.fmt {
+                Format::Minimal => {
+                    serde_json::json!({"value": uris.iter().map(|u| serde_json::json!({"url": u["uri"]})).collect::<Vec<_>>()})
+                }
+                _ => serde_json::json!({"d": {"results": uris}}),
+            };
+            Ok(super::odata::respond(ctx.fmt, StatusCode::OK, body))
+        }
+        ("DELETE", Some(kid)) => {
+            if !ctx.st.db.delete(ASSET_LINKS, &link_id(asset_id, &kid))? {
+                return Err(ApiError::not_found(format!(
+                    "Asset '{asset_id}' has no link to ContentKey '{kid}'"
+                )));
+            }
+            Ok(no_content())
+        }
+        (m, _) => Err(ApiError::not_allowed(m, "$links/ContentKeys")),
+    }
+}
+
+fn link_id(asset_id: &str, kid: &str) -> String {
+    format!("{asset_id}|{kid}")
+}
+
+/// The content keys linked to an asset.
+pub fn linked(st: &super::AppState, asset_id: &str) -> Result<Vec<ContentKey>, ApiError> {
+    let mut keys = Vec::new();
+    for l in st.db.list(ASSET_LINKS, Some(asset_id))? {
+        let kid = l["ContentKeyId"].as_str().unwrap_or_default();
+        if let Some(v) = st.db.get(INFO.name, kid)? {
+            keys.push(serde_json::from_value(v).map_err(|e| ApiError::internal(e.to_string()))?);
+        }
+    }
+    Ok(keys)
 }
 
 async fn create(ctx: &Ctx<'_>) -> Result<Response, ApiError> {

@@ -658,4 +658,43 @@ async fn the_sdks_protected_configuration_is_decrypted_and_run() {
             .any(|f| f["Name"].as_str().unwrap().ends_with(".ism")),
         "{files}"
     );
+
+    // $links: the key linked to an asset as the SDK writes a link (`<uri>` in XML), then
+    // listed, navigated and unlinked.
+    let links = format!("/api/Assets('{}')/$links/ContentKeys", enc(&aid));
+    let uri = format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><uri xmlns="http://schemas.microsoft.com/ado/2007/08/dataservices">{api}ContentKeys('{}')</uri>"#,
+        enc(&kid)
+    );
+    let r = reqwest::Client::new()
+        .post(m.url(&links))
+        .header("Authorization", format!("Bearer {token}"))
+        .header("x-ms-version", "2.19")
+        .header("Content-Type", "application/xml")
+        .body(uri)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204, "{}", r.text().await.unwrap());
+    let listed = raw.ok("GET", &links, None).await;
+    assert!(
+        listed["value"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("ContentKeys('nb%3Akid"),
+        "{listed}"
+    );
+    let (s, _, feed) = sdk(
+        &m,
+        &token,
+        "GET",
+        &format!("/api/Assets('{}')/ContentKeys", enc(&aid)),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{feed}");
+    assert_eq!(prop(&feed, "Id"), kid);
+    let one = format!("{links}('{}')", enc(&kid));
+    raw.expect("DELETE", &one, None, 204).await;
+    raw.expect("DELETE", &one, None, 404).await;
 }
