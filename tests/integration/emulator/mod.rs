@@ -3,8 +3,8 @@
 //! a kill.
 
 mod assets;
-mod atom;
 mod auth;
+mod conformance;
 mod endpoints;
 mod locators;
 mod notifications;

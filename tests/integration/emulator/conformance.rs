@@ -1,6 +1,9 @@
-//! The .NET SDK's own wire: Atom entries in, Atom entries and feeds out, as its recorded
-//! exchanges (IngestLog.txt in Azure/azure-sdk-for-media-services) show them, against the real
-//! emulator over HTTP.
+//! Conformance with the .NET SDK's own wire, replayed against the real emulator over HTTP:
+//! Atom entries in, Atom entries and feeds out, as its recorded exchanges (IngestLog.txt in
+//! Azure/azure-sdk-for-media-services) show them; `job.Submit()`'s `$batch` as its client
+//! library (WCF Data Services 5.6.4) writes it; the walkthrough end to end as the SDK sent it
+//! (upload through a SAS locator, CreateFileInfos, a protected configuration, polling, an
+//! origin locator with an Id, deletes), with statuses, headers and bodies checked.
 
 use reqwest::Method;
 
@@ -416,9 +419,8 @@ async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
 /// the task that names it. The emulator decrypts and runs it; the task keeps it encrypted; a
 /// wrong checksum or a key for another certificate is refused by name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_sdks_protected_configuration_is_decrypted_and_run() {
+async fn the_walkthrough_as_the_sdk_sent_it_with_a_protected_configuration() {
     use aes::cipher::{BlockEncrypt, BlockEncryptMut, KeyInit, KeyIvInit};
-    use amsplay::storage::TransferOptions;
     use base64::Engine as _;
     use rsa::pkcs8::DecodePublicKey;
     use x509_cert::der::{Decode, Encode};
@@ -503,26 +505,72 @@ async fn the_sdks_protected_configuration_is_decrypted_and_run() {
         .encrypt_block(&mut block);
     let checksum = b64.encode(&block[..8]);
 
+    // The walkthrough's upload as the SDK did it: an asset, a write policy, a SAS locator,
+    // the blob PUT through it, CreateFileInfos, the locator deleted.
     let dir = tempfile::tempdir().unwrap();
     let clip = crate::encoding::sample(dir.path(), "clip.mp4", 320, 180, 2);
-    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
-    m.env
-        .storage("dca")
-        .upload_file(
-            &amsplay::ams::model::asset_container(&aid),
-            &clip,
-            "clip.mp4",
-            &TransferOptions::default(),
-            None,
-        )
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "POST",
+        "/api/Assets",
+        Some(entry(
+            "",
+            "<d:Name>mezzanine</d:Name><d:Options m:type=\"Edm.Int32\">0</d:Options>",
+        )),
+    )
+    .await;
+    assert_eq!(s, 201, "{xml}");
+    let aid = prop(&xml, "Id");
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "POST",
+        "/api/AccessPolicies",
+        Some(entry("", "<d:DurationInMinutes m:type=\"Edm.Double\">60</d:DurationInMinutes><d:Name>Write</d:Name><d:Permissions m:type=\"Edm.Int32\">2</d:Permissions>")),
+    )
+    .await;
+    assert_eq!(s, 201, "{xml}");
+    let write = prop(&xml, "Id");
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "POST",
+        "/api/Locators",
+        Some(entry("", &format!("<d:AccessPolicyId>{write}</d:AccessPolicyId><d:AssetId>{aid}</d:AssetId><d:StartTime m:type=\"Edm.DateTime\" m:null=\"true\" /><d:Type m:type=\"Edm.Int32\">1</d:Type>"))),
+    )
+    .await;
+    assert_eq!(s, 201, "{xml}");
+    let sas = prop(&xml, "Id");
+    let base = prop(&xml, "BaseUri");
+    let query = prop(&xml, "ContentAccessComponent").replace("&amp;", "&");
+    let put = reqwest::Client::new()
+        .put(format!("{base}/clip.mp4{query}"))
+        .header("x-ms-blob-type", "BlockBlob")
+        .header("x-ms-version", "2019-12-12")
+        .body(std::fs::read(&clip).unwrap())
+        .send()
         .await
         .unwrap();
-    raw.ok(
+    assert_eq!(put.status().as_u16(), 201, "{}", put.text().await.unwrap());
+    let (s, _, text) = sdk(
+        &m,
+        &token,
         "GET",
         &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
         None,
     )
     .await;
+    assert_eq!(s, 204, "{text}");
+    let (s, _, text) = sdk(
+        &m,
+        &token,
+        "DELETE",
+        &format!("/api/Locators('{}')", enc(&sas)),
+        None,
+    )
+    .await;
+    assert_eq!(s, 204, "{text}");
     let api = m.url("/api/");
     let job = entry(
         &format!(
@@ -611,24 +659,25 @@ async fn the_sdks_protected_configuration_is_decrypted_and_run() {
     assert_eq!(s, 200, "{xml}");
     assert!(xml.contains(&b64.encode(key)), "{xml}");
 
+    // Polling as the SDK refreshed a job: by filter, in Atom, until it ends.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     loop {
-        let j = raw
-            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
-            .await;
-        match j["State"].as_i64() {
-            Some(3) => break,
-            Some(4 | 5) => {
-                let tasks = raw
-                    .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
-                    .await;
-                panic!("the job ended {j} {tasks}")
-            }
+        let (_, _, feed) = sdk(
+            &m,
+            &token,
+            "GET",
+            &format!("/api/Jobs()?$filter=Id%20eq%20'{}'&$top=1", enc(&jid)),
+            None,
+        )
+        .await;
+        match prop(&feed, "State").as_str() {
+            "3" => break,
+            "4" | "5" => panic!("the job ended: {feed}"),
             _ => {}
         }
         assert!(
             std::time::Instant::now() < deadline,
-            "the job never finished: {j}"
+            "the job never finished: {feed}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
@@ -697,4 +746,49 @@ async fn the_sdks_protected_configuration_is_decrypted_and_run() {
     let one = format!("{links}('{}')", enc(&kid));
     raw.expect("DELETE", &one, None, 204).await;
     raw.expect("DELETE", &one, None, 404).await;
+
+    // Published as the walkthrough did: a read policy, an origin locator with the Id it
+    // chose; the origin serves the output; then the deletes.
+    let out = outputs["value"][0]["Id"].as_str().unwrap().to_string();
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "POST",
+        "/api/AccessPolicies",
+        Some(entry("", "<d:DurationInMinutes m:type=\"Edm.Double\">43200</d:DurationInMinutes><d:Name>Read</d:Name><d:Permissions m:type=\"Edm.Int32\">1</d:Permissions>")),
+    )
+    .await;
+    assert_eq!(s, 201, "{xml}");
+    let read = prop(&xml, "Id");
+    let lid = format!("nb:lid:UUID:{}", uuid::Uuid::new_v4());
+    let (s, _, xml) = sdk(
+        &m,
+        &token,
+        "POST",
+        "/api/Locators",
+        Some(entry("", &format!("<d:AccessPolicyId>{read}</d:AccessPolicyId><d:AssetId>{out}</d:AssetId><d:Id>{lid}</d:Id><d:StartTime m:type=\"Edm.DateTime\" m:null=\"true\" /><d:Type m:type=\"Edm.Int32\">2</d:Type>"))),
+    )
+    .await;
+    assert_eq!(s, 201, "{xml}");
+    assert_eq!(prop(&xml, "Id"), lid);
+    let (status, manifest) =
+        crate::origin::get(&format!("{}clip.ism/manifest", prop(&xml, "Path")));
+    assert_eq!(
+        status,
+        200,
+        "{} {}",
+        prop(&xml, "Path"),
+        String::from_utf8_lossy(&manifest)
+    );
+    assert!(String::from_utf8_lossy(&manifest).contains("SmoothStreamingMedia"));
+    for path in [
+        format!("/api/Locators('{}')", enc(&lid)),
+        format!("/api/Assets('{}')", enc(&out)),
+        format!("/api/Assets('{}')", enc(&aid)),
+    ] {
+        let (s, _, text) = sdk(&m, &token, "DELETE", &path, None).await;
+        assert_eq!(s, 204, "DELETE {path}: {text}");
+        let (s, _, text) = sdk(&m, &token, "GET", &path, None).await;
+        assert_eq!(s, 404, "GET {path} after DELETE: {text}");
+    }
 }
