@@ -123,22 +123,25 @@ impl From<Value> for Payload {
 /// A response with the payload's content type and the service's version headers (a JSON
 /// payload answered to an Atom request is verbose JSON: the one format both read).
 pub fn respond(fmt: Format, status: StatusCode, body: impl Into<Payload>) -> Response {
-    let (text, content_type) = match body.into() {
+    // The version of the payload, as the service wrote it: 1.0 for an Atom entry, 2.0 for a
+    // feed (it may carry a count), 3.0 for JSON.
+    let (text, content_type, version) = match body.into() {
         Payload::Json(v) => (
             v.to_string(),
             match fmt {
                 Format::Atom => Format::Verbose.content_type(),
                 f => f.content_type(),
             },
+            "3.0;",
         ),
-        Payload::Entry(x) => (x, super::atom::ENTRY_TYPE),
-        Payload::Feed(x) => (x, super::atom::FEED_TYPE),
-        Payload::Xml(x) => (x, super::atom::XML_TYPE),
+        Payload::Entry(x) => (x, super::atom::ENTRY_TYPE, "1.0;"),
+        Payload::Feed(x) => (x, super::atom::FEED_TYPE, "2.0;"),
+        Payload::Xml(x) => (x, super::atom::XML_TYPE, "1.0;"),
     };
     let mut r = (status, text).into_response();
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(content_type));
-    h.insert("dataserviceversion", HeaderValue::from_static("3.0;"));
+    h.insert("dataserviceversion", HeaderValue::from_static(version));
     r
 }
 

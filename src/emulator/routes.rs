@@ -62,6 +62,11 @@ async fn handle(
     if let Some(c) = ms_client_id {
         h.insert("x-ms-client-request-id", c);
     }
+    // As the service did, so a browser client can read the request ids.
+    h.insert(
+        "access-control-expose-headers",
+        axum::http::HeaderValue::from_static("request-id, x-ms-request-id"),
+    );
     r
 }
 

@@ -104,6 +104,12 @@ async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
         h["content-type"],
         "application/atom+xml;type=entry;charset=utf-8"
     );
+    assert_eq!(h["dataserviceversion"], "1.0;", "as recorded");
+    assert_eq!(
+        h["access-control-expose-headers"],
+        "request-id, x-ms-request-id"
+    );
+    assert_eq!(h["request-id"], h["x-ms-request-id"]);
     let location = h["location"].to_str().unwrap().to_string();
     assert!(xml.contains(&format!("<id>{location}</id>")), "{xml}");
     assert!(xml.contains(r#"<category term="Microsoft.Cloud.Media.Vod.Rest.Data.Models.Asset""#));
@@ -134,6 +140,7 @@ async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
         h["content-type"],
         "application/atom+xml;type=feed;charset=utf-8"
     );
+    assert_eq!(h["dataserviceversion"], "2.0;", "as recorded");
     assert!(
         feed.contains("<title type=\"text\">Assets</title>"),
         "{feed}"
