@@ -18,7 +18,7 @@ pub enum EncodeError {
     NotInstalled { tool: String, message: String },
     #[error("the input is not a video ffmpeg can read: {0}")]
     NotVideo(String),
-    #[error("unknown preset '{0}': use \"Adaptive Streaming\", \"H264 Multiple Bitrate 1080p\", \"H264 Multiple Bitrate 720p\" or a JSON ladder {{\"rungs\":[{{\"width\":1280,\"height\":720,\"kbps\":3000}}]}}")]
+    #[error("unknown preset '{0}': use a Media Encoder Standard preset name (\"Adaptive Streaming\", \"H264 Multiple Bitrate 720p\", \"H264 Single Bitrate 1080p\", …), a preset in MES's JSON or XML schema (H264Layers with Width, Height, Bitrate), or a JSON ladder {{\"rungs\":[{{\"width\":1280,\"height\":720,\"kbps\":3000}}]}}")]
     UnknownPreset(String),
     #[error("ffmpeg failed: {0}")]
     Ffmpeg(String),
@@ -112,27 +112,22 @@ const ADAPTIVE: [(u32, u32); 6] = [
     (270, 720),
     (180, 380),
 ];
-const MBR_1080P: [(u32, u32, u32); 8] = [
-    (1920, 1080, 6000),
-    (1920, 1080, 4700),
-    (1280, 720, 3400),
-    (960, 540, 2250),
-    (960, 540, 1500),
-    (640, 360, 1000),
-    (640, 360, 650),
-    (320, 180, 400),
-];
 
 fn even(x: f64) -> u32 {
     ((x / 2.0).round() as u32).max(1) * 2
 }
 
-/// The ladder for a preset (name or JSON) and a source; never upscales.
+/// The ladder for a configuration (an MES preset name, an MES JSON or XML preset, or a JSON
+/// ladder of our own) and a source. Never upscales: layers larger than the source are left
+/// out, and if none fits, the smallest is scaled down to the source's size.
 pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
+    use super::presets::{Preset, Size};
     let aspect = src.width as f64 / src.height.max(1) as f64;
     let fits = |h: u32| h <= src.height;
-    let rungs: Vec<Rung> = match preset.trim() {
-        "Adaptive Streaming" => {
+    let parsed = super::presets::parse(preset)
+        .map_err(|e| EncodeError::UnknownPreset(format!("{}: {e}", preset.trim())))?;
+    let rungs: Vec<Rung> = match parsed {
+        Some(Preset::Auto) => {
             let mut r: Vec<Rung> = ADAPTIVE
                 .iter()
                 .filter(|(h, _)| fits(*h))
@@ -151,34 +146,44 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
             }
             r
         }
-        "H264 Multiple Bitrate 1080p" => MBR_1080P
-            .iter()
-            .filter(|(_, h, _)| fits(*h))
-            .map(|&(w, h, kbps)| Rung {
-                width: w,
-                height: h,
-                kbps,
-            })
-            .collect(),
-        "H264 Multiple Bitrate 720p" => MBR_1080P[2..]
-            .iter()
-            .filter(|(_, h, _)| fits(*h))
-            .map(|&(w, h, kbps)| Rung {
-                width: w,
-                height: h,
-                kbps,
-            })
-            .collect(),
-        json if json.starts_with('{') => {
+        Some(Preset::Layers(layers)) => {
+            let px = |s: Size, of: u32| match s {
+                Size::Pixels(p) => p,
+                Size::Percent(p) => even(of as f64 * p / 100.0),
+            };
+            let all: Vec<Rung> = layers
+                .iter()
+                .map(|l| Rung {
+                    width: px(l.width, src.width),
+                    height: px(l.height, src.height),
+                    kbps: l.kbps,
+                })
+                .collect();
+            let mut r: Vec<Rung> = all.iter().filter(|r| fits(r.height)).cloned().collect();
+            if r.is_empty() {
+                if let Some(smallest) = all.iter().min_by_key(|r| r.height) {
+                    let scale = (src.height as f64 / smallest.height.max(1) as f64)
+                        .min(src.width as f64 / smallest.width.max(1) as f64);
+                    r.push(Rung {
+                        width: even(smallest.width as f64 * scale),
+                        height: even(smallest.height as f64 * scale),
+                        kbps: smallest.kbps,
+                    });
+                }
+            }
+            r
+        }
+        None if preset.trim().starts_with('{') => {
             #[derive(Deserialize)]
             struct Custom {
                 rungs: Vec<Rung>,
             }
+            let json = preset.trim();
             let c: Custom = serde_json::from_str(json)
                 .map_err(|e| EncodeError::UnknownPreset(format!("{json} ({e})")))?;
             c.rungs.into_iter().filter(|r| fits(r.height)).collect()
         }
-        other => return Err(EncodeError::UnknownPreset(other.to_string())),
+        None => return Err(EncodeError::UnknownPreset(preset.trim().to_string())),
     };
     if rungs.is_empty() {
         return Err(EncodeError::UnknownPreset(format!(

@@ -459,6 +459,7 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
         ));
     }
     // Output assets exist from the moment the job does.
+    let job_id = IdKind::Job.new_id();
     let max_out = parsed.iter().map(|p| p.3.output).max().unwrap_or(0);
     let outputs: Vec<Asset> = (0..=max_out)
         .map(|n| {
@@ -467,13 +468,22 @@ async fn submit(ctx: &Ctx<'_>) -> Result<Response, ApiError> {
                 .find(|p| p.3.output == n)
                 .map(|p| (p.3.output_name.clone(), p.3.output_options))
                 .unwrap_or((None, 0));
-            let name = name.unwrap_or_else(|| format!("JobOutputAsset({n})"));
+            // Without assetName, the reference's rule: the inner text with a suffix of the
+            // job's Name, or of its Id when it has none ("JobOutputAsset(0)_NewJob").
+            let name = name.unwrap_or_else(|| {
+                let suffix = new
+                    .name
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| job_id.clone());
+                format!("JobOutputAsset({n})_{suffix}")
+            });
             assets::new_asset(ctx.st, Some(name), None, options)
         })
         .collect();
     let t = now();
     let job = Job {
-        id: IdKind::Job.new_id(),
+        id: job_id.clone(),
         name: new.name.clone(),
         created: t,
         last_modified: t,

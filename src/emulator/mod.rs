@@ -24,6 +24,7 @@ mod navigation;
 mod notifications;
 pub(crate) mod odata;
 mod policies;
+mod presets;
 mod processors;
 mod protection;
 mod routes;

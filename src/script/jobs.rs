@@ -266,8 +266,8 @@ mod api {
     }
 
     /// Encodes an asset with Media Encoder Standard ("Adaptive Streaming", "H264 Multiple
-    /// Bitrate 1080p", "H264 Multiple Bitrate 720p" or a JSON ladder), waits with a progress
-    /// bar, and returns the final job; its output asset's .ism is the primary file. A failed
+    /// Bitrate 1080p", any other MES preset name, an MES JSON or XML preset, or a JSON
+    /// ladder), waits with a progress bar, and returns the final job; its output asset's .ism is the primary file. A failed
     /// job is returned too: check job.state.
     /// Example: let job = a.encode(src, "Adaptive Streaming"); if job.state != "Finished" { throw job.errors; }
     #[rhai_fn(return_raw, pure)]

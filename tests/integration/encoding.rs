@@ -345,3 +345,123 @@ fn cancelling_a_running_job_ends_canceled_with_nothing_registered() {
         .stdout_has("state: Canceled")
         .stdout_has("files: 0 blobs: 0");
 }
+
+/// Media Encoder Standard's presets through the emulator's API: a built-in name whose layers
+/// are all larger than the source (its smallest is scaled down, never up), a custom preset in
+/// MES's JSON (pixels and percent) and one in its XML; an output without `assetName` is named
+/// as the reference says (`JobOutputAsset(0)_{job name}`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
+    use crate::emulator::{enc, Raw};
+    use amsplay::storage::TransferOptions;
+    let m = crate::harness::Media::start(&[]).await;
+    let raw = Raw::new(&m).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clip = sample(dir.path(), "clip.mp4", 320, 180, 2);
+    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+    m.env
+        .storage("dca")
+        .upload_file(
+            &amsplay::ams::model::asset_container(&aid),
+            &clip,
+            "clip.mp4",
+            &TransferOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+    raw.ok(
+        "GET",
+        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+        None,
+    )
+    .await;
+    let json_preset = r#"{"Version":1.0,"Codecs":[{"KeyFrameInterval":"00:00:02","H264Layers":[{"Profile":"Auto","Level":"auto","Bitrate":300,"MaxBitrate":300,"BufferWindow":"00:00:05","Width":320,"Height":180,"Type":"H264Layer","FrameRate":"0/1"},{"Bitrate":150,"Width":"50%","Height":"50%","Type":"H264Layer"}],"Type":"H264Video"},{"Profile":"AACLC","Channels":2,"SamplingRate":48000,"Bitrate":128,"Type":"AACAudio"}],"Outputs":[{"FileName":"{Basename}_{Width}x{Height}_{VideoBitrate}.mp4","Format":{"Type":"MP4Format"}}]}"#;
+    let xml_preset = r#"<?xml version="1.0" encoding="utf-16"?><Preset xmlns:xsd="http://www.w3.org/2001/XMLSchema" Version="1.0" xmlns="http://www.windowsazure.com/media/encoding/Preset/2014/03"><Encoding><H264Video><KeyFrameInterval>00:00:02</KeyFrameInterval><H264Layers><H264Layer><Bitrate>250</Bitrate><Width>320</Width><Height>180</Height><FrameRate>0/1</FrameRate></H264Layer></H264Layers></H264Video><AACAudio><Profile>AACLC</Profile><Channels>2</Channels><SamplingRate>48000</SamplingRate><Bitrate>128</Bitrate></AACAudio></Encoding><Outputs><Output FileName="{Basename}_{Width}x{Height}_{VideoBitrate}.mp4"><MP4Format /></Output></Outputs></Preset>"#;
+    for (configuration, expect) in [
+        (
+            "H264 Multiple Bitrate 16x9 SD",
+            vec!["clip_320x178_400.mp4"],
+        ),
+        (
+            json_preset,
+            vec!["clip_320x180_300.mp4", "clip_160x90_150.mp4"],
+        ),
+        (xml_preset, vec!["clip_320x180_250.mp4"]),
+    ] {
+        let job = serde_json::json!({
+            "Name": "Presets",
+            "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+            "Tasks": [{
+                "Configuration": configuration,
+                "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+                "TaskBody": "<?xml version=\"1.0\" encoding=\"utf-8\"?><taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset>JobOutputAsset(0)</outputAsset></taskBody>"
+            }]
+        });
+        let jid = raw.create("/api/Jobs", &job.to_string()).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let j = raw
+                .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
+                .await;
+            match j["State"].as_i64() {
+                Some(3) => break,
+                Some(4 | 5) => {
+                    let t = raw
+                        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
+                        .await;
+                    panic!("{configuration}: the job ended {j} {t}")
+                }
+                _ => {}
+            }
+            assert!(std::time::Instant::now() < deadline, "{configuration}: {j}");
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        let out = raw
+            .ok(
+                "GET",
+                &format!("/api/Jobs('{}')/OutputMediaAssets", enc(&jid)),
+                None,
+            )
+            .await;
+        assert_eq!(out["value"][0]["Name"], "JobOutputAsset(0)_Presets");
+        let files = raw
+            .ok(
+                "GET",
+                &format!(
+                    "/api/Assets('{}')/Files",
+                    enc(out["value"][0]["Id"].as_str().unwrap())
+                ),
+                None,
+            )
+            .await;
+        let mut names: Vec<String> = files["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["Name"].as_str().unwrap().to_string())
+            .filter(|n| n.ends_with(".mp4"))
+            .collect();
+        names.sort();
+        let mut expect: Vec<String> = expect.iter().map(|s| s.to_string()).collect();
+        expect.sort();
+        assert_eq!(names, expect, "{configuration}");
+    }
+    // Audio-only presets are named, not guessed.
+    let job = serde_json::json!({
+        "InputMediaAssets": [{"__metadata": {"uri": m.url(&format!("/api/Assets('{}')", enc(&aid)))}}],
+        "Tasks": [{
+            "Configuration": "AAC Audio",
+            "MediaProcessorId": "nb:mpid:UUID:ff4df607-d419-42f0-bc17-a481b1331e56",
+            "TaskBody": "<taskBody><inputAsset>JobInputAsset(0)</inputAsset><outputAsset>JobOutputAsset(0)</outputAsset></taskBody>"
+        }]
+    });
+    let a = raw
+        .expect("POST", "/api/Jobs", Some(&job.to_string()), 400)
+        .await;
+    assert!(
+        a.message().contains("audio-only presets are not emulated"),
+        "{}",
+        a.message()
+    );
+}
