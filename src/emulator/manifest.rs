@@ -1,6 +1,8 @@
 //! The manifests MES wrote beside the MP4s: a SMIL server manifest (`.ism`) that lists the
-//! files with their bitrates and track ids, and a Smooth client manifest (`.ismc`) with the
-//! quality levels and the 2 s chunks, on the 10 MHz timescale.
+//! files with their bitrates and track ids, a Smooth client manifest (`.ismc`) with the
+//! quality levels and the 2 s chunks, on the 10 MHz timescale; and its two metadata files,
+//! `{source}_manifest.xml` (what was written) and `{input asset GUID}_metadata.xml` (what was
+//! read), in the schemas of the reference's output and input metadata pages.
 
 use std::path::Path;
 
@@ -131,6 +133,91 @@ pub fn ismc(rungs: &[Rung], codecs: &[CodecData], duration_secs: f64, has_audio:
         ));
     }
     s.push_str("</SmoothStreamingMedia>\n");
+    s
+}
+
+/// `PT8.4288444S`: seconds as an xs:duration.
+fn xs_duration(secs: f64) -> String {
+    let s = format!("{:.3}", secs.max(0.0));
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    format!("PT{s}S")
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a.max(1)
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+/// One file MES wrote: its name, size in bytes and the rung it holds.
+pub struct Written<'a> {
+    pub name: String,
+    pub size: u64,
+    pub rung: &'a Rung,
+}
+
+/// `{source}_manifest.xml`: one `AssetFile` per MP4 with its size, duration, source, video
+/// track (size, aspect ratio, frame rate, measured and target kbps) and audio track.
+pub fn output_metadata(
+    source: &str,
+    files: &[Written<'_>],
+    src: &super::encoder::Source,
+) -> String {
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<AssetFiles xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns=\"http://schemas.microsoft.com/windowsazure/mediaservices/2013/05/mediaencoder/metadata\">\n",
+    );
+    for f in files {
+        let r = f.rung;
+        let g = gcd(r.width, r.height);
+        let kbps = (f.size as f64 * 8.0 / src.duration.max(0.001) / 1000.0).round() as u64;
+        s.push_str(&format!(
+            "  <AssetFile Name=\"{}\" Size=\"{}\" Duration=\"{}\">\n    <Sources>\n      <Source Name=\"{}\" />\n    </Sources>\n    <VideoTracks>\n      <VideoTrack Id=\"1\" FourCC=\"avc1\" Width=\"{}\" Height=\"{}\" DisplayAspectRatioNumerator=\"{}\" DisplayAspectRatioDenominator=\"{}\" Framerate=\"{:.3}\" TargetFramerate=\"0\" Bitrate=\"{kbps}\" TargetBitrate=\"{}\" />\n    </VideoTracks>\n",
+            esc(&f.name),
+            f.size,
+            xs_duration(src.duration),
+            esc(source),
+            r.width,
+            r.height,
+            r.width / g,
+            r.height / g,
+            src.fps,
+            r.kbps
+        ));
+        if src.has_audio {
+            s.push_str(&format!(
+                "    <AudioTracks>\n      <AudioTrack Id=\"2\" Codec=\"aac\" Channels=\"2\" SamplingRate=\"48000\" Bitrate=\"{AUDIO_KBPS}\" BitsPerSample=\"0\" />\n    </AudioTracks>\n"
+            ));
+        }
+        s.push_str("  </AssetFile>\n");
+    }
+    s.push_str("</AssetFiles>\n");
+    s
+}
+
+/// `{input asset GUID}_metadata.xml`: the source as it was read (size, duration, its video
+/// and audio tracks).
+pub fn input_metadata(name: &str, size: u64, src: &super::encoder::Source) -> String {
+    let g = gcd(src.width, src.height);
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<AssetFiles xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns=\"http://schemas.microsoft.com/windowsazure/mediaservices/2014/07/mediaencoder/inputmetadata\">\n  <AssetFile Name=\"{}\" Size=\"{size}\" Duration=\"{}\" NumberOfStreams=\"{}\" FormatNames=\"mov,mp4,m4a,3gp,3g2,mj2\" FormatVerboseName=\"QuickTime / MOV\" StartTime=\"PT0S\" OverallBitRate=\"{}\">\n    <VideoTracks>\n      <VideoTrack Id=\"1\" Codec=\"h264\" Width=\"{}\" Height=\"{}\" DisplayAspectRatioNumerator=\"{}\" DisplayAspectRatioDenominator=\"{}\" FrameRate=\"{:.3}\" />\n    </VideoTracks>\n",
+        esc(name),
+        xs_duration(src.duration),
+        if src.has_audio { 2 } else { 1 },
+        (size as f64 * 8.0 / src.duration.max(0.001) / 1000.0).round() as u64,
+        src.width,
+        src.height,
+        src.width / g,
+        src.height / g,
+        src.fps
+    );
+    if src.has_audio {
+        s.push_str(
+            "    <AudioTracks>\n      <AudioTrack Id=\"2\" Codec=\"aac\" />\n    </AudioTracks>\n",
+        );
+    }
+    s.push_str("  </AssetFile>\n</AssetFiles>\n");
     s
 }
 

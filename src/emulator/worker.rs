@@ -440,9 +440,43 @@ async fn encode_into(
         out_dir.join(format!("{stem}.ismc")),
         manifest::ismc(&rungs, &codecs, src.duration, src.has_audio),
     )?;
+    // MES's metadata files: what it wrote, and what it read.
+    let written: Vec<manifest::Written<'_>> = mp4s
+        .iter()
+        .zip(&rungs)
+        .map(|(p, rung)| manifest::Written {
+            name: p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            size: std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+            rung,
+        })
+        .collect();
+    let source_stem = std::path::Path::new(&name)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| stem.clone());
+    let output_metadata = out_dir.join(format!("{stem}_manifest.xml"));
+    std::fs::write(
+        &output_metadata,
+        manifest::output_metadata(&name, &written, &src),
+    )?;
+    let guid = crate::ams::model::IdKind::Content
+        .parse(input)
+        .map(|g| g.to_string())
+        .unwrap_or_else(|| source_stem.clone());
+    let input_metadata = out_dir.join(format!("{guid}_metadata.xml"));
+    let input_size = std::fs::metadata(&local).map(|m| m.len()).unwrap_or(0);
+    std::fs::write(
+        &input_metadata,
+        manifest::input_metadata(&name, input_size, &src),
+    )?;
     let mut outputs = mp4s;
     outputs.push(out_dir.join(format!("{stem}.ism")));
     outputs.push(out_dir.join(format!("{stem}.ismc")));
+    outputs.push(output_metadata);
+    outputs.push(input_metadata);
     for path in &outputs {
         if *cancel.borrow() {
             return Err(EncodeError::Canceled);

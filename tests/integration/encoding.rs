@@ -435,13 +435,39 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
                 None,
             )
             .await;
-        let mut names: Vec<String> = files["value"]
+        let all: Vec<String> = files["value"]
             .as_array()
             .unwrap()
             .iter()
             .map(|f| f["Name"].as_str().unwrap().to_string())
-            .filter(|n| n.ends_with(".mp4"))
             .collect();
+        // MES's metadata files beside the media: what it wrote, and what it read.
+        let guid = aid.trim_start_matches("nb:cid:UUID:");
+        for meta in [
+            "clip_manifest.xml".to_string(),
+            format!("{guid}_metadata.xml"),
+        ] {
+            assert!(all.contains(&meta), "{meta} in {all:?}");
+        }
+        let container =
+            amsplay::ams::model::asset_container(out["value"][0]["Id"].as_str().unwrap());
+        let local = dir.path().join("manifest.xml");
+        m.env
+            .storage("dca")
+            .download_file(
+                &container,
+                "clip_manifest.xml",
+                &local,
+                &TransferOptions::default(),
+                None,
+            )
+            .await
+            .unwrap();
+        let xml = std::fs::read_to_string(&local).unwrap();
+        assert!(xml.contains("xmlns=\"http://schemas.microsoft.com/windowsazure/mediaservices/2013/05/mediaencoder/metadata\""), "{xml}");
+        assert_eq!(xml.matches("<AssetFile ").count(), expect.len(), "{xml}");
+        assert!(xml.contains("<Source Name=\"clip.mp4\" />"), "{xml}");
+        let mut names: Vec<String> = all.into_iter().filter(|n| n.ends_with(".mp4")).collect();
         names.sort();
         let mut expect: Vec<String> = expect.iter().map(|s| s.to_string()).collect();
         expect.sort();
