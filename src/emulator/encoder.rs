@@ -86,17 +86,41 @@ pub struct Source {
 }
 
 /// One rung of a ladder.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Rung {
     pub width: u32,
     pub height: u32,
     pub kbps: u32,
+    /// The preset's `FileName` pattern, if it gave one.
+    #[serde(skip)]
+    pub file_pattern: Option<String>,
 }
 
 impl Rung {
-    /// MES's file name for a rung: `{name}_{width}x{height}_{kbps}.mp4`.
+    /// The rung's file name: the preset's `FileName` pattern with its macros filled in, or
+    /// MES's default `{name}_{width}x{height}_{kbps}.mp4`.
     pub fn file_name(&self, name: &str) -> String {
-        format!("{name}_{}x{}_{}.mp4", self.width, self.height, self.kbps)
+        let Some(p) = &self.file_pattern else {
+            return format!("{name}_{}x{}_{}.mp4", self.width, self.height, self.kbps);
+        };
+        // {Basename}: the first 32 characters of the source's name, as MES took them.
+        let base: String = name.chars().take(32).collect();
+        let out = p
+            .replace("{Basename}", &base)
+            .replace("{Resolution}", &format!("{}x{}", self.width, self.height))
+            .replace("{Width}", &self.width.to_string())
+            .replace("{Height}", &self.height.to_string())
+            .replace("{VideoBitrate}", &self.kbps.to_string())
+            .replace("{Bitrate}", &self.kbps.to_string())
+            .replace("{AudioBitrate}", &AUDIO_KBPS.to_string())
+            .replace("{Codec}", "H264")
+            .replace("{Channel}", "2")
+            .replace("{Extension}", ".mp4");
+        if out.to_ascii_lowercase().ends_with(".mp4") {
+            out
+        } else {
+            format!("{out}.mp4")
+        }
     }
 }
 
@@ -135,6 +159,7 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
                     width: even(h as f64 * aspect),
                     height: h,
                     kbps,
+                    ..Default::default()
                 })
                 .collect();
             if r.is_empty() {
@@ -142,11 +167,12 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
                     width: even(src.width as f64),
                     height: even(src.height as f64),
                     kbps: 380,
+                    ..Default::default()
                 });
             }
             r
         }
-        Some(Preset::Layers(layers)) => {
+        Some(Preset::Layers(layers, file_pattern)) => {
             let px = |s: Size, of: u32| match s {
                 Size::Pixels(p) => p,
                 Size::Percent(p) => even(of as f64 * p / 100.0),
@@ -157,6 +183,7 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
                     width: px(l.width, src.width),
                     height: px(l.height, src.height),
                     kbps: l.kbps,
+                    file_pattern: file_pattern.clone(),
                 })
                 .collect();
             let mut r: Vec<Rung> = all.iter().filter(|r| fits(r.height)).cloned().collect();
@@ -168,6 +195,7 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
                         width: even(smallest.width as f64 * scale),
                         height: even(smallest.height as f64 * scale),
                         kbps: smallest.kbps,
+                        file_pattern: smallest.file_pattern.clone(),
                     });
                 }
             }
@@ -190,6 +218,20 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
             "{preset}: no rung fits a {}x{} source",
             src.width, src.height
         )));
+    }
+    // Every file needs a name of its own, and one a File may have.
+    let mut names = std::collections::HashSet::new();
+    for r in &rungs {
+        let name = r.file_name("source");
+        crate::ams::model::check_file_name(&name).map_err(|e| {
+            EncodeError::UnknownPreset(format!("{}: FileName gives '{name}': {e}", preset.trim()))
+        })?;
+        if !names.insert(name.clone()) {
+            return Err(EncodeError::UnknownPreset(format!(
+                "{}: FileName gives two layers the same name '{name}'; add {{VideoBitrate}} or {{Width}}x{{Height}}",
+                preset.trim()
+            )));
+        }
     }
     Ok(rungs)
 }
@@ -466,7 +508,8 @@ mod tests {
             vec![Rung {
                 width: 320,
                 height: 180,
-                kbps: 300
+                kbps: 300,
+                ..Default::default()
             }]
         );
         assert!(ladder("Fastest", &src(640, 360)).is_err());

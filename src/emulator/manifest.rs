@@ -232,11 +232,13 @@ mod tests {
                 width: 640,
                 height: 360,
                 kbps: 1150,
+                ..Default::default()
             },
             Rung {
                 width: 320,
                 height: 180,
                 kbps: 380,
+                ..Default::default()
             },
         ];
         let s = ism("clip", &rungs, true);

@@ -30,8 +30,41 @@ pub enum Preset {
     /// "Adaptive Streaming" and "Content Adaptive Multiple Bitrate MP4": a ladder chosen from
     /// the source.
     Auto,
-    /// Fixed layers, top first.
-    Layers(Vec<Layer>),
+    /// Fixed layers, top first, and the preset's `Outputs` `FileName` pattern (MES's
+    /// default, `{Basename}_{Width}x{Height}_{VideoBitrate}.mp4`, when it gives none).
+    Layers(Vec<Layer>, Option<String>),
+}
+
+/// The `FileName` macros the emulator fills in (MES's, for video outputs).
+pub const MACROS: [&str; 9] = [
+    "{Basename}",
+    "{Width}",
+    "{Height}",
+    "{Bitrate}",
+    "{VideoBitrate}",
+    "{AudioBitrate}",
+    "{Codec}",
+    "{Channel}",
+    "{Extension}",
+];
+
+/// A `FileName` pattern with only known macros.
+fn pattern(p: &str) -> Result<String, String> {
+    let mut rest = p;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| format!("FileName '{p}': a '{{' without '}}'"))?;
+        let m = &rest[open..open + close + 1];
+        if !MACROS.contains(&m) && m != "{Resolution}" {
+            return Err(format!(
+                "FileName '{p}': {m} is not a macro for video outputs (use {})",
+                MACROS.join(", ")
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    Ok(p.to_string())
 }
 
 /// Layers as (width, height, kbps), top first.
@@ -210,6 +243,7 @@ fn pixels(layers: &[(u32, u32, u32)]) -> Preset {
                 kbps,
             })
             .collect(),
+        None,
     )
 }
 
@@ -321,7 +355,12 @@ fn json(v: &serde_json::Value) -> Result<Preset, String> {
                 .into(),
         );
     }
-    Ok(Preset::Layers(layers))
+    let file_name = v["Outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find_map(|o| o["FileName"].as_str()))
+        .map(pattern)
+        .transpose()?;
+    Ok(Preset::Layers(layers, file_name))
 }
 
 /// MES's XML: `Preset/Encoding/H264Video/H264Layers/H264Layer` with `Bitrate`, `Width`,
@@ -335,6 +374,7 @@ fn xml(x: &str) -> Result<Preset, String> {
     let mut layers = Vec::new();
     let mut current: Option<(String, String, String)> = None;
     let mut saw_preset = false;
+    let mut file_name = None;
     loop {
         match reader
             .read_event()
@@ -351,8 +391,10 @@ fn xml(x: &str) -> Result<Preset, String> {
                 if name == "H264Layer" {
                     current = Some(Default::default());
                 }
+                output_file_name(&t, &mut file_name)?;
                 path.push(name);
             }
+            Event::Empty(t) => output_file_name(&t, &mut file_name)?,
             Event::Text(t) => {
                 let value = t.unescape().map_err(|e| e.to_string())?.into_owned();
                 if let (Some(field), Some((w, h, b))) = (path.last(), current.as_mut()) {
@@ -379,7 +421,25 @@ fn xml(x: &str) -> Result<Preset, String> {
     if layers.is_empty() {
         return Err("no H264Layer (audio-only and image presets are not emulated)".into());
     }
-    Ok(Preset::Layers(layers))
+    Ok(Preset::Layers(layers, file_name))
+}
+
+/// The first `<Output FileName="…">`.
+fn output_file_name(
+    t: &quick_xml::events::BytesStart<'_>,
+    file_name: &mut Option<String>,
+) -> Result<(), String> {
+    if file_name.is_none() && t.local_name().as_ref() == b"Output" {
+        if let Some(a) = t
+            .attributes()
+            .flatten()
+            .find(|a| a.key.local_name().as_ref() == b"FileName")
+        {
+            let v = a.unescape_value().map_err(|e| e.to_string())?;
+            *file_name = Some(pattern(&v)?);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -393,7 +453,8 @@ mod tests {
             assert!(parse(&name.to_lowercase()).unwrap().is_some(), "{name}");
         }
         assert_eq!(names().len(), 27);
-        let Some(Preset::Layers(l)) = parse("H264 Multiple Bitrate 4K Audio 5.1").unwrap() else {
+        let Some(Preset::Layers(l, _)) = parse("H264 Multiple Bitrate 4K Audio 5.1").unwrap()
+        else {
             panic!()
         };
         assert_eq!((l.len(), l[0].kbps), (12, 20000));
@@ -404,26 +465,33 @@ mod tests {
     #[test]
     fn custom_presets_in_json_and_xml() {
         let json = r#"{"Version":1.0,"Codecs":[{"KeyFrameInterval":"00:00:02","H264Layers":[{"Profile":"Auto","Level":"auto","Bitrate":1000,"MaxBitrate":1000,"BufferWindow":"00:00:05","Width":640,"Height":"360","Type":"H264Layer","FrameRate":"0/1"},{"Bitrate":400,"Width":"50%","Height":"50%","Type":"H264Layer"}],"Type":"H264Video"},{"Profile":"AACLC","Channels":2,"SamplingRate":48000,"Bitrate":128,"Type":"AACAudio"}],"Outputs":[{"FileName":"{Basename}_{Width}x{Height}_{VideoBitrate}.mp4","Format":{"Type":"MP4Format"}}]}"#;
-        let want = Preset::Layers(vec![
-            Layer {
-                width: Size::Pixels(640),
-                height: Size::Pixels(360),
-                kbps: 1000,
-            },
-            Layer {
-                width: Size::Percent(50.0),
-                height: Size::Percent(50.0),
-                kbps: 400,
-            },
-        ]);
+        let want = Preset::Layers(
+            vec![
+                Layer {
+                    width: Size::Pixels(640),
+                    height: Size::Pixels(360),
+                    kbps: 1000,
+                },
+                Layer {
+                    width: Size::Percent(50.0),
+                    height: Size::Percent(50.0),
+                    kbps: 400,
+                },
+            ],
+            Some("{Basename}_{Width}x{Height}_{VideoBitrate}.mp4".into()),
+        );
         assert_eq!(parse(json).unwrap(), Some(want));
         for ns in ["http", "https"] {
             let xml = format!(
                 r#"<?xml version="1.0" encoding="utf-16"?><Preset xmlns:xsd="http://www.w3.org/2001/XMLSchema" Version="1.0" xmlns="{ns}://www.windowsazure.com/media/encoding/Preset/2014/03"><Encoding><H264Video><KeyFrameInterval>00:00:02</KeyFrameInterval><H264Layers><H264Layer><Bitrate>4500</Bitrate><Width>1280</Width><Height>720</Height><FrameRate>0/1</FrameRate></H264Layer></H264Layers><Chapters /></H264Video><AACAudio><Profile>AACLC</Profile><Channels>2</Channels><Bitrate>128</Bitrate></AACAudio></Encoding><Outputs><Output FileName="{{Basename}}_{{Width}}x{{Height}}_{{VideoBitrate}}.mp4"><MP4Format /></Output></Outputs></Preset>"#
             );
-            let Some(Preset::Layers(l)) = parse(&xml).unwrap() else {
+            let Some(Preset::Layers(l, f)) = parse(&xml).unwrap() else {
                 panic!()
             };
+            assert_eq!(
+                f.as_deref(),
+                Some("{Basename}_{Width}x{Height}_{VideoBitrate}.mp4")
+            );
             assert_eq!(
                 l,
                 vec![Layer {
@@ -439,6 +507,7 @@ mod tests {
             r#"{"Codecs":[{"Type":"H264Video","H264Layers":[{"Bitrate":0,"Width":640,"Height":360}]}]}"#,
             "<Preset><Encoding>",
             "<Other/>",
+            r#"{"Codecs":[{"Type":"H264Video","H264Layers":[{"Bitrate":1000,"Width":640,"Height":360}]}],"Outputs":[{"FileName":"{Basename}_{Index}.mp4"}]}"#,
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }

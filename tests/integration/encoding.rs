@@ -264,12 +264,13 @@ fn the_whole_failover_walkthrough_runs_twice_changes_nothing_the_second_time_and
         print(`assets: ${a.assets().len()} ${b.assets().len()} locators: ${a.locators().len()} ${b.locators().len()}`);
     "#).unwrap();
     let c1 = run(&check, &[]).stdout();
-    assert!(c1.contains("blobs equal: true (5)"), "{c1}");
+    // Three rungs, .ism, .ismc and MES's two metadata files.
+    assert!(c1.contains("blobs equal: true (7)"), "{c1}");
     assert!(c1.contains("files equal: true"), "{c1}");
     assert!(c1.contains(r#"primary: ["mezzanine.ism"]"#), "{c1}");
 
     let second = run(&failover, &[&mezz]).stdout();
-    assert!(second.contains("copied 0, skipped 5"), "{second}");
+    assert!(second.contains("copied 0, skipped 7"), "{second}");
     assert_eq!(line(&second, "Original Locator Path: "), orig);
     assert_eq!(line(&second, "Replicated Locator Path: "), repl);
     let c2 = run(&check, &[]).stdout();
@@ -376,7 +377,7 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
         None,
     )
     .await;
-    let json_preset = r#"{"Version":1.0,"Codecs":[{"KeyFrameInterval":"00:00:02","H264Layers":[{"Profile":"Auto","Level":"auto","Bitrate":300,"MaxBitrate":300,"BufferWindow":"00:00:05","Width":320,"Height":180,"Type":"H264Layer","FrameRate":"0/1"},{"Bitrate":150,"Width":"50%","Height":"50%","Type":"H264Layer"}],"Type":"H264Video"},{"Profile":"AACLC","Channels":2,"SamplingRate":48000,"Bitrate":128,"Type":"AACAudio"}],"Outputs":[{"FileName":"{Basename}_{Width}x{Height}_{VideoBitrate}.mp4","Format":{"Type":"MP4Format"}}]}"#;
+    let json_preset = r#"{"Version":1.0,"Codecs":[{"KeyFrameInterval":"00:00:02","H264Layers":[{"Profile":"Auto","Level":"auto","Bitrate":300,"MaxBitrate":300,"BufferWindow":"00:00:05","Width":320,"Height":180,"Type":"H264Layer","FrameRate":"0/1"},{"Bitrate":150,"Width":"50%","Height":"50%","Type":"H264Layer"}],"Type":"H264Video"},{"Profile":"AACLC","Channels":2,"SamplingRate":48000,"Bitrate":128,"Type":"AACAudio"}],"Outputs":[{"FileName":"{Basename}-{Resolution}-{Bitrate}k{Extension}","Format":{"Type":"MP4Format"}}]}"#;
     let xml_preset = r#"<?xml version="1.0" encoding="utf-16"?><Preset xmlns:xsd="http://www.w3.org/2001/XMLSchema" Version="1.0" xmlns="http://www.windowsazure.com/media/encoding/Preset/2014/03"><Encoding><H264Video><KeyFrameInterval>00:00:02</KeyFrameInterval><H264Layers><H264Layer><Bitrate>250</Bitrate><Width>320</Width><Height>180</Height><FrameRate>0/1</FrameRate></H264Layer></H264Layers></H264Video><AACAudio><Profile>AACLC</Profile><Channels>2</Channels><SamplingRate>48000</SamplingRate><Bitrate>128</Bitrate></AACAudio></Encoding><Outputs><Output FileName="{Basename}_{Width}x{Height}_{VideoBitrate}.mp4"><MP4Format /></Output></Outputs></Preset>"#;
     for (configuration, expect) in [
         (
@@ -385,7 +386,7 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
         ),
         (
             json_preset,
-            vec!["clip_320x180_300.mp4", "clip_160x90_150.mp4"],
+            vec!["clip-320x180-300k.mp4", "clip-160x90-150k.mp4"],
         ),
         (xml_preset, vec!["clip_320x180_250.mp4"]),
     ] {

@@ -146,7 +146,11 @@ async fn a_job_running_when_the_emulator_dies_runs_again_after_restart() {
         )
         .await;
     let files = files["value"].as_array().unwrap();
-    assert_eq!(files.len(), 5 + 2, "five rungs, .ism and .ismc: {files:?}");
+    assert_eq!(
+        files.len(),
+        5 + 2 + 2,
+        "five rungs, .ism and .ismc, MES's two metadata files: {files:?}"
+    );
     let primary: Vec<&str> = files
         .iter()
         .filter(|f| f["IsPrimary"] == true)
