@@ -359,24 +359,7 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
     let raw = Raw::new(&m).await;
     let dir = tempfile::tempdir().unwrap();
     let clip = sample(dir.path(), "clip.mp4", 320, 180, 2);
-    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
-    m.env
-        .storage("dca")
-        .upload_file(
-            &amsplay::ams::model::asset_container(&aid),
-            &clip,
-            "clip.mp4",
-            &TransferOptions::default(),
-            None,
-        )
-        .await
-        .unwrap();
-    raw.ok(
-        "GET",
-        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
-        None,
-    )
-    .await;
+    let aid = raw.asset_with(&m, &clip).await;
     let json_preset = r#"{"Version":1.0,"Codecs":[{"KeyFrameInterval":"00:00:02","H264Layers":[{"Profile":"Auto","Level":"auto","Bitrate":300,"MaxBitrate":300,"BufferWindow":"00:00:05","Width":320,"Height":180,"Type":"H264Layer","FrameRate":"0/1"},{"Bitrate":150,"Width":"50%","Height":"50%","Type":"H264Layer"}],"Type":"H264Video"},{"Profile":"AACLC","Channels":2,"SamplingRate":48000,"Bitrate":128,"Type":"AACAudio"}],"Outputs":[{"FileName":"{Basename}-{Resolution}-{Bitrate}k{Extension}","Format":{"Type":"MP4Format"}}]}"#;
     let xml_preset = r#"<?xml version="1.0" encoding="utf-16"?><Preset xmlns:xsd="http://www.w3.org/2001/XMLSchema" Version="1.0" xmlns="http://www.windowsazure.com/media/encoding/Preset/2014/03"><Encoding><H264Video><KeyFrameInterval>00:00:02</KeyFrameInterval><H264Layers><H264Layer><Bitrate>250</Bitrate><Width>320</Width><Height>180</Height><FrameRate>0/1</FrameRate></H264Layer></H264Layers></H264Video><AACAudio><Profile>AACLC</Profile><Channels>2</Channels><SamplingRate>48000</SamplingRate><Bitrate>128</Bitrate></AACAudio></Encoding><Outputs><Output FileName="{Basename}_{Width}x{Height}_{VideoBitrate}.mp4"><MP4Format /></Output></Outputs></Preset>"#;
     for (configuration, expect) in [
@@ -400,24 +383,7 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
             }]
         });
         let jid = raw.create("/api/Jobs", &job.to_string()).await;
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-        loop {
-            let j = raw
-                .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
-                .await;
-            match j["State"].as_i64() {
-                Some(3) => break,
-                Some(4 | 5) => {
-                    let t = raw
-                        .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(&jid)), None)
-                        .await;
-                    panic!("{configuration}: the job ended {j} {t}")
-                }
-                _ => {}
-            }
-            assert!(std::time::Instant::now() < deadline, "{configuration}: {j}");
-            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        }
+        raw.finished(&jid).await;
         let out = raw
             .ok(
                 "GET",

@@ -47,27 +47,6 @@ fn encode_job(m: &Media, aid: &str, output: &str) -> serde_json::Value {
     })
 }
 
-/// Waits (at most a minute) for job `jid` to end; its final state and its tasks as JSON text.
-async fn job_end(raw: &Raw, jid: &str) -> (i64, String) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let j = raw
-            .ok("GET", &format!("/api/Jobs('{}')", enc(jid)), None)
-            .await;
-        if let Some(state @ 3..=5) = j["State"].as_i64() {
-            let tasks = raw
-                .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(jid)), None)
-                .await;
-            return (state, tasks.to_string());
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never ended: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-}
-
 /// A blob named like a path, registered and encoded, never writes outside the data folder:
 /// CreateFileInfos skips (and names) it, File names that are paths are refused, and the
 /// encoder names its input itself.
@@ -137,7 +116,7 @@ async fn file_names_that_are_paths_never_reach_the_disk() {
     let jid = raw
         .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
         .await;
-    let (state, tasks) = job_end(&raw, &jid).await;
+    let (state, tasks) = raw.job_end(&jid).await;
     assert_eq!(state, 4, "no usable input: the job ends in error: {tasks}");
     assert!(
         tasks.contains("cannot be file names"),
@@ -582,7 +561,7 @@ async fn a_storage_failure_of_a_job_is_named_as_such() {
     let jid = raw
         .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
         .await;
-    let (state, tasks) = job_end(&raw, &jid).await;
+    let (state, tasks) = raw.job_end(&jid).await;
     assert_eq!(state, 4, "{tasks}");
     assert!(tasks.contains("storage"), "{tasks}");
     assert!(!tasks.contains("ffmpeg failed"), "mislabelled: {tasks}");
@@ -655,7 +634,7 @@ async fn a_full_disk_is_named_and_leaves_nothing_half_made() {
     f.set_len(len.saturating_sub(512 << 10)).unwrap();
     drop(f);
     let jid = raw.create("/api/Jobs", &job).await;
-    let (state, tasks) = job_end(&raw, &jid).await;
+    let (state, tasks) = raw.job_end(&jid).await;
     assert_eq!(state, 4, "{tasks}");
     assert!(
         tasks.contains("disk is full"),
@@ -708,7 +687,7 @@ async fn the_origin_cache_holds_one_entry_per_fragment_within_its_budget() {
     let jid = raw
         .create("/api/Jobs", &encode_job(&m, &aid, "0").to_string())
         .await;
-    let (state, tasks) = job_end(&raw, &jid).await;
+    let (state, tasks) = raw.job_end(&jid).await;
     assert_eq!(state, 3, "{tasks}");
     let out = raw
         .ok(

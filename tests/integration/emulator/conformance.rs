@@ -265,31 +265,12 @@ async fn the_sdks_atom_exchanges_create_read_update_and_fail_as_recorded() {
 /// part creates nothing and answers that part's error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
-    use amsplay::storage::TransferOptions;
     let m = Media::start(&[]).await;
     let token = m.token().await;
     let raw = super::Raw::new(&m).await;
     let dir = tempfile::tempdir().unwrap();
     let clip = crate::encoding::sample(dir.path(), "clip.mp4", 320, 180, 2);
-    let aid = raw.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
-    let container = amsplay::ams::model::asset_container(&aid);
-    m.env
-        .storage("dca")
-        .upload_file(
-            &container,
-            &clip,
-            "clip.mp4",
-            &TransferOptions::default(),
-            None,
-        )
-        .await
-        .unwrap();
-    raw.ok(
-        "GET",
-        &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
-        None,
-    )
-    .await;
+    let aid = raw.asset_with(&m, &clip).await;
     let api = m.url("/api/");
     let job = entry(
         &format!(
@@ -378,22 +359,7 @@ async fn the_sdks_batch_job_submit_creates_the_job_with_its_tasks() {
     .await;
     assert_eq!(s, 200, "{feed}");
     assert_eq!(prop(&feed, "Id"), jid);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
-    loop {
-        let j = raw
-            .ok("GET", &format!("/api/Jobs('{}')", enc(&jid)), None)
-            .await;
-        match j["State"].as_i64() {
-            Some(3) => break,
-            Some(4 | 5) => panic!("the job ended {j}"),
-            _ => {}
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the job never finished: {j}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    raw.finished(&jid).await;
     let outputs = raw
         .ok(
             "GET",

@@ -90,6 +90,57 @@ impl Raw {
         Answer { body: v }
     }
 
+    /// Waits (at most 90 s) for job `jid` to end; its final state and its tasks as JSON text.
+    pub(crate) async fn job_end(&self, jid: &str) -> (i64, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        loop {
+            let j = self
+                .ok("GET", &format!("/api/Jobs('{}')", enc(jid)), None)
+                .await;
+            if let Some(state @ 3..=5) = j["State"].as_i64() {
+                let tasks = self
+                    .ok("GET", &format!("/api/Jobs('{}')/Tasks", enc(jid)), None)
+                    .await;
+                return (state, tasks.to_string());
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job never ended: {j}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits for job `jid` to finish (3); panics with its tasks if it ends otherwise.
+    pub(crate) async fn finished(&self, jid: &str) {
+        let (state, tasks) = self.job_end(jid).await;
+        assert_eq!(state, 3, "job {jid} ended in state {state}: {tasks}");
+    }
+
+    /// A new asset holding `file` as its one blob, registered with CreateFileInfos; its Id.
+    pub(crate) async fn asset_with(&self, m: &Media, file: &std::path::Path) -> String {
+        let aid = self.create("/api/Assets", r#"{"Name":"mezzanine"}"#).await;
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        m.env
+            .storage("dca")
+            .upload_file(
+                &amsplay::ams::model::asset_container(&aid),
+                file,
+                &name,
+                &amsplay::storage::TransferOptions::default(),
+                None,
+            )
+            .await
+            .unwrap();
+        self.ok(
+            "GET",
+            &format!("/api/CreateFileInfos?assetid='{}'", enc(&aid)),
+            None,
+        )
+        .await;
+        aid
+    }
+
     pub(crate) async fn ok(&self, method: &str, path: &str, body: Option<&str>) -> Value {
         let (s, _, v) = self.send(method, path, body, false).await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
