@@ -229,6 +229,11 @@ fn merged(outer: &HeaderMap, part: &HeaderMap) -> HeaderMap {
 }
 
 async fn call(run: Run<'_>, method: Method, path: &str, headers: HeaderMap, body: Bytes) -> Answer {
+    // OData has no batch inside a batch (and a nested one would recurse).
+    let first = path.split(['/', '?']).next().unwrap_or_default();
+    if first.eq_ignore_ascii_case("$batch") || first.eq_ignore_ascii_case("%24batch") {
+        return error_answer(bad("a batch cannot hold another $batch"));
+    }
     let uri: Uri = match format!("/api/{path}").parse() {
         Ok(u) => u,
         Err(_) => {
