@@ -186,7 +186,11 @@ fn resolve(url: &str, created: &[(String, String)]) -> Result<String, ApiError> 
         Some(i) if url.starts_with("http") || url.starts_with('/') => &url[i + 5..],
         _ => url.trim_start_matches('/'),
     };
-    if let Some(reference) = path.strip_prefix('$') {
+    // `$1`, `$1/Tasks`: a Content-ID (digits); `$batch`, `$metadata` are not references.
+    if let Some(reference) = path
+        .strip_prefix('$')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+    {
         let (id, tail) = reference.split_once('/').unwrap_or((reference, ""));
         let (_, location) = created
             .iter()
