@@ -112,9 +112,7 @@ impl Rung {
             .replace("{Height}", &self.height.to_string())
             .replace("{VideoBitrate}", &self.kbps.to_string())
             .replace("{Bitrate}", &self.kbps.to_string())
-            .replace("{AudioBitrate}", &AUDIO_KBPS.to_string())
             .replace("{Codec}", "H264")
-            .replace("{Channel}", "2")
             .replace("{Extension}", ".mp4");
         if out.to_ascii_lowercase().ends_with(".mp4") {
             out
@@ -124,8 +122,28 @@ impl Rung {
     }
 }
 
-/// Audio bitrate of every preset, as MES used.
-pub const AUDIO_KBPS: u32 = 128;
+/// The AAC track of every file of an encoding: channels and kbps (MES's default, stereo at
+/// 128 kbps, unless the preset says otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Audio {
+    pub channels: u32,
+    pub kbps: u32,
+}
+
+impl Default for Audio {
+    fn default() -> Self {
+        Self {
+            channels: 2,
+            kbps: 128,
+        }
+    }
+}
+
+/// The AAC track a configuration asks for.
+pub fn audio(preset: &str) -> Audio {
+    let (channels, kbps) = super::presets::audio(preset);
+    Audio { channels, kbps }
+}
 
 /// (height, kbps) of the "Adaptive Streaming" ladder for a 1080p source, as AMS chose it.
 const ADAPTIVE: [(u32, u32); 6] = [
@@ -173,6 +191,12 @@ pub fn ladder(preset: &str, src: &Source) -> Result<Vec<Rung>, EncodeError> {
             r
         }
         Some(Preset::Layers(layers, file_pattern)) => {
+            // The audio macros are the preset's, the same in every file.
+            let a = audio(preset);
+            let file_pattern = file_pattern.map(|p| {
+                p.replace("{AudioBitrate}", &a.kbps.to_string())
+                    .replace("{Channel}", &a.channels.to_string())
+            });
             let px = |s: Size, of: u32| match s {
                 Size::Pixels(p) => p,
                 Size::Percent(p) => even(of as f64 * p / 100.0),
@@ -305,6 +329,8 @@ pub struct Plan<'a> {
     pub name: &'a str,
     pub src: &'a Source,
     pub rungs: &'a [Rung],
+    /// The audio every file carries (when the source has any).
+    pub audio: Audio,
 }
 
 /// The ffmpeg arguments that encode every rung in one pass.
@@ -315,6 +341,7 @@ pub fn ffmpeg_args(plan: &Plan<'_>) -> Vec<String> {
         name,
         src,
         rungs,
+        audio,
     } = *plan;
     let gop = ((src.fps * GOP_SECONDS as f64).round() as u32).max(1);
     let mut a: Vec<String> = [
@@ -374,9 +401,9 @@ pub fn ffmpeg_args(plan: &Plan<'_>) -> Vec<String> {
             "-c:a".into(),
             "aac".into(),
             "-b:a".into(),
-            format!("{AUDIO_KBPS}k"),
+            format!("{}k", audio.kbps),
             "-ac".into(),
-            "2".into(),
+            audio.channels.to_string(),
             "-movflags".into(),
             "+faststart".into(),
             out_dir.join(r.file_name(name)).display().to_string(),

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::encoder::{Rung, AUDIO_KBPS, GOP_SECONDS};
+use super::encoder::{Audio, Rung, GOP_SECONDS};
 
 /// What a Smooth client needs to set up its decoders, read from an encoded MP4.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +58,7 @@ fn esc(s: &str) -> String {
 }
 
 /// The server manifest: one `<video>` per rung (track 1), one `<audio>` (track 2 of the first file).
-pub fn ism(name: &str, rungs: &[Rung], has_audio: bool) -> String {
+pub fn ism(name: &str, rungs: &[Rung], audio: Option<Audio>) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\"?>\n<smil xmlns=\"http://www.w3.org/2001/SMIL20/Language\">\n  <head>\n    <meta name=\"formats\" content=\"mp4-v2\" />\n  </head>\n  <body>\n    <switch>\n",
     );
@@ -69,14 +69,12 @@ pub fn ism(name: &str, rungs: &[Rung], has_audio: bool) -> String {
             r.kbps * 1000
         ));
     }
-    if has_audio {
-        if let Some(first) = rungs.first() {
-            s.push_str(&format!(
-                "      <audio src=\"{}\" systemBitrate=\"{}\">\n        <param name=\"trackID\" value=\"2\" valuetype=\"data\" />\n      </audio>\n",
-                esc(&first.file_name(name)),
-                AUDIO_KBPS * 1000
-            ));
-        }
+    if let (Some(a), Some(first)) = (audio, rungs.first()) {
+        s.push_str(&format!(
+            "      <audio src=\"{}\" systemBitrate=\"{}\">\n        <param name=\"trackID\" value=\"2\" valuetype=\"data\" />\n      </audio>\n",
+            esc(&first.file_name(name)),
+            a.kbps * 1000
+        ));
     }
     s.push_str("    </switch>\n  </body>\n</smil>\n");
     s
@@ -84,7 +82,12 @@ pub fn ism(name: &str, rungs: &[Rung], has_audio: bool) -> String {
 
 /// The client manifest: quality levels (with each rung's CodecPrivateData, in rung order) and
 /// chunk durations (2 s GOPs, the last one shorter).
-pub fn ismc(rungs: &[Rung], codecs: &[CodecData], duration_secs: f64, has_audio: bool) -> String {
+pub fn ismc(
+    rungs: &[Rung],
+    codecs: &[CodecData],
+    duration_secs: f64,
+    audio: Option<Audio>,
+) -> String {
     let total = (duration_secs * TIMESCALE as f64).round() as u64;
     let chunk = GOP_SECONDS as u64 * TIMESCALE;
     let mut chunks = Vec::new();
@@ -121,7 +124,7 @@ pub fn ismc(rungs: &[Rung], codecs: &[CodecData], duration_secs: f64, has_audio:
     }
     s.push_str(&c_elems);
     s.push_str("  </StreamIndex>\n");
-    if has_audio {
+    if let Some(a) = audio {
         let (asc, rate, chans) = codecs
             .first()
             .and_then(|c| c.audio.clone())
@@ -129,7 +132,7 @@ pub fn ismc(rungs: &[Rung], codecs: &[CodecData], duration_secs: f64, has_audio:
         s.push_str(&format!(
             "  <StreamIndex Chunks=\"{}\" Type=\"audio\" Url=\"QualityLevels({{bitrate}})/Fragments(audio={{start time}})\" QualityLevels=\"1\" Language=\"und\">\n    <QualityLevel Index=\"0\" Bitrate=\"{}\" FourCC=\"AACL\" SamplingRate=\"{rate}\" Channels=\"{chans}\" BitsPerSample=\"16\" PacketSize=\"4\" AudioTag=\"255\" CodecPrivateData=\"{asc}\" />\n{c_elems}  </StreamIndex>\n",
             chunks.len(),
-            AUDIO_KBPS * 1000
+            a.kbps * 1000
         ));
     }
     s.push_str("</SmoothStreamingMedia>\n");
@@ -164,6 +167,7 @@ pub fn output_metadata(
     source: &str,
     files: &[Written<'_>],
     src: &super::encoder::Source,
+    audio: Audio,
 ) -> String {
     let mut s = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<AssetFiles xmlns:xsd=\"http://www.w3.org/2001/XMLSchema\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xmlns=\"http://schemas.microsoft.com/windowsazure/mediaservices/2013/05/mediaencoder/metadata\">\n",
@@ -187,7 +191,9 @@ pub fn output_metadata(
         ));
         if src.has_audio {
             s.push_str(&format!(
-                "    <AudioTracks>\n      <AudioTrack Id=\"2\" Codec=\"aac\" Channels=\"2\" SamplingRate=\"48000\" Bitrate=\"{AUDIO_KBPS}\" BitsPerSample=\"0\" />\n    </AudioTracks>\n"
+                "    <AudioTracks>\n      <AudioTrack Id=\"2\" Codec=\"aac\" Channels=\"{}\" SamplingRate=\"48000\" Bitrate=\"{}\" BitsPerSample=\"0\" />\n    </AudioTracks>\n",
+                audio.channels,
+                audio.kbps
             ));
         }
         s.push_str("  </AssetFile>\n");
@@ -241,11 +247,20 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let s = ism("clip", &rungs, true);
+        let s = ism(
+            "clip",
+            &rungs,
+            Some(super::super::encoder::Audio::default()),
+        );
         assert!(s.contains("src=\"clip_640x360_1150.mp4\" systemBitrate=\"1150000\""));
         assert_eq!(s.matches("<video ").count(), 2);
         assert_eq!(s.matches("<audio ").count(), 1);
-        let c = ismc(&rungs, &[], 5.0, true);
+        let c = ismc(
+            &rungs,
+            &[],
+            5.0,
+            Some(super::super::encoder::Audio::default()),
+        );
         assert!(c.contains("Duration=\"50000000\""));
         assert!(c.contains("Chunks=\"3\""));
         assert!(c.contains("<c t=\"0\" d=\"20000000\" />"));

@@ -4,9 +4,9 @@
 //! (`Codecs` / `H264Layers` / `Outputs`) and XML (`<Preset xmlns="…/Preset/2014/03">`) schema,
 //! layer sizes in pixels or percent of the source.
 //!
-//! What the emulator keeps of a preset is its video ladder; audio is one AAC stereo track
-//! (the 5.1 and HE-AAC variants encode it the same way), and files are named as MES named
-//! `{Basename}_{Width}x{Height}_{VideoBitrate}.mp4`, the built-in presets' pattern.
+//! What the emulator keeps of a preset: its video ladder, its audio's channels and bitrate
+//! (as AAC-LC: ffmpeg's own encoder has no HE-AAC), and its `FileName` pattern (MES's
+//! `{Basename}_{Width}x{Height}_{VideoBitrate}.mp4` for the built-in presets).
 
 /// A layer's width or height.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,6 +33,58 @@ pub enum Preset {
     /// Fixed layers, top first, and the preset's `Outputs` `FileName` pattern (MES's
     /// default, `{Basename}_{Width}x{Height}_{VideoBitrate}.mp4`, when it gives none).
     Layers(Vec<Layer>, Option<String>),
+}
+
+/// A preset's AAC track: channels and kbps (MES's default: stereo, 128 kbps).
+pub fn audio(configuration: &str) -> (u32, u32) {
+    const STEREO: (u32, u32) = (2, 128);
+    let c = configuration.trim().trim_start_matches('\u{feff}');
+    let bounded = |channels: u32, kbps: u32| {
+        if (1..=8).contains(&channels) && (16..=1024).contains(&kbps) {
+            (channels, kbps)
+        } else {
+            STEREO
+        }
+    };
+    if c.starts_with('{') {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(c) else {
+            return STEREO;
+        };
+        return v["Codecs"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["Type"] == "AACAudio"))
+            .map_or(STEREO, |a| {
+                bounded(
+                    a["Channels"].as_u64().unwrap_or(2) as u32,
+                    a["Bitrate"].as_u64().unwrap_or(128) as u32,
+                )
+            });
+    }
+    if c.starts_with('<') {
+        let field = |name: &str| -> Option<u32> {
+            let aac = &c[c.find("<AACAudio")?..];
+            let aac = &aac[..aac.find("</AACAudio>").unwrap_or(aac.len())];
+            let open = format!("<{name}>");
+            let start = aac.find(&open)? + open.len();
+            aac[start..].split('<').next()?.trim().parse().ok()
+        };
+        return match (field("Channels"), field("Bitrate")) {
+            (None, None) => STEREO,
+            (ch, kbps) => bounded(ch.unwrap_or(2), kbps.unwrap_or(128)),
+        };
+    }
+    let lower = c.to_ascii_lowercase();
+    if lower.ends_with("audio 5.1") {
+        (6, 384)
+    } else if lower.ends_with("for ios") {
+        (2, 64)
+    } else if lower == "h264 single bitrate 720p for android" {
+        (2, 192)
+    } else if lower == "h264 single bitrate low quality sd for android" {
+        (2, 24)
+    } else {
+        STEREO
+    }
 }
 
 /// The `FileName` macros the emulator fills in (MES's, for video outputs).
@@ -460,6 +512,30 @@ mod tests {
         assert_eq!((l.len(), l[0].kbps), (12, 20000));
         assert!(parse("AAC Audio").unwrap_err().contains("audio only"));
         assert_eq!(parse("Something Else").unwrap(), None);
+    }
+
+    #[test]
+    fn audio_follows_the_preset() {
+        assert_eq!(audio("Adaptive Streaming"), (2, 128));
+        assert_eq!(audio("H264 Multiple Bitrate 720p Audio 5.1"), (6, 384));
+        assert_eq!(audio("H264 Multiple Bitrate 16x9 for iOS"), (2, 64));
+        assert_eq!(
+            audio("H264 Single Bitrate Low Quality SD for Android"),
+            (2, 24)
+        );
+        assert_eq!(
+            audio(r#"{"Codecs":[{"Type":"AACAudio","Channels":1,"Bitrate":96}]}"#),
+            (1, 96)
+        );
+        assert_eq!(
+            audio("<Preset><Encoding><AACAudio><Channels>6</Channels><Bitrate>320</Bitrate></AACAudio></Encoding></Preset>"),
+            (6, 320)
+        );
+        assert_eq!(
+            audio(r#"{"Codecs":[{"Type":"AACAudio","Channels":99,"Bitrate":96}]}"#),
+            (2, 128),
+            "out of range: the default"
+        );
     }
 
     #[test]

@@ -393,6 +393,7 @@ async fn encode_into(
         _ => preset,
     };
     let rungs = encoder::ladder(&preset, &src)?;
+    let audio = encoder::audio(&preset);
     let stem = std::path::Path::new(&name)
         .file_stem()
         .map(|s| {
@@ -411,6 +412,7 @@ async fn encode_into(
         name: &stem,
         src: &src,
         rungs: &rungs,
+        audio,
     };
     let mp4s = encoder::encode(
         &st.tools,
@@ -429,7 +431,7 @@ async fn encode_into(
     .await?;
     std::fs::write(
         out_dir.join(format!("{stem}.ism")),
-        manifest::ism(&stem, &rungs, src.has_audio),
+        manifest::ism(&stem, &rungs, src.has_audio.then_some(audio)),
     )?;
     let codecs = mp4s
         .iter()
@@ -438,7 +440,12 @@ async fn encode_into(
         .map_err(EncodeError::Ffmpeg)?;
     std::fs::write(
         out_dir.join(format!("{stem}.ismc")),
-        manifest::ismc(&rungs, &codecs, src.duration, src.has_audio),
+        manifest::ismc(
+            &rungs,
+            &codecs,
+            src.duration,
+            src.has_audio.then_some(audio),
+        ),
     )?;
     // MES's metadata files: what it wrote, and what it read.
     let written: Vec<manifest::Written<'_>> = mp4s
@@ -460,7 +467,7 @@ async fn encode_into(
     let output_metadata = out_dir.join(format!("{stem}_manifest.xml"));
     std::fs::write(
         &output_metadata,
-        manifest::output_metadata(&name, &written, &src),
+        manifest::output_metadata(&name, &written, &src, audio),
     )?;
     let guid = crate::ams::model::IdKind::Content
         .parse(input)

@@ -101,6 +101,7 @@ async fn encode_and_check(w: u32, h: u32, expect: &[(u32, u32)]) {
         name: "clip",
         src: &src,
         rungs: &rungs,
+        audio: encoder::Audio::default(),
     };
     let files = encoder::encode(&tools, &plan, |p| last = p, rx)
         .await
@@ -153,7 +154,7 @@ async fn encode_and_check(w: u32, h: u32, expect: &[(u32, u32)]) {
         Some(("1190", 2)),
         "AAC-LC 48 kHz stereo"
     );
-    let ism = amsplay::emulator::manifest::ism("clip", &rungs, true);
+    let ism = amsplay::emulator::manifest::ism("clip", &rungs, Some(encoder::Audio::default()));
     let listed: Vec<String> = ism
         .split("src=\"")
         .skip(1)
@@ -368,6 +369,10 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
             vec!["clip_320x178_400.mp4"],
         ),
         (
+            "H264 Single Bitrate 720p Audio 5.1",
+            vec!["clip_320x180_4500.mp4"],
+        ),
+        (
             json_preset,
             vec!["clip-320x180-300k.mp4", "clip-160x90-150k.mp4"],
         ),
@@ -434,6 +439,31 @@ async fn mes_presets_by_name_and_in_mes_json_and_xml_are_encoded() {
         assert!(xml.contains("xmlns=\"http://schemas.microsoft.com/windowsazure/mediaservices/2013/05/mediaencoder/metadata\""), "{xml}");
         assert_eq!(xml.matches("<AssetFile ").count(), expect.len(), "{xml}");
         assert!(xml.contains("<Source Name=\"clip.mp4\" />"), "{xml}");
+        // The preset's audio: 5.1 at 384 kbps for an "Audio 5.1" preset, else stereo 128, in
+        // the files themselves (the .ismc reads the encoded MP4s).
+        let (channels, kbps) = if configuration.ends_with("Audio 5.1") {
+            (6, 384)
+        } else {
+            (2, 128)
+        };
+        let ismc = dir.path().join("clip.ismc");
+        m.env
+            .storage("dca")
+            .download_file(
+                &container,
+                "clip.ismc",
+                &ismc,
+                &TransferOptions::default(),
+                None,
+            )
+            .await
+            .unwrap();
+        let ismc = std::fs::read_to_string(&ismc).unwrap();
+        assert!(
+            ismc.contains(&format!("Channels=\"{channels}\""))
+                && ismc.contains(&format!("Bitrate=\"{}\" FourCC=\"AACL\"", kbps * 1000)),
+            "{configuration}: {ismc}"
+        );
         let mut names: Vec<String> = all.into_iter().filter(|n| n.ends_with(".mp4")).collect();
         names.sort();
         let mut expect: Vec<String> = expect.iter().map(|s| s.to_string()).collect();
