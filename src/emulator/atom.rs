@@ -27,6 +27,22 @@ pub fn is_xml(content_type: &str) -> bool {
     c.contains("atom+xml") || c.starts_with("application/xml") || c.starts_with("text/xml")
 }
 
+/// Whether a request's headers say its body is XML.
+pub fn has_xml_body(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_xml)
+}
+
+/// The JSON body an XML request body stands for (`None` when the body is not XML, or empty).
+pub fn json_of(headers: &axum::http::HeaderMap, body: &[u8]) -> Result<Option<Value>, ApiError> {
+    if !has_xml_body(headers) || body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    read_entry(body).map(Some)
+}
+
 /// The EDM type the service gave a property, by its name (the v2 model names properties
 /// alike across entity types); strings have none.
 pub fn edm_type(property: &str) -> Option<&'static str> {

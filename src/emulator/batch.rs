@@ -212,11 +212,7 @@ fn resolve(url: &str, created: &[(String, String)]) -> Result<String, ApiError> 
 /// without an `Accept` is answered in Atom.
 fn merged(outer: &HeaderMap, part: &HeaderMap) -> HeaderMap {
     let mut h = part.clone();
-    let xml = h
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(super::atom::is_xml);
-    if xml && !h.contains_key("accept") {
+    if super::atom::has_xml_body(&h) && !h.contains_key("accept") {
         h.insert(
             "accept",
             HeaderValue::from_static("application/atom+xml,application/xml"),
@@ -263,13 +259,8 @@ async fn call(run: Run<'_>, method: Method, path: &str, headers: HeaderMap, body
 
 /// A part's body as JSON (an Atom entry read as the routes read one).
 fn json_body(p: &Part) -> Result<Value, ApiError> {
-    let xml = p
-        .headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(super::atom::is_xml);
-    if xml {
-        super::atom::read_entry(&p.body)
+    if let Some(v) = super::atom::json_of(&p.headers, &p.body)? {
+        Ok(v)
     } else if p.body.iter().all(u8::is_ascii_whitespace) {
         Ok(Value::Object(Default::default()))
     } else {

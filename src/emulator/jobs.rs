@@ -87,11 +87,7 @@ pub async fn handle_jobs(
         ("GET", Some(id), None) => ctx.get::<Job>(&JOBS, &id),
         ("GET", Some(id), Some("State")) => {
             let j: Job = ctx.load(&JOBS, &id)?;
-            Ok(super::odata::respond(
-                ctx.fmt,
-                StatusCode::OK,
-                state_body(ctx, j.state),
-            ))
+            Ok(ctx.value("State", "Edm.Int32", serde_json::json!(j.state)))
         }
         ("GET", Some(id), Some(nav)) => ctx.related(&JOBS, &id, nav),
         ("DELETE", Some(id), None) => {
@@ -153,20 +149,6 @@ fn protected(t: &TaskSpec) -> Result<Option<Protected>, ApiError> {
         )
     })?;
     Ok(Some(Protected { key_id, iv }))
-}
-
-fn state_body(ctx: &Ctx<'_>, state: JobState) -> super::odata::Payload {
-    use super::odata::{Format, Payload};
-    match ctx.fmt {
-        Format::Verbose => serde_json::json!({"d": {"State": state}}).into(),
-        Format::Minimal => {
-            serde_json::json!({"odata.metadata": format!("{}$metadata#Edm.Int32", ctx.api), "value": state}).into()
-        }
-        Format::Atom => Payload::Xml(super::atom::value(
-            "State",
-            &serde_json::json!(state).to_string(),
-        )),
-    }
 }
 
 /// The assets a task reads and writes (its job's, picked by the task's indexes).

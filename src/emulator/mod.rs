@@ -225,6 +225,24 @@ impl Ctx<'_> {
         r
     }
 
+    /// A single value (a property, a service operation's result) in the request's format:
+    /// `{"d": {name: v}}`, `{"odata.metadata": …#edm, "value": v}`, or XML.
+    pub fn value(&self, name: &str, edm: &str, v: Value) -> Response {
+        let body = match self.fmt {
+            Format::Verbose => serde_json::json!({ "d": { name: v } }).into(),
+            Format::Minimal => serde_json::json!({
+                "odata.metadata": format!("{}$metadata#{edm}", self.api),
+                "value": v,
+            })
+            .into(),
+            Format::Atom => {
+                let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
+                odata::Payload::Xml(atom::value(name, &text))
+            }
+        };
+        odata::respond(self.fmt, StatusCode::OK, body)
+    }
+
     /// `GET {Set}('id')/{nav}`: what the navigation property leads to.
     pub fn related(&self, info: &SetInfo, id: &str, nav: &str) -> Result<Response, ApiError> {
         Ok(match navigation::related(self.st, info, id, nav)? {

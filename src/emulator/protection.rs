@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha1::Digest;
 
-use super::odata::{ApiError, Body, Format, Payload, SetInfo};
+use super::odata::{ApiError, Body, Format, SetInfo};
 use super::{no_content, now, to_value, Ctx};
 
 pub const INFO: SetInfo = SetInfo {
@@ -159,20 +159,6 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
-/// A single value in the request's format (a service operation's answer).
-fn value(ctx: &Ctx<'_>, name: &str, v: &str) -> Response {
-    let body = match ctx.fmt {
-        Format::Atom => Payload::Xml(super::atom::value(name, v)),
-        Format::Verbose => serde_json::json!({"d": {name: v}}).into(),
-        Format::Minimal => serde_json::json!({
-            "odata.metadata": format!("{}$metadata#Edm.String", ctx.api),
-            "value": v,
-        })
-        .into(),
-    };
-    super::odata::respond(ctx.fmt, StatusCode::OK, body)
-}
-
 /// `GET GetProtectionKeyId?contentKeyType=2`: the thumbprint of the certificate to wrap keys
 /// with.
 pub async fn get_protection_key_id(
@@ -189,7 +175,11 @@ pub async fn get_protection_key_id(
         )));
     }
     let k = ctx.st.protection.key().await?;
-    Ok(value(ctx, "GetProtectionKeyId", &k.thumbprint))
+    Ok(ctx.value(
+        "GetProtectionKeyId",
+        "Edm.String",
+        k.thumbprint.clone().into(),
+    ))
 }
 
 /// `GET GetProtectionKey?protectionKeyId='THUMBPRINT'`: the certificate, base64 DER.
@@ -205,7 +195,7 @@ pub async fn get_protection_key(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Re
         )));
     }
     let b64 = base64::engine::general_purpose::STANDARD.encode(&k.certificate);
-    Ok(value(ctx, "GetProtectionKey", &b64))
+    Ok(ctx.value("GetProtectionKey", "Edm.String", b64.into()))
 }
 
 /// `GET RebindContentKey?id='nb:kid:…'&x509Certificate=''`: the clear key, base64 (with no
@@ -222,7 +212,7 @@ pub async fn rebind_content_key(ctx: &Ctx<'_>, query: Option<&str>) -> Result<Re
     }
     let key = clear_key(ctx.st, &id).await?;
     let b64 = base64::engine::general_purpose::STANDARD.encode(key);
-    Ok(value(ctx, "RebindContentKey", &b64))
+    Ok(ctx.value("RebindContentKey", "Edm.String", b64.into()))
 }
 
 /// The 32-byte key of content key `id`, unwrapped with the protection key.

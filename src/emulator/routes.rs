@@ -146,17 +146,10 @@ async fn answer(
         Err(e) => return e.into_response(fmt),
     };
     // An Atom entry (the .NET SDK's) is read into the JSON body the entity modules take.
-    let xml = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(super::atom::is_xml);
-    let body = if xml && !body.iter().all(u8::is_ascii_whitespace) {
-        match super::atom::read_entry(&body) {
-            Ok(v) => Bytes::from(v.to_string()),
-            Err(e) => return e.into_response(fmt),
-        }
-    } else {
-        body
+    let body = match super::atom::json_of(&headers, &body) {
+        Ok(Some(v)) => Bytes::from(v.to_string()),
+        Ok(None) => body,
+        Err(e) => return e.into_response(fmt),
     };
     // `Assets/$count`, `Assets('…')/Files/$count`: the collection's count, as text.
     let (rest, count_only) = match rest
