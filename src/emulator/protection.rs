@@ -324,17 +324,7 @@ pub fn asset_links(
     target: &str,
 ) -> Result<Response, ApiError> {
     let _: crate::ams::model::Asset = ctx.load(&super::assets::INFO, asset_id)?;
-    let (set, key) = match target.split_once('(') {
-        Some((set, key)) => (
-            set,
-            Some(
-                crate::ams::auth::urldecode(key.trim_end_matches(')'))
-                    .trim_matches('\'')
-                    .to_string(),
-            ),
-        ),
-        None => (target, None),
-    };
+    let (set, key, _) = super::routes::parse_resource(target)?;
     if set != INFO.name {
         return Err(ApiError::bad_request(format!(
             "$links/{set} is not emulated; an asset links to ContentKeys only"
@@ -344,15 +334,16 @@ pub fn asset_links(
         ("POST", None) => {
             let body = Body::parse(ctx.body)?;
             let uri = body.required_str("uri")?;
-            let kid = uri
-                .rsplit_once("ContentKeys(")
-                .map(|(_, k)| crate::ams::auth::urldecode(k.trim_end_matches(')')))
-                .map(|k| k.trim_matches('\'').to_string())
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!(
+            // `https://…/api/ContentKeys('…')`, read as the routes read a path.
+            let below = uri.rsplit_once("/api/").map_or(uri.as_str(), |(_, p)| p);
+            let kid = match super::routes::parse_resource(below)? {
+                (set, Some(kid), None) if set == INFO.name => kid,
+                _ => {
+                    return Err(ApiError::bad_request(format!(
                         "field 'uri': '{uri}' is not a ContentKeys('…') URI"
-                    ))
-                })?;
+                    )))
+                }
+            };
             let _: ContentKey = ctx.load(&INFO, &kid)?;
             if ctx
                 .st

@@ -237,7 +237,9 @@ fn strip_api(path: &str) -> Option<&str> {
 /// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation; as
 /// the .NET SDK also writes them: `MediaProcessors()` (no key), `Jobs('…')/OutputMediaAssets()`,
 /// and the whole segment percent-encoded (`Assets%28%27nb%3Acid%3A…%27%29`, even `%2FAssets…`).
-fn parse_resource(rest: &str) -> Result<(String, Option<String>, Option<String>), ApiError> {
+pub(crate) fn parse_resource(
+    rest: &str,
+) -> Result<(String, Option<String>, Option<String>), ApiError> {
     let decoded = urldecode(rest);
     let rest = decoded.trim_start_matches('/').trim_end_matches('/');
     let (first, nav) = match rest.find(')') {
