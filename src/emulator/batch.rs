@@ -288,6 +288,12 @@ fn task_of(p: &Part, jobs: &[String]) -> Option<String> {
         .filter(|id| jobs.contains(id))
 }
 
+/// A job's body with its task parts folded in, and those parts' Content-IDs in order.
+struct Folded {
+    body: Value,
+    tasks: Vec<Option<String>>,
+}
+
 /// Runs a changeset; one answer per part, or the one error that ended it.
 async fn changeset(
     run: Run<'_>,
@@ -299,33 +305,32 @@ async fn changeset(
         .filter(|p| is_jobs(p))
         .filter_map(|p| p.content_id.clone())
         .collect();
-    // A job's tasks, folded into its body: Content-ID of the job → task parts' Content-IDs.
-    let mut folded: Vec<(String, Vec<Option<String>>)> = Vec::new();
-    let mut bodies: std::collections::HashMap<String, Value> = Default::default();
+    // A job's tasks, folded into its body, by the job's Content-ID.
+    let mut folded: std::collections::HashMap<String, Folded> = Default::default();
     for p in &parts {
         if let Some(job) = task_of(p, &jobs) {
             let task = json_body(p).map_err(error_answer)?;
-            let body = match bodies.get_mut(&job) {
-                Some(b) => b,
-                None => {
+            let f = match folded.entry(job.clone()) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
                     let jp = parts
                         .iter()
                         .find(|j| j.content_id.as_deref() == Some(job.as_str()))
                         .ok_or_else(|| error_answer(bad("a task part names no job")))?;
-                    let mut b = json_body(jp).map_err(error_answer)?;
-                    if !b["Tasks"].is_array() {
-                        b["Tasks"] = Value::Array(Vec::new());
+                    let mut body = json_body(jp).map_err(error_answer)?;
+                    if !body["Tasks"].is_array() {
+                        body["Tasks"] = Value::Array(Vec::new());
                     }
-                    bodies.entry(job.clone()).or_insert(b)
+                    e.insert(Folded {
+                        body,
+                        tasks: Vec::new(),
+                    })
                 }
             };
-            if let Some(tasks) = body["Tasks"].as_array_mut() {
+            if let Some(tasks) = f.body["Tasks"].as_array_mut() {
                 tasks.push(task);
             }
-            match folded.iter_mut().find(|(j, _)| *j == job) {
-                Some((_, ids)) => ids.push(p.content_id.clone()),
-                None => folded.push((job, vec![p.content_id.clone()])),
-            }
+            f.tasks.push(p.content_id.clone());
         }
     }
     let mut created: Vec<(String, String)> = Vec::new();
@@ -357,9 +362,8 @@ async fn changeset(
         let i = match task_of(p, &jobs) {
             Some(job) => {
                 let last = folded
-                    .iter()
-                    .find(|(j, _)| *j == job)
-                    .and_then(|(_, tasks)| tasks.last().cloned())
+                    .get(&job)
+                    .and_then(|f| f.tasks.last().cloned())
                     .flatten();
                 if last != p.content_id {
                     continue;
@@ -372,7 +376,7 @@ async fn changeset(
             None if p
                 .content_id
                 .as_ref()
-                .is_some_and(|id| bodies.contains_key(id)) =>
+                .is_some_and(|id| folded.contains_key(id)) =>
             {
                 continue
             }
@@ -384,7 +388,11 @@ async fn changeset(
             Err(e) => return Err(undo(created, error_answer(e)).await),
         };
         let mut headers = merged(outer, &p.headers);
-        let body = match p.content_id.as_ref().and_then(|id| bodies.get(id)) {
+        let body = match p
+            .content_id
+            .as_ref()
+            .and_then(|id| folded.get(id).map(|f| &f.body))
+        {
             Some(json) => {
                 headers.insert(
                     "content-type",
@@ -408,7 +416,7 @@ async fn changeset(
         }
         // The tasks folded into this job: each answered with the task it became.
         if let (Some(id), Some(l)) = (&p.content_id, &location) {
-            if let Some((_, task_ids)) = folded.iter().find(|(j, _)| j == id) {
+            if let Some(task_ids) = folded.get(id).map(|f| &f.tasks) {
                 let below = resolve(l, &[]).unwrap_or_default();
                 let mut list_headers = merged(outer, &HeaderMap::new());
                 list_headers.insert("accept", HeaderValue::from_static("application/json"));
