@@ -46,31 +46,17 @@ pub fn audio(configuration: &str) -> (u32, u32) {
             STEREO
         }
     };
-    if c.starts_with('{') {
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(c) else {
-            return STEREO;
+    if c.starts_with('{') || c.starts_with('<') {
+        let custom = if c.starts_with('<') {
+            read_xml(c).ok()
+        } else {
+            serde_json::from_str(c)
+                .ok()
+                .and_then(|v| read_json(&v).ok())
         };
-        return v["Codecs"]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["Type"] == "AACAudio"))
-            .map_or(STEREO, |a| {
-                bounded(
-                    a["Channels"].as_u64().unwrap_or(2) as u32,
-                    a["Bitrate"].as_u64().unwrap_or(128) as u32,
-                )
-            });
-    }
-    if c.starts_with('<') {
-        let field = |name: &str| -> Option<u32> {
-            let aac = &c[c.find("<AACAudio")?..];
-            let aac = &aac[..aac.find("</AACAudio>").unwrap_or(aac.len())];
-            let open = format!("<{name}>");
-            let start = aac.find(&open)? + open.len();
-            aac[start..].split('<').next()?.trim().parse().ok()
-        };
-        return match (field("Channels"), field("Bitrate")) {
-            (None, None) => STEREO,
-            (ch, kbps) => bounded(ch.unwrap_or(2), kbps.unwrap_or(128)),
+        return match custom.and_then(|c| c.audio) {
+            Some((channels, kbps)) => bounded(channels, kbps),
+            None => STEREO,
         };
     }
     let lower = c.to_ascii_lowercase();
@@ -385,8 +371,27 @@ fn text(v: &serde_json::Value) -> String {
     }
 }
 
+/// What a custom preset (MES's JSON or XML) says: its layers, its output `FileName`, and
+/// its `AACAudio` channels and kbps.
+struct Custom {
+    layers: Vec<Layer>,
+    file_name: Option<String>,
+    audio: Option<(u32, u32)>,
+}
+
 /// MES's JSON: the `H264Layers` of its `H264Video` codec.
 fn json(v: &serde_json::Value) -> Result<Preset, String> {
+    let c = read_json(v)?;
+    if c.layers.is_empty() {
+        return Err(
+            "no H264Video codec with H264Layers (audio-only and image presets are not emulated)"
+                .into(),
+        );
+    }
+    Ok(Preset::Layers(c.layers, c.file_name))
+}
+
+fn read_json(v: &serde_json::Value) -> Result<Custom, String> {
     let codecs = v["Codecs"].as_array().ok_or("'Codecs' must be an array")?;
     let mut layers = Vec::new();
     for c in codecs.iter().filter(|c| c["Type"] == "H264Video") {
@@ -401,23 +406,35 @@ fn json(v: &serde_json::Value) -> Result<Preset, String> {
             )?);
         }
     }
-    if layers.is_empty() {
-        return Err(
-            "no H264Video codec with H264Layers (audio-only and image presets are not emulated)"
-                .into(),
-        );
-    }
     let file_name = v["Outputs"]
         .as_array()
         .and_then(|o| o.iter().find_map(|o| o["FileName"].as_str()))
         .map(pattern)
         .transpose()?;
-    Ok(Preset::Layers(layers, file_name))
+    let audio = codecs.iter().find(|c| c["Type"] == "AACAudio").map(|a| {
+        (
+            a["Channels"].as_u64().unwrap_or(2) as u32,
+            a["Bitrate"].as_u64().unwrap_or(128) as u32,
+        )
+    });
+    Ok(Custom {
+        layers,
+        file_name,
+        audio,
+    })
 }
 
 /// MES's XML: `Preset/Encoding/H264Video/H264Layers/H264Layer` with `Bitrate`, `Width`,
 /// `Height` (either namespace spelling, `http://` or `https://`).
 fn xml(x: &str) -> Result<Preset, String> {
+    let c = read_xml(x)?;
+    if c.layers.is_empty() {
+        return Err("no H264Layer (audio-only and image presets are not emulated)".into());
+    }
+    Ok(Preset::Layers(c.layers, c.file_name))
+}
+
+fn read_xml(x: &str) -> Result<Custom, String> {
     use quick_xml::events::Event;
     // UTF-16 declared but sent as text: the declaration is only a label here.
     let mut reader = quick_xml::Reader::from_str(x);
@@ -427,6 +444,7 @@ fn xml(x: &str) -> Result<Preset, String> {
     let mut current: Option<(String, String, String)> = None;
     let mut saw_preset = false;
     let mut file_name = None;
+    let (mut channels, mut kbps): (Option<u32>, Option<u32>) = (None, None);
     loop {
         match reader
             .read_event()
@@ -456,6 +474,12 @@ fn xml(x: &str) -> Result<Preset, String> {
                         "Bitrate" => *b = value,
                         _ => {}
                     }
+                } else if path.iter().any(|p| p == "AACAudio") {
+                    match path.last().map(String::as_str) {
+                        Some("Channels") => channels = value.trim().parse().ok(),
+                        Some("Bitrate") => kbps = value.trim().parse().ok(),
+                        _ => {}
+                    }
                 }
             }
             Event::End(_) if path.pop().as_deref() == Some("H264Layer") => {
@@ -470,10 +494,15 @@ fn xml(x: &str) -> Result<Preset, String> {
     if !saw_preset || !path.is_empty() {
         return Err("not a complete <Preset> document".into());
     }
-    if layers.is_empty() {
-        return Err("no H264Layer (audio-only and image presets are not emulated)".into());
-    }
-    Ok(Preset::Layers(layers, file_name))
+    let audio = match (channels, kbps) {
+        (None, None) => None,
+        (c, k) => Some((c.unwrap_or(2), k.unwrap_or(128))),
+    };
+    Ok(Custom {
+        layers,
+        file_name,
+        audio,
+    })
 }
 
 /// The first `<Output FileName="…">`.
