@@ -658,6 +658,41 @@ fn compare(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
+/// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation; as
+/// the .NET SDK also writes them: `MediaProcessors()` (no key), `Jobs('…')/OutputMediaAssets()`,
+/// and the whole segment percent-encoded (`Assets%28%27nb%3Acid%3A…%27%29`, even `%2FAssets…`).
+pub(crate) fn parse_resource(
+    rest: &str,
+) -> Result<(String, Option<String>, Option<String>), ApiError> {
+    let decoded = crate::ams::auth::urldecode(rest);
+    let rest = decoded.trim_start_matches('/').trim_end_matches('/');
+    let (first, nav) = match rest.find(')') {
+        Some(close) => {
+            let after = rest[close + 1..].trim_start_matches('/');
+            (
+                &rest[..=close],
+                (!after.is_empty()).then(|| after.to_string()),
+            )
+        }
+        None => match rest.split_once('/') {
+            Some((a, b)) => (a, Some(b.to_string())),
+            None => (rest, None),
+        },
+    };
+    match first.split_once('(') {
+        Some((set, key)) => {
+            let key = key
+                .strip_suffix(')')
+                .ok_or_else(|| ApiError::bad_request(format!("malformed key in '{rest}'")))?;
+            let key = crate::ams::auth::urldecode(key);
+            let key = key.trim_matches('\'').to_string();
+            let nav = nav.map(|n| n.trim_end_matches("()").to_string());
+            Ok((set.to_string(), (!key.is_empty()).then_some(key), nav))
+        }
+        None => Ok((first.to_string(), None, nav)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -324,7 +324,7 @@ pub fn asset_links(
     target: &str,
 ) -> Result<Response, ApiError> {
     let _: crate::ams::model::Asset = ctx.load(&super::assets::INFO, asset_id)?;
-    let (set, key, _) = super::routes::parse_resource(target)?;
+    let (set, key, _) = super::odata::parse_resource(target)?;
     if set != INFO.name {
         return Err(ApiError::bad_request(format!(
             "$links/{set} is not emulated; an asset links to ContentKeys only"
@@ -336,7 +336,7 @@ pub fn asset_links(
             let uri = body.required_str("uri")?;
             // `https://…/api/ContentKeys('…')`, read as the routes read a path.
             let below = uri.rsplit_once("/api/").map_or(uri.as_str(), |(_, p)| p);
-            let kid = match super::routes::parse_resource(below)? {
+            let kid = match super::odata::parse_resource(below)? {
                 (set, Some(kid), None) if set == INFO.name => kid,
                 _ => {
                     return Err(ApiError::bad_request(format!(

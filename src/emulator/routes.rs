@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::odata::{ApiError, Format, Query};
+use super::odata::{parse_resource, ApiError, Format, Query};
 use super::{
     assets, endpoints, files, functions, jobs, locators, notifications, policies, processors,
     protection, token, AppState, Ctx,
@@ -232,41 +232,6 @@ fn strip_api(path: &str) -> Option<&str> {
     let (head, tail) = rest.split_at_checked(3).unwrap_or((rest, ""));
     (head.eq_ignore_ascii_case("api") && (tail.is_empty() || tail.starts_with('/')))
         .then(|| tail.trim_start_matches('/'))
-}
-
-/// `Assets`, `Assets('key')`, `Assets(key)`, `Assets('key')/Files`: set, key, navigation; as
-/// the .NET SDK also writes them: `MediaProcessors()` (no key), `Jobs('…')/OutputMediaAssets()`,
-/// and the whole segment percent-encoded (`Assets%28%27nb%3Acid%3A…%27%29`, even `%2FAssets…`).
-pub(crate) fn parse_resource(
-    rest: &str,
-) -> Result<(String, Option<String>, Option<String>), ApiError> {
-    let decoded = urldecode(rest);
-    let rest = decoded.trim_start_matches('/').trim_end_matches('/');
-    let (first, nav) = match rest.find(')') {
-        Some(close) => {
-            let after = rest[close + 1..].trim_start_matches('/');
-            (
-                &rest[..=close],
-                (!after.is_empty()).then(|| after.to_string()),
-            )
-        }
-        None => match rest.split_once('/') {
-            Some((a, b)) => (a, Some(b.to_string())),
-            None => (rest, None),
-        },
-    };
-    match first.split_once('(') {
-        Some((set, key)) => {
-            let key = key
-                .strip_suffix(')')
-                .ok_or_else(|| ApiError::bad_request(format!("malformed key in '{rest}'")))?;
-            let key = urldecode(key);
-            let key = key.trim_matches('\'').to_string();
-            let nav = nav.map(|n| n.trim_end_matches("()").to_string());
-            Ok((set.to_string(), (!key.is_empty()).then_some(key), nav))
-        }
-        None => Ok((first.to_string(), None, nav)),
-    }
 }
 
 async fn dispatch(
