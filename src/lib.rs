@@ -27,12 +27,14 @@
 //! - `server`: serving with a header-read timeout, a connection cap and one-line panics;
 //!   `logfile`: appended, size-rotated logs; `progress`: progress bars on a terminal,
 //!   `tracing` events otherwise; `memory`: `--max-memory` and a clear out-of-memory line;
-//!   `lru`: the byte-bounded map behind the origin's and the front door's caches.
+//!   `lru`: the byte-bounded map behind the origin's and the front door's caches; `cors`:
+//!   the CORS headers and preflight answer the origin and the front door share.
 
 pub mod ams;
 pub mod azurite;
 pub mod cli;
 pub mod config;
+pub(crate) mod cors;
 pub mod emulator;
 pub(crate) mod faults;
 pub(crate) mod front;

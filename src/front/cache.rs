@@ -20,12 +20,13 @@ use crate::lru::Lru;
 
 /// Response headers kept with a body and sent again with every hit.
 /// (`x-served-by` says which origin filled it.)
-const KEPT: [&str; 5] = [
+const KEPT: [&str; 6] = [
     "content-type",
     "cache-control",
     "etag",
     "last-modified",
     "access-control-allow-origin",
+    "access-control-expose-headers",
 ];
 
 /// A body and the headers it was served with.

@@ -143,28 +143,8 @@ const HOP: [&str; 6] = [
 fn plain(status: StatusCode, message: &str) -> Response {
     let mut r = (status, format!("{message}\n")).into_response();
     let h = r.headers_mut();
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    crate::cors::allow(h);
     h.insert("cache-control", HeaderValue::from_static("no-store"));
-    r
-}
-
-/// A CORS preflight answered here: any origin may read our streams with the headers it asks.
-fn preflight(headers: &HeaderMap) -> Response {
-    let mut r = StatusCode::NO_CONTENT.into_response();
-    let h = r.headers_mut();
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-    h.insert(
-        "access-control-allow-methods",
-        HeaderValue::from_static("GET, HEAD, OPTIONS"),
-    );
-    if let Some(asked) = headers.get("access-control-request-headers") {
-        h.insert("access-control-allow-headers", asked.clone());
-    }
-    h.insert("access-control-max-age", HeaderValue::from_static("86400"));
-    h.insert(
-        "access-control-expose-headers",
-        HeaderValue::from_static("Content-Length, Content-Range, ETag, x-served-by"),
-    );
     r
 }
 
@@ -174,11 +154,10 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    if method == Method::OPTIONS {
-        if headers.contains_key("access-control-request-method") {
-            return preflight(&headers);
-        }
-    } else if method == Method::GET && uri.path() == "/status" {
+    if crate::cors::is_preflight(&method, &headers) {
+        return crate::cors::preflight(&headers);
+    }
+    if method == Method::GET && uri.path() == "/status" {
         return (
             [("content-type", "application/json")],
             front.origins.status().to_string(),

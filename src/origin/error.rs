@@ -87,7 +87,7 @@ impl IntoResponse for OriginError {
         }
         let mut r = (status, format!("{self}\n")).into_response();
         let h = r.headers_mut();
-        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        crate::cors::allow(h);
         h.insert("cache-control", HeaderValue::from_static("no-store"));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             h.insert("retry-after", HeaderValue::from(RETRY_AFTER_SECS));

@@ -9,7 +9,7 @@ use mp4_atom::{
     TrunEntry, TrunSamples,
 };
 
-use super::index::{Mp4Index, Track};
+use super::index::{Mp4Index, Sample, Track};
 
 /// Sample flags: a sync sample (depends on nothing) and a non-sync one.
 const SYNC: u32 = 0x0200_0000;
@@ -61,17 +61,9 @@ pub fn init_segment(index: &Mp4Index, track: &Track) -> Result<Vec<u8>, String> 
     Ok(out)
 }
 
-/// One media fragment (moof + mdat) of samples `range`; `data` holds the file's bytes from
-/// `data_start` on, covering every sample of the range.
-pub fn media_segment(
-    track: &Track,
-    range: Range<usize>,
-    sequence: u32,
-    data: &[u8],
-    data_start: u64,
-) -> Result<Vec<u8>, String> {
-    let samples = &track.samples[range];
-    let first = samples.first().ok_or("an empty fragment")?;
+/// The `moof` of a fragment of `samples` whose `mdat` payload starts `data_offset` bytes
+/// after the `moof`'s first byte.
+fn moof(track: &Track, samples: &[Sample], sequence: u32, data_offset: i32) -> Moof {
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| TrunEntry {
@@ -85,7 +77,7 @@ pub fn media_segment(
             cts: Some(s.cts_offset),
         })
         .collect();
-    let moof = |data_offset: i32| Moof {
+    Moof {
         mfhd: Mfhd {
             sequence_number: sequence,
         },
@@ -96,21 +88,47 @@ pub fn media_segment(
                 ..Default::default()
             },
             tfdt: Some(Tfdt {
-                base_media_decode_time: first.dts,
+                base_media_decode_time: samples.first().map_or(0, |s| s.dts),
             }),
             trun: vec![Trun {
                 data_offset: Some(data_offset),
-                samples: TrunSamples::Explicit(entries.clone()),
+                samples: TrunSamples::Explicit(entries),
             }],
             ..Default::default()
         }],
-    };
+    }
+}
+
+/// The size in bytes of the media fragment of samples `range` (what `media_segment` makes).
+pub fn segment_size(track: &Track, range: Range<usize>) -> Result<usize, String> {
+    let samples = &track.samples[range];
     let mut probe = Vec::new();
-    encode(&mut probe, &moof(0))?;
+    encode(&mut probe, &moof(track, samples, 0, 0))?;
+    Ok(probe.len() + 8 + samples.iter().map(|s| s.size as usize).sum::<usize>())
+}
+
+/// One media fragment (moof + mdat) of samples `range`; `data` holds the file's bytes from
+/// `data_start` on, covering every sample of the range.
+pub fn media_segment(
+    track: &Track,
+    range: Range<usize>,
+    sequence: u32,
+    data: &[u8],
+    data_start: u64,
+) -> Result<Vec<u8>, String> {
+    let samples = &track.samples[range];
+    if samples.is_empty() {
+        return Err("an empty fragment".into());
+    }
+    let mut probe = Vec::new();
+    encode(&mut probe, &moof(track, samples, sequence, 0))?;
     let moof_size = probe.len();
     let payload: usize = samples.iter().map(|s| s.size as usize).sum();
     let mut out = Vec::with_capacity(moof_size + 8 + payload);
-    encode(&mut out, &moof((moof_size + 8) as i32))?;
+    encode(
+        &mut out,
+        &moof(track, samples, sequence, (moof_size + 8) as i32),
+    )?;
     out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
     out.extend_from_slice(b"mdat");
     for s in samples {

@@ -276,6 +276,35 @@ impl Track {
             .collect()
     }
 
+    /// The media time its edit list starts presenting at (the encoder's B-frame delay for
+    /// video, the AAC priming for audio), in the track's timescale: what a player subtracts
+    /// from every composition time so that the track starts at 0.
+    pub fn presentation_offset(&self) -> u64 {
+        self.trak
+            .edts
+            .as_ref()
+            .and_then(|e| e.elst.as_ref())
+            .and_then(|l| l.entries.iter().find_map(|e| e.media_time))
+            .unwrap_or(0)
+    }
+
+    /// Seconds from its first sample's decoding to its last sample's end (edits aside): how
+    /// long a player may see it play.
+    pub fn duration_secs(&self) -> f64 {
+        self.samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64
+            / self.timescale.max(1) as f64
+    }
+
+    /// Frames a second (samples over seconds; for a video track).
+    pub fn frame_rate(&self) -> f64 {
+        let secs = self.duration_secs();
+        if secs > 0.0 {
+            self.samples.len() as f64 / secs
+        } else {
+            0.0
+        }
+    }
+
     pub fn start(&self, r: &Range<usize>) -> u64 {
         self.samples[r.start].dts
     }

@@ -32,9 +32,12 @@ pub fn hls_master(p: &Presentation) -> String {
             Some(a) => format!("{},{}", track.codec(), a.track().codec()),
             None => track.codec(),
         };
-        let bw = v.bitrate + p.audio.as_ref().map(|a| a.bitrate).unwrap_or(0);
+        // As RFC 8216 defines them: the peak and the average segment bit rate, audio included.
+        let audio = p.audio.as_ref().map(|a| a.rates).unwrap_or_default();
+        let (peak, average) = (v.rates.peak + audio.peak, v.rates.average + audio.average);
         s.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bw},RESOLUTION={w}x{h},CODECS=\"{codecs}\""
+            "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={w}x{h},FRAME-RATE={:.3},CODECS=\"{codecs}\"",
+            track.frame_rate()
         ));
         if p.audio.is_some() {
             s.push_str(",AUDIO=\"audio\"");
@@ -104,11 +107,17 @@ fn representation(r: &Rendition, id: usize) -> String {
     }
 }
 
+/// An ISO 8601 duration in whole milliseconds, rounded up: `PT30.001S`.
+fn iso_duration(secs: f64) -> String {
+    let ms = (secs * 1000.0 - 1e-6).ceil().max(0.0) as u64;
+    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
 /// The DASH manifest (`format=mpd-time-csf`).
 pub fn dash(p: &Presentation) -> String {
     let mut s = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"PT{:.3}S\" minBufferTime=\"PT3S\">\n<Period>\n<AdaptationSet id=\"1\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n",
-        p.duration_secs()
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"PT3S\">\n<Period>\n<AdaptationSet id=\"1\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n",
+        iso_duration(p.duration_secs())
     );
     for (i, v) in p.video.iter().enumerate() {
         s.push_str(&representation(v, i + 1));
@@ -122,4 +131,17 @@ pub fn dash(p: &Presentation) -> String {
     }
     s.push_str("</Period>\n</MPD>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iso_duration;
+
+    #[test]
+    fn durations_round_up_to_the_millisecond() {
+        assert_eq!(iso_duration(30.0), "PT30.000S");
+        assert_eq!(iso_duration(30.00018), "PT30.001S");
+        assert_eq!(iso_duration(4.9995), "PT5.000S");
+        assert_eq!(iso_duration(0.0), "PT0.000S");
+    }
 }

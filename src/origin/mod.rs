@@ -457,14 +457,17 @@ async fn stream(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
+    if crate::cors::is_preflight(&method, &headers) {
+        return crate::cors::preflight(&headers);
+    }
     if method != axum::http::Method::GET && method != axum::http::Method::HEAD {
         let mut r = (
             StatusCode::METHOD_NOT_ALLOWED,
-            "the origin serves GET and HEAD\n",
+            "the origin serves GET and HEAD (and answers CORS preflights)\n",
         )
             .into_response();
         r.headers_mut()
-            .insert("allow", HeaderValue::from_static("GET, HEAD"));
+            .insert("allow", HeaderValue::from_static(crate::cors::METHODS));
         return r;
     }
     if !origin.is_serving() {
@@ -592,7 +595,7 @@ fn reply(content_type: &'static str, max_age: u32, body: Body, range: Option<&st
     let mut r = ranged(&body.data, range);
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static(content_type));
-    h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    crate::cors::allow(h);
     if let Ok(v) = HeaderValue::from_str(&format!("public, max-age={max_age}")) {
         h.insert("cache-control", v);
     }

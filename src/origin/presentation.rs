@@ -16,6 +16,34 @@ pub struct Rendition {
     pub index: Arc<Mp4Index>,
     pub(super) video: bool,
     pub fragments: Vec<Range<usize>>,
+    /// Bits a second of its fMP4 segments: the peak of any one segment and the average.
+    pub rates: Rates,
+}
+
+/// A rendition's bit rates as players measure them: segment bytes over segment seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rates {
+    pub peak: u64,
+    pub average: u64,
+}
+
+impl Rates {
+    /// Every segment's exact size (moof and mdat) over its duration.
+    fn of(track: &Track, fragments: &[Range<usize>]) -> Result<Self, OriginError> {
+        let mut rates = Self::default();
+        let (mut bytes, mut ticks) = (0u64, 0u64);
+        for f in fragments {
+            let size = super::fmp4::segment_size(track, f.clone())
+                .map_err(OriginError::Unpackageable)? as u64;
+            let d = track.duration(f).max(1);
+            let bps = (size * 8 * track.timescale as u64).div_ceil(d);
+            rates.peak = rates.peak.max(bps);
+            bytes += size;
+            ticks += d;
+        }
+        rates.average = (bytes * 8 * track.timescale as u64).div_ceil(ticks.max(1));
+        Ok(rates)
+    }
 }
 
 impl Rendition {
@@ -65,15 +93,15 @@ impl Presentation {
         bytes
     }
 
+    /// Seconds to the end of its longest track: manifests round it up, never down, so a
+    /// player reaches every sample (a duration ending before the audio does leaves a strict
+    /// player waiting short of the end).
     pub fn duration_secs(&self) -> f64 {
         self.video
-            .first()
-            .map(|v| {
-                let t = v.track();
-                t.samples.iter().map(|s| s.duration as u64).sum::<u64>() as f64
-                    / t.timescale.max(1) as f64
-            })
-            .unwrap_or(0.0)
+            .iter()
+            .chain(self.audio.iter())
+            .map(|r| r.track().duration_secs())
+            .fold(0.0, f64::max)
     }
 
     /// Reads the `.ism` and indexes every file it names (all at once).
@@ -112,6 +140,7 @@ impl Presentation {
                     index,
                     video: true,
                     fragments,
+                    rates: Rates::default(),
                 });
             } else if audio.is_none() && index.audio().is_some() {
                 audio = Some(Rendition {
@@ -120,6 +149,7 @@ impl Presentation {
                     index,
                     video: false,
                     fragments: Vec::new(),
+                    rates: Rates::default(),
                 });
             }
         }
@@ -134,6 +164,9 @@ impl Presentation {
             .collect();
         if let Some(a) = &mut audio {
             a.fragments = a.track().fragments_at(&cuts);
+        }
+        for r in video.iter_mut().chain(audio.iter_mut()) {
+            r.rates = Rates::of(r.track(), &r.fragments)?;
         }
         Ok(Self {
             container: container.to_string(),

@@ -69,7 +69,7 @@ fn chunks(r: &Rendition) -> String {
 
 /// The Smooth client manifest (`…/manifest`).
 pub fn manifest(p: &Presentation) -> String {
-    let duration = (p.duration_secs() * TIMESCALE as f64).round() as u64;
+    let duration = (p.duration_secs() * TIMESCALE as f64).ceil() as u64;
     let mut s = format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<SmoothStreamingMedia MajorVersion=\"2\" MinorVersion=\"2\" Duration=\"{duration}\" TimeScale=\"{TIMESCALE}\">\n"
     );
@@ -131,11 +131,15 @@ pub fn fragment(
     let samples = &track.samples[range];
     let first = samples.first().ok_or("an empty fragment")?;
     let ts = track.timescale;
+    // Smooth has no edit list: the composition times carry it (signed, in a version 1
+    // `trun`), so the encoder's B-frame delay and the AAC priming are not played, and video
+    // and audio start together as in HLS and DASH (whose init segments keep the edit list).
+    let shift = hns(track.presentation_offset(), ts) as i64;
     let entries: Vec<TrunEntry> = samples
         .iter()
         .map(|s| {
             let duration = hns(s.dts + s.duration as u64, ts) - hns(s.dts, ts);
-            let cts = s.cts_offset.signum() * hns(s.cts_offset.unsigned_abs(), ts) as i64;
+            let cts = s.cts_offset.signum() * hns(s.cts_offset.unsigned_abs(), ts) as i64 - shift;
             TrunEntry {
                 duration: Some(duration as u32),
                 size: Some(s.size),

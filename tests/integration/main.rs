@@ -1,6 +1,7 @@
 //! amsplay's integration tests: one binary, real Azurite processes, the real `amsplay` executable.
 //! Every test starts what it needs on ephemeral loopback ports through `harness` and stops it.
 
+mod browsers;
 mod cli;
 mod copy;
 mod emulator;

@@ -20,7 +20,7 @@ fn number(out: &str, prefix: &str) -> f64 {
 
 /// Replicates a short clip with the walkthrough; returns its HLS master playlist's path
 /// (the same on both origins and through any edge).
-fn streamed(env: &LocalUp) -> String {
+pub(crate) fn streamed(env: &LocalUp) -> String {
     let mezz = sample(env.dir.path(), "drill.mp4", 320, 180, 4);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = env
