@@ -17,6 +17,7 @@ system-packages:
 	command -v gst-launch-1.0 >/dev/null || missing="$$missing gstreamer1.0-tools gstreamer1.0-plugins-bad gstreamer1.0-plugins-good gstreamer1.0-libav"; \
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

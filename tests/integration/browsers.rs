@@ -298,3 +298,230 @@ fn smooth_first_presented(root: &str, get: impl Fn(&str) -> Vec<u8>) -> (f64, f6
     }
     (out[0], out[1])
 }
+
+/// Publishes a `seconds`-long clip with the walkthrough; returns its presentation's path,
+/// `/{locator}/{name}.ism`, the same on both origins and through the front door.
+fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
+    let mezz = crate::encoding::sample(env.dir.path(), &format!("{name}.mp4"), 320, 180, seconds);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = env
+        .amsplay()
+        .args([
+            "run".as_ref(),
+            repo.join("scripts/failover.rhai").as_os_str(),
+            mezz.as_os_str(),
+        ])
+        .output()
+        .success()
+        .stdout();
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Original Locator Path: "))
+        .expect("the walkthrough prints the locator path")
+        .trim();
+    let path = &url[url.find("//").unwrap() + 2..];
+    path[path.find('/').unwrap()..]
+        .trim_end_matches("/manifest")
+        .to_string()
+}
+
+/// One player on one stream, as `tests/browser/play.mjs` runs it.
+#[derive(serde::Serialize)]
+struct Case {
+    name: String,
+    player: &'static str,
+    url: String,
+    auth: bool,
+    seek_end: bool,
+    fault: bool,
+}
+
+/// The players and the formats each plays: hls.js HLS, dash.js DASH and Smooth, Shaka both.
+const PLAYERS: [(&str, &str); 5] = [
+    ("hls", "manifest(format=m3u8-aapl)"),
+    ("dash", "manifest(format=mpd-time-csf)"),
+    ("dash", "manifest"),
+    ("shaka", "manifest(format=m3u8-aapl)"),
+    ("shaka", "manifest(format=mpd-time-csf)"),
+];
+
+/// When `play`'s hook is called: before a case starts, and once a `fault` case is playing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    Start,
+    Playing,
+}
+
+/// Starts `play.mjs` in Debian's Chromium on `cases`, calling `hook` before each case and
+/// while each `fault` case plays (it goes on when the hook returns). Returns each case's
+/// result.
+fn play(cases: &[Case], mut hook: impl FnMut(Moment, &Case)) -> Vec<serde_json::Value> {
+    use std::io::{BufRead, Write};
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let spec = tempfile::NamedTempFile::new().unwrap();
+    let interactive = cases.iter().any(|c| c.fault);
+    std::fs::write(
+        spec.path(),
+        serde_json::json!({ "interactive": interactive, "cases": cases }).to_string(),
+    )
+    .unwrap();
+    let mut child = Command::new("node")
+        .arg(repo.join("tests/browser/play.mjs"))
+        .arg(spec.path())
+        .current_dir(repo)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("node must be installed (make setup)");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut results = Vec::new();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    for case in cases {
+        if interactive {
+            hook(Moment::Start, case);
+            writeln!(stdin, "go").unwrap();
+        }
+        loop {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("play.mjs ended before {}", case.name))
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["event"] == "mid" {
+                hook(Moment::Playing, case);
+                writeln!(stdin, "ok").unwrap();
+            } else {
+                results.push(v["result"].clone());
+                break;
+            }
+        }
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success(), "play.mjs failed");
+    results
+}
+
+/// What a viewer must not see in a result: not playing to the end, a stall while playing, a
+/// player or page error, a failed request (a HEAD Shaka itself aborts once its 2xx headers
+/// came is harmless and allowed).
+fn assert_clean(r: &serde_json::Value) {
+    let name = &r["name"];
+    assert!(r["played"] == true && r["ended"] == true, "{name}: {r}");
+    assert_eq!(r["waitingAfterPlaying"], 0, "{name} stalled: {r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{name}: {r}");
+    assert_eq!(r["consoleErrors"], serde_json::json!([]), "{name}: {r}");
+    for f in r["failed"].as_array().unwrap() {
+        let answered = r["heads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["url"] == f["url"] && h["status"].as_u64().is_some_and(|s| s < 300));
+        assert!(
+            f["method"] == "HEAD" && f["error"] == "net::ERR_ABORTED" && answered,
+            "{name}: a failed request {f}\n{r}"
+        );
+    }
+}
+
+/// hls.js, dash.js (with its Smooth module) and Shaka play every format from A, B and the
+/// front door in Chromium, from a page on another origin, with and without an `Authorization`
+/// header (which makes the browser preflight): each plays, seeks near the end and ends.
+#[test]
+fn players_in_chromium_play_every_format_from_both_datacenters_and_the_front_door() {
+    let env = LocalUp::start();
+    let path = published(&env, "web", 4);
+    let mut cases = Vec::new();
+    for (i, base) in sources(&env).iter().enumerate() {
+        let source = ["dc-a", "dc-b", "front door"][i];
+        for (player, manifest) in PLAYERS {
+            for auth in [false, true] {
+                cases.push(Case {
+                    name: format!("{player} {manifest} from {source}, auth {auth}"),
+                    player,
+                    url: format!("{base}{path}/{manifest}"),
+                    auth,
+                    seek_end: true,
+                    fault: false,
+                });
+            }
+        }
+    }
+    let results = play(&cases, |_, _| {});
+    for (case, r) in cases.iter().zip(&results) {
+        assert_clean(r);
+        let media = r["media"].as_u64().unwrap();
+        assert!(media >= 3, "{}: {r}", case.name);
+        let with_auth = r["withAuth"].as_u64().unwrap();
+        assert_eq!(
+            with_auth,
+            if case.auth { media } else { 0 },
+            "{}: {r}",
+            case.name
+        );
+    }
+}
+
+/// Through the front door, each player keeps playing (no `waiting` while playing, no failed
+/// request) when datacenter A stops and when it hangs mid-stream, and the segments after it
+/// come from B.
+#[test]
+fn players_in_chromium_keep_playing_through_a_datacenter_stopped_or_hung() {
+    let env = LocalUp::start();
+    let path = published(&env, "outage", 10);
+    let v = env.status();
+    let front = v["front_door"].as_str().unwrap().to_string();
+    let b = v["datacenters"][1]["origin"].as_str().unwrap().to_string();
+    let mut cases = Vec::new();
+    for (player, manifest) in [PLAYERS[0], PLAYERS[1], PLAYERS[4]] {
+        for mode in ["down", "hang"] {
+            cases.push(Case {
+                name: format!("{player} {manifest}, dc-a origin {mode}"),
+                player,
+                url: format!("{front}{path}/{manifest}"),
+                auth: false,
+                seek_end: false,
+                fault: true,
+            });
+        }
+    }
+    let mut faults = Vec::new();
+    let results = play(&cases, |moment, case| {
+        if moment == Moment::Start {
+            // Each case starts with A healed and back in the front door's rotation.
+            env.amsplay()
+                .args(["local", "heal", "dc-a"])
+                .output()
+                .success();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            loop {
+                let (_, _, body) = send("GET", &format!("{front}/status"), "");
+                let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                if v["origins"][0]["available"] == true {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "A never came back: {v}"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            return;
+        }
+        let mode = case.name.rsplit(' ').next().unwrap();
+        env.amsplay()
+            .args(["local", "fail", "dc-a", "--origin", mode])
+            .output()
+            .success();
+        faults.push(mode.to_string());
+    });
+    assert_eq!(faults.len(), cases.len(), "every case reached its fault");
+    for (case, r) in cases.iter().zip(&results) {
+        assert_clean(r);
+        let by_b = r["servedBy"][&b].as_u64().unwrap_or(0);
+        assert!(
+            by_b >= 1,
+            "{}: nothing came from B after A broke: {r}",
+            case.name
+        );
+    }
+}
