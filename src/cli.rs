@@ -66,6 +66,48 @@ pub enum Command {
     },
     /// Interactive shell on the same engine: history, multi-line input, Tab completion, help().
     Repl,
+    /// Keep datacenter B in step with A, continuously (the playbook function sync()).
+    ///
+    /// Every asset of --from that has an OnDemandOrigin locator and a primary .ism is
+    /// replicated to --to with the same locator Id (only blobs B lacks are copied) and kept
+    /// verified: an asset changed in A, or not checked for --verify-every seconds, has its
+    /// blobs compared by MD5 again. An asset deleted in A is reported (its replica deleted
+    /// only with --delete). Either datacenter down: the pass says why and the next one
+    /// retries. Prints each change as it happens; the state is written to --state after every
+    /// pass. With no accounts file it syncs the local environment's dc-a to dc-b.
+    ///
+    /// Examples: amsplay sync                 (until Ctrl-C, a pass every 5 s)
+    ///           amsplay sync --until-settled  (exit 0 once everything is identical)
+    Sync {
+        /// The datacenter replicated from.
+        #[arg(long, default_value = "dc-a")]
+        from: String,
+        /// The datacenter kept in step.
+        #[arg(long, default_value = "dc-b")]
+        to: String,
+        /// Seconds between passes.
+        #[arg(long, default_value_t = 5.0)]
+        interval: f64,
+        /// Seconds after which an identical asset is verified again.
+        #[arg(long, default_value_t = 300.0)]
+        verify_every: f64,
+        /// One pass, then exit: 0 when every asset is identical, 1 otherwise.
+        #[arg(long, conflicts_with = "until_settled")]
+        once: bool,
+        /// Passes until every asset is identical (exit 0), at most 1000.
+        #[arg(long)]
+        until_settled: bool,
+        /// Delete B's replica of an asset deleted in A.
+        #[arg(long)]
+        delete: bool,
+        /// The state file (JSON), read at start and written after every pass
+        /// [default: .amsplay/sync-FROM-TO.json].
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
+        /// Print the final state as JSON (with --once or --until-settled).
+        #[arg(long)]
+        json: bool,
+    },
     /// The local two-datacenter environment (Azurite with accounts dca and dcb).
     Local {
         #[command(subcommand)]
@@ -371,6 +413,75 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             drop(session);
             Ok(report(result))
+        }
+        Command::Sync {
+            from,
+            to,
+            interval,
+            verify_every,
+            once,
+            until_settled,
+            delete,
+            state,
+            json,
+        } => {
+            use script::sync::Until;
+            let stop = stop_on_signals(&rt);
+            let (file, origin, session) = accounts(&rt, cli.accounts.as_deref())?;
+            let host = Host::new(rt.handle().clone(), stop.clone(), file, origin);
+            let state = state.unwrap_or_else(|| {
+                PathBuf::from(".amsplay").join(format!("sync-{from}-{to}.json"))
+            });
+            if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+            let options = crate::sync::SyncOptions {
+                interval: std::time::Duration::from_secs_f64(interval.max(0.0)),
+                verify_every: std::time::Duration::from_secs_f64(verify_every.max(0.0)),
+                delete,
+                state_file: Some(state),
+            };
+            let until = if once {
+                Until::Passes(1)
+            } else if until_settled {
+                Until::Settled { max: 1000 }
+            } else {
+                Until::Stopped
+            };
+            let result = host.account(&from).and_then(|a| {
+                let b = host.account(&to)?;
+                script::sync::run(&a, &b, options, until, json)
+            });
+            let code = match result {
+                Ok(s) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&s)?);
+                    } else {
+                        println!(
+                            "sync: {} identical, {} in A only, {} differing, {} deleted in A after {} pass(es)",
+                            s.count(crate::sync::State::Identical),
+                            s.count(crate::sync::State::OnlyInA) + s.count(crate::sync::State::Copying),
+                            s.count(crate::sync::State::Differs),
+                            s.count(crate::sync::State::DeletedInA),
+                            s.passes
+                        );
+                    }
+                    if s.settled() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
+                    }
+                }
+                Err(e) => match stop.requested() {
+                    Some((_, code)) => ExitCode::from(code as u8),
+                    None => {
+                        eprintln!("amsplay sync: {e}");
+                        ExitCode::from(1)
+                    }
+                },
+            };
+            drop(session);
+            Ok(code)
         }
         Command::Check { playbooks } => {
             let host = Host::new(

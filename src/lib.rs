@@ -17,7 +17,8 @@
 //! - `emulator`: `amsplay serve`, the v2 REST API, the job queue and the ffmpeg encoder.
 //! - `origin`: the streaming origin (its own router, errors, caches, deep health).
 //! - `front`: the failover front door, and the nginx edge it can write.
-//! - `replicate`: the walkthrough's seven replication steps as one idempotent function.
+//! - `replicate`: the walkthrough's seven replication steps as one idempotent function;
+//!   `sync`: continuous replication, pass after pass, built on it.
 //! - `script`: the Rhai host: one engine builder, one file per API area, help from metadata,
 //!   the playbook runner and the REPL.
 //! - `player`: the drills' HLS player; `faults`: fault points for outage drills.
@@ -51,6 +52,7 @@ pub(crate) mod retry;
 pub mod script;
 pub(crate) mod server;
 pub mod storage;
+pub(crate) mod sync;
 
 #[cfg(test)]
 mod layout;

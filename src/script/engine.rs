@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rhai::Engine;
 
 use super::host::Host;
-use super::{account, drill, help, jobs, media, storage, util};
+use super::{account, drill, help, jobs, media, storage, sync, util};
 
 /// What a playbook may hold by default (strings, arrays and maps sized from it).
 pub const DEFAULT_DATA_BYTES: u64 = 1 << 30;
@@ -41,6 +41,7 @@ pub fn build_engine(host: Arc<Host>) -> Engine {
     storage::register(&mut engine);
     media::register(&mut engine);
     jobs::register(&mut engine);
+    sync::register(&mut engine);
     drill::register(&mut engine);
     util::register(&mut engine);
     help::install(&mut engine);

@@ -5,7 +5,8 @@
 //!   bridge into async code (`Bridge`, stopped by `Stop`), `func`/`getter` registration;
 //! - one file per API area registers its functions with their docs: `account.rs` (accounts,
 //!   assets, locators, replication), `storage.rs` (Blob Storage), `media.rs` (Media Services
-//!   entities' getters), `jobs.rs` (encoding jobs), `drill.rs` (players, faults, drills),
+//!   entities' getters), `jobs.rs` (encoding jobs), `sync.rs` (continuous replication),
+//!   `drill.rs` (players, faults, drills),
 //!   `util.rs` (files, time, durations);
 //! - `errors.rs` turns host errors into catchable script maps (`kind`, `message`, `hint`);
 //! - `help.rs` turns the engine's own metadata into `help()`, REPL completion and the README's
@@ -28,6 +29,7 @@ mod media;
 pub(crate) mod repl;
 pub mod runner;
 mod storage;
+pub mod sync;
 mod util;
 
 pub use account::Account;

@@ -13,3 +13,4 @@ mod origin;
 mod outages;
 mod scripts;
 mod storage;
+mod sync;

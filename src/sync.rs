@@ -1,0 +1,415 @@
+//! Continuous replication (`amsplay sync`, `sync(a, b, #{…})` in playbooks): keeps datacenter
+//! B in step with A, pass after pass.
+//!
+//! A pass:
+//! 1. lists A's locators and assets (two calls): the assets to keep in B are those with an
+//!    OnDemandOrigin locator and a primary `.ism` (the files of an asset are read once, when
+//!    it is first seen or when it changed);
+//! 2. an asset new to the sync, or not yet identical in B, is replicated with
+//!    [`crate::replicate::replicate`] (same locator Id; copies only blobs B lacks or holds
+//!    differently, by MD5): `copying`, then `identical` only once every step succeeded;
+//! 3. an identical asset whose `LastModified` in A changed, or whose last check is older than
+//!    `verify_every`, is verified: A's and B's blob listings compared (names, sizes, MD5s), a
+//!    difference is `differs` and is replicated again;
+//! 4. an asset gone from A is `deleted_in_a` (its replica in B deleted only with `delete`).
+//!
+//! Either datacenter down: the pass records why (`a_error`, or the asset's `error`) and the
+//! next pass tries again; nothing half-done is ever `identical`. The state is kept in memory
+//! and, with `state_file`, written (atomically) after every pass, where the console reads it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::ams::client::AmsError;
+use crate::ams::model::{Asset, LocatorType};
+use crate::replicate::{replicate, Side};
+use crate::storage::{BlobInfo, CopyOptions};
+
+/// How a sync runs.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Pause between passes.
+    pub interval: Duration,
+    /// Check an identical asset's blobs again after this long even if A says nothing changed.
+    pub verify_every: Duration,
+    /// Delete B's replica of an asset deleted in A.
+    pub delete: bool,
+    /// Where the state is written after every pass (JSON).
+    pub state_file: Option<PathBuf>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(5),
+            verify_every: Duration::from_secs(300),
+            delete: false,
+            state_file: None,
+        }
+    }
+}
+
+/// Where an asset of A stands in B.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Seen in A, not (yet) in B.
+    OnlyInA,
+    /// Being replicated.
+    Copying,
+    /// In both, every blob verified identical.
+    Identical,
+    /// B's blobs differ from A's (being replicated again).
+    Differs,
+    /// Gone from A; its replica in B kept.
+    DeletedInA,
+    /// Gone from A; its replica in B deleted too.
+    Deleted,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::OnlyInA => "only_in_a",
+            State::Copying => "copying",
+            State::Identical => "identical",
+            State::Differs => "differs",
+            State::DeletedInA => "deleted_in_a",
+            State::Deleted => "deleted",
+        }
+    }
+}
+
+/// One asset of A, as the sync knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AssetSync {
+    pub asset_id: String,
+    pub name: String,
+    /// The origin locator's Id (the same in both datacenters).
+    pub locator_id: String,
+    pub state: State,
+    /// When it entered its state (RFC 3339).
+    pub since: String,
+    /// When its blobs were last found identical in both.
+    pub verified: Option<String>,
+    /// B's replica asset.
+    pub replica_id: Option<String>,
+    /// Blobs copied by the last replication.
+    pub copied: usize,
+    /// Why the last attempt failed (it is tried again next pass).
+    pub error: Option<String>,
+    /// A's `LastModified` when it was last verified: a change means "verify again".
+    pub marker: String,
+}
+
+/// Everything the sync knows, as written to the state file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncState {
+    pub passes: u64,
+    pub last_pass: Option<String>,
+    /// Why A could not be listed in the last pass (nothing changed then).
+    pub a_error: Option<String>,
+    pub assets: BTreeMap<String, AssetSync>,
+    /// Assets of A that cannot be streamed (no primary `.ism`), by their marker, so their
+    /// files are not read every pass.
+    #[serde(default)]
+    pub ignored: BTreeMap<String, String>,
+}
+
+impl SyncState {
+    /// How many assets are in `state`.
+    pub fn count(&self, state: State) -> usize {
+        self.assets.values().filter(|a| a.state == state).count()
+    }
+
+    /// Every asset identical and none failing: B can take over for all of A.
+    pub fn settled(&self) -> bool {
+        self.a_error.is_none()
+            && self.assets.values().all(|a| {
+                a.error.is_none()
+                    && matches!(
+                        a.state,
+                        State::Identical | State::Deleted | State::DeletedInA
+                    )
+            })
+    }
+}
+
+/// What one pass changed: `(asset name, from, to)` and the errors it met.
+#[derive(Debug, Clone, Default)]
+pub struct Pass {
+    pub changes: Vec<(String, Option<State>, State)>,
+    pub copied: usize,
+    pub verified: usize,
+    pub errors: Vec<String>,
+}
+
+fn now() -> String {
+    OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn age(at: &Option<String>) -> Duration {
+    at.as_deref()
+        .and_then(|t| OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok())
+        .map(|t| (OffsetDateTime::now_utc() - t).unsigned_abs())
+        .unwrap_or(Duration::MAX)
+}
+
+fn marker(asset: &Asset) -> String {
+    asset
+        .last_modified
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Names, sizes and MD5s of a container's blobs, sorted: two equal listings hold the same
+/// bytes.
+fn fingerprint(mut blobs: Vec<BlobInfo>) -> Vec<(String, u64, Option<[u8; 16]>)> {
+    blobs.sort_by(|a, b| a.name.cmp(&b.name));
+    blobs.into_iter().map(|b| (b.name, b.size, b.md5)).collect()
+}
+
+/// Keeps B in step with A (see the module docs).
+pub struct Syncer {
+    pub options: SyncOptions,
+    pub state: SyncState,
+}
+
+impl Syncer {
+    /// A sync starting from the state file's last state, if there is one.
+    pub fn new(options: SyncOptions) -> Self {
+        let state = options
+            .state_file
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Self { options, state }
+    }
+
+    fn set(&mut self, pass: &mut Pass, id: &str, to: State) {
+        if let Some(a) = self.state.assets.get_mut(id) {
+            if a.state != to {
+                pass.changes.push((a.name.clone(), Some(a.state), to));
+                a.state = to;
+                a.since = now();
+            }
+        }
+    }
+
+    /// One pass (see the module docs); errors are in the state and the pass, not returned.
+    pub async fn pass(&mut self, a: &Side<'_>, b: &Side<'_>) -> Pass {
+        let mut pass = Pass::default();
+        self.state.passes += 1;
+        self.state.last_pass = Some(now());
+        match self.listing(a).await {
+            Ok((streamed, assets)) => {
+                self.state.a_error = None;
+                for (asset, locator_id) in streamed {
+                    self.one(a, b, &asset, &locator_id, &mut pass).await;
+                }
+                self.gone(b, &assets, &mut pass).await;
+            }
+            Err(e) => {
+                let e = format!("dc-a cannot be listed: {e}");
+                tracing::warn!(error = %e, "sync pass skipped");
+                pass.errors.push(e.clone());
+                self.state.a_error = Some(e);
+            }
+        }
+        self.save();
+        pass
+    }
+
+    /// A's assets with an origin locator (and that locator's Id), oldest first, and the Ids of
+    /// all of A's assets.
+    async fn listing(&self, a: &Side<'_>) -> Result<(Vec<(Asset, String)>, Vec<String>), AmsError> {
+        let locators = a.media.locators().await?;
+        let assets = a.media.assets().await?;
+        let mut streamed: Vec<(Asset, String)> = assets
+            .iter()
+            .filter_map(|x| {
+                let l = locators
+                    .iter()
+                    .filter(|l| l.asset_id == x.id && l.kind == LocatorType::OnDemandOrigin)
+                    .min_by_key(|l| l.start_time)?;
+                Some((x.clone(), l.id.clone()))
+            })
+            .collect();
+        streamed.sort_by_key(|(x, _)| x.created);
+        Ok((streamed, assets.into_iter().map(|x| x.id).collect()))
+    }
+
+    async fn one(
+        &mut self,
+        a: &Side<'_>,
+        b: &Side<'_>,
+        asset: &Asset,
+        locator_id: &str,
+        pass: &mut Pass,
+    ) {
+        let mark = marker(asset);
+        let name = asset.name.clone().unwrap_or_else(|| asset.id.clone());
+        if self.state.ignored.get(&asset.id) == Some(&mark) {
+            return;
+        }
+        let known = self.state.assets.get(&asset.id).cloned();
+        if known.is_none() {
+            // First seen: is it streamable (a primary .ism)?
+            match a.media.files(&asset.id).await {
+                Ok(files) => {
+                    let streamable = files
+                        .iter()
+                        .any(|f| f.is_primary && f.name.to_ascii_lowercase().ends_with(".ism"));
+                    if !streamable {
+                        self.state.ignored.insert(asset.id.clone(), mark);
+                        return;
+                    }
+                    self.state.ignored.remove(&asset.id);
+                }
+                Err(e) => {
+                    pass.errors.push(format!("{name}: {e}"));
+                    return;
+                }
+            }
+            self.state.assets.insert(
+                asset.id.clone(),
+                AssetSync {
+                    asset_id: asset.id.clone(),
+                    name: name.clone(),
+                    locator_id: locator_id.to_string(),
+                    state: State::OnlyInA,
+                    since: now(),
+                    verified: None,
+                    replica_id: None,
+                    copied: 0,
+                    error: None,
+                    marker: mark.clone(),
+                },
+            );
+            pass.changes.push((name.clone(), None, State::OnlyInA));
+        }
+        let entry = self.state.assets[&asset.id].clone();
+        let due = entry.marker != mark || age(&entry.verified) >= self.options.verify_every;
+        if entry.state == State::Identical && entry.error.is_none() && !due {
+            return;
+        }
+        if entry.state == State::Identical {
+            // Verify: the two listings, compared.
+            match self.same_blobs(a, b, &entry).await {
+                Ok(true) => {
+                    let e = self.state.assets.get_mut(&asset.id).expect("known");
+                    e.verified = Some(now());
+                    e.marker = mark;
+                    e.error = None;
+                    pass.verified += 1;
+                    return;
+                }
+                Ok(false) => self.set(pass, &asset.id, State::Differs),
+                Err(e) => {
+                    let msg = format!("{name}: cannot verify: {e}");
+                    pass.errors.push(msg.clone());
+                    self.state.assets.get_mut(&asset.id).expect("known").error = Some(msg);
+                    return;
+                }
+            }
+        }
+        if self.state.assets[&asset.id].state != State::Differs {
+            self.set(pass, &asset.id, State::Copying);
+        }
+        let copy = CopyOptions::default();
+        let result = replicate(a, b, &asset.id, Some(locator_id.to_string()), &copy).await;
+        let e = self.state.assets.get_mut(&asset.id).expect("known");
+        match result {
+            Ok(r) => {
+                e.replica_id = Some(r.target.id.clone());
+                e.copied = r.copy.copied;
+                e.verified = Some(now());
+                e.marker = mark;
+                e.error = None;
+                pass.copied += r.copy.copied;
+                self.set(pass, &asset.id, State::Identical);
+            }
+            Err(err) => {
+                let msg = format!("{name}: {err}");
+                tracing::warn!(error = %msg, "replication failed; tried again next pass");
+                pass.errors.push(msg.clone());
+                e.error = Some(msg);
+            }
+        }
+    }
+
+    async fn same_blobs(
+        &self,
+        a: &Side<'_>,
+        b: &Side<'_>,
+        entry: &AssetSync,
+    ) -> Result<bool, crate::storage::StorageError> {
+        let Some(replica) = &entry.replica_id else {
+            return Ok(false);
+        };
+        let ca = crate::ams::model::asset_container(&entry.asset_id);
+        let cb = crate::ams::model::asset_container(replica);
+        let (la, lb) = tokio::try_join!(a.storage.blobs(&ca), b.storage.blobs(&cb))?;
+        Ok(fingerprint(la) == fingerprint(lb))
+    }
+
+    /// Assets the sync knew that A no longer has.
+    async fn gone(&mut self, b: &Side<'_>, in_a: &[String], pass: &mut Pass) {
+        let gone: Vec<String> = self
+            .state
+            .assets
+            .values()
+            .filter(|x| !in_a.contains(&x.asset_id))
+            .filter(|x| x.state != State::Deleted)
+            .filter(|x| x.state != State::DeletedInA || self.options.delete)
+            .map(|x| x.asset_id.clone())
+            .collect();
+        for id in gone {
+            if !self.options.delete {
+                self.set(pass, &id, State::DeletedInA);
+                continue;
+            }
+            let replica = self.state.assets[&id].replica_id.clone();
+            let deleted = match &replica {
+                Some(r) => match b.media.delete_asset(r).await {
+                    Ok(()) | Err(AmsError::NotFound { .. }) => Ok(()),
+                    Err(e) => Err(e),
+                },
+                None => Ok(()),
+            };
+            match deleted {
+                Ok(()) => self.set(pass, &id, State::Deleted),
+                Err(e) => {
+                    let msg = format!(
+                        "{}: cannot delete its replica: {e}",
+                        self.state.assets[&id].name
+                    );
+                    pass.errors.push(msg.clone());
+                    self.state.assets.get_mut(&id).expect("known").error = Some(msg);
+                }
+            }
+        }
+    }
+
+    /// Writes the state file (a temporary file renamed over it: never half-written).
+    fn save(&self) {
+        let Some(path) = &self.options.state_file else {
+            return;
+        };
+        let tmp = path.with_extension("json.tmp");
+        let written = serde_json::to_vec_pretty(&self.state)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            tracing::warn!(path = %path.display(), error = %e, "cannot write the sync state");
+        }
+    }
+}
