@@ -6,7 +6,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 DEMO ?= scripts/failover.rhai
 
-.PHONY: setup system-packages demo test lint bench clean-local api-docs deploy-configs
+.PHONY: setup system-packages demo test lint bench clean-local api-docs deploy-configs screenshot console-vendor
 
 # System packages, installed only when a command is missing (needs root or sudo).
 system-packages:
@@ -37,6 +37,8 @@ demo: setup
 	$(CARGO) build --release
 	./target/release/amsplay local up
 	./target/release/amsplay run $(DEMO)
+	@echo
+	@./target/release/amsplay local status | grep -E '^(front door|console)'
 
 lint:
 	$(CARGO) fmt --check
@@ -66,3 +68,11 @@ api-docs:
 deploy-configs:
 	$(CARGO) run -q -- front --emit nginx --origin http://dc-a.example.net:8080 \
 	  --origin http://dc-b.example.net:8080 --listen 0.0.0.0:80 > deploy/nginx/amsplay.conf
+
+# The README's console picture, taken by the console's browser test (docs/console.png).
+screenshot: setup
+	AMSPLAY_SCREENSHOT=$(CURDIR)/docs/console.png $(CARGO) test --test integration the_console_lists_replicates_plays_and_drills_in_chromium
+
+# The console's hls.js, copied from the npm package package.json pins (a test keeps them equal).
+console-vendor: setup
+	cp node_modules/hls.js/dist/hls.min.js src/console/vendor/hls.min.js

@@ -66,6 +66,38 @@ pub enum Command {
     },
     /// Interactive shell on the same engine: history, multi-line input, Tab completion, help().
     Repl,
+    /// The operations console: a web page with both datacenters side by side (assets, files,
+    /// locators with their Smooth/HLS/DASH URLs, jobs with live progress), the replication
+    /// from A to B with a Replicate action, the origins' health as the front door sees them, a
+    /// player through the front door showing which datacenter serves each segment, and the
+    /// drill (stop, hang or break a datacenter's storage, heal). Updates live.
+    ///
+    /// `amsplay local up` starts one and prints its URL. On a loopback address (the default)
+    /// no token is needed; on any other address --token (or AMSPLAY_CONSOLE_TOKEN) is
+    /// required, and the printed URL carries it. Keys are never shown.
+    /// Prints "listening on http://ADDR" once it accepts requests.
+    Console {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// Datacenter A (replicated from).
+        #[arg(long, default_value = "dc-a")]
+        from: String,
+        /// Datacenter B.
+        #[arg(long, default_value = "dc-b")]
+        to: String,
+        /// The front door, for its health view and the player [default: the local
+        /// environment's].
+        #[arg(long, value_name = "URL")]
+        front: Option<url::Url>,
+        /// The fault points' control address, for the drill [default: the local
+        /// environment's].
+        #[arg(long, value_name = "ADDR")]
+        faults: Option<std::net::SocketAddr>,
+        /// A token every request must carry (required off loopback).
+        #[arg(long, env = "AMSPLAY_CONSOLE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Keep datacenter B in step with A, continuously (the playbook function sync()).
     ///
     /// Every asset of --from that has an OnDemandOrigin locator and a primary .ism is
@@ -483,6 +515,55 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             drop(session);
             Ok(code)
         }
+        Command::Console {
+            listen,
+            from,
+            to,
+            front,
+            faults,
+            token,
+        } => {
+            let (file, _, session) = accounts(&rt, cli.accounts.as_deref())?;
+            let local = LocalEnv::default_location().running().ok().flatten();
+            let open = |name: &str| -> anyhow::Result<crate::console::Datacenter> {
+                let media = file.media(name)?.ok_or_else(|| {
+                    anyhow::anyhow!("datacenter '{name}' has no Media Services account; the console needs one for each side")
+                })?;
+                Ok(crate::console::Datacenter {
+                    name: name.to_string(),
+                    media: crate::ams::client::MediaClient::new(media),
+                    storage: crate::storage::Storage::open(&file.storage(name)?)?,
+                })
+            };
+            let config = crate::console::ConsoleConfig {
+                a: open(&from)?,
+                b: open(&to)?,
+                front: front
+                    .map(|u| u.as_str().trim_end_matches('/').to_string())
+                    .or_else(|| local.as_ref().and_then(|s| s.front_url())),
+                faults: faults.or_else(|| {
+                    local
+                        .as_ref()
+                        .and_then(|s| s.faults.as_ref())
+                        .map(|f| std::net::SocketAddr::from(([127, 0, 0, 1], f.port)))
+                }),
+                token: token.filter(|t| !t.is_empty()),
+                refresh: std::time::Duration::from_secs(1),
+            };
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+                let addr = listener.local_addr()?;
+                println!("listening on http://{addr}");
+                if let Some(t) = &config.token {
+                    println!("open http://{addr}/?token={t}");
+                }
+                crate::console::serve(config, listener, shutdown_signal()).await
+            })?;
+            drop(session);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Check { playbooks } => {
             let host = Host::new(
                 rt.handle().clone(),
@@ -756,6 +837,9 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 println!("front door: {front} (origins dc-a, then dc-b; {front}/status)");
             }
             println!("accounts file: {}", env.accounts_path().display());
+            if let Some(console) = state.console_url() {
+                println!("console: {console}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         LocalAction::Down => {
@@ -811,6 +895,7 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                     "blob_port": state.blob_port,
                     "started": state.started,
                     "front_door": state.front_url(),
+                    "console": state.console_url(),
                     "accounts_file": env.accounts_path(),
                     "datacenters": dcs,
                     "faults": faults,
@@ -825,6 +910,9 @@ fn local(rt: &tokio::runtime::Runtime, action: LocalAction) -> anyhow::Result<Ex
                 );
                 if let Some(front) = state.front_url() {
                     println!("front door: {front} (status at {front}/status)");
+                }
+                if let Some(console) = state.console_url() {
+                    println!("console:    {console}");
                 }
                 for dc in dcs {
                     println!("\n{}:", dc.name);

@@ -17,6 +17,7 @@
 //! - `emulator`: `amsplay serve`, the v2 REST API, the job queue and the ffmpeg encoder.
 //! - `origin`: the streaming origin (its own router, errors, caches, deep health).
 //! - `front`: the failover front door, and the nginx edge it can write.
+//! - `console`: `amsplay console`, the operations web page over both datacenters.
 //! - `replicate`: the walkthrough's seven replication steps as one idempotent function;
 //!   `sync`: continuous replication, pass after pass, built on it.
 //! - `script`: the Rhai host: one engine builder, one file per API area, help from metadata,
@@ -35,6 +36,7 @@ pub mod ams;
 pub mod azurite;
 pub mod cli;
 pub mod config;
+pub(crate) mod console;
 pub(crate) mod cors;
 pub mod emulator;
 pub(crate) mod faults;

@@ -86,6 +86,9 @@ pub struct LocalState {
     /// The front door before both origins.
     #[serde(default)]
     pub front: Option<MediaProcess>,
+    /// The operations console.
+    #[serde(default)]
+    pub console: Option<MediaProcess>,
     /// The fault points of every datacenter.
     #[serde(default)]
     pub faults: Option<FaultsProcess>,
@@ -134,6 +137,13 @@ impl LocalState {
         self.front
             .as_ref()
             .map(|f| format!("http://127.0.0.1:{}", f.port))
+    }
+
+    /// The console's URL.
+    pub fn console_url(&self) -> Option<String> {
+        self.console
+            .as_ref()
+            .map(|c| format!("http://127.0.0.1:{}", c.port))
     }
 
     /// A datacenter's streaming origin as players reach it (through its fault point).
@@ -295,6 +305,9 @@ impl LocalEnv {
         if let Some(f) = &state.front {
             ports.insert("front".into(), f.port);
         }
+        if let Some(c) = &state.console {
+            ports.insert("console".into(), c.port);
+        }
         let _ = std::fs::write(
             self.root.join("ports.json"),
             serde_json::to_string_pretty(&ports).unwrap_or_default(),
@@ -340,6 +353,10 @@ impl LocalEnv {
                 .front
                 .as_ref()
                 .is_some_and(|f| alive_and_listening(f.process, f.port))
+            && state
+                .console
+                .as_ref()
+                .is_some_and(|c| alive_and_listening(c.process, c.port))
             && state
                 .faults
                 .as_ref()
@@ -571,6 +588,30 @@ impl LocalEnv {
         self.spawn_amsplay("front", &args, &[]).await
     }
 
+    /// The console, on loopback, over this environment's accounts, front door and faults.
+    async fn spawn_console(&self, state: &LocalState) -> Result<MediaProcess, LocalEnvError> {
+        let mut args: Vec<String> = vec![
+            "--accounts".into(),
+            self.accounts_path().display().to_string(),
+            "console".into(),
+            "--listen".into(),
+            format!("127.0.0.1:{}", self.preferred_port("console")),
+        ];
+        if let Some(front) = state.front_url() {
+            args.extend(["--front".into(), front]);
+        }
+        if let Some(f) = &state.faults {
+            args.extend(["--faults".into(), format!("127.0.0.1:{}", f.port)]);
+        }
+        // Loopback only: no token (one in the caller's environment would lock the page).
+        self.spawn_amsplay(
+            "console",
+            &args,
+            &[("AMSPLAY_CONSOLE_TOKEN", String::new())],
+        )
+        .await
+    }
+
     /// Starts the environment in the background (if it is not running) and writes its accounts file.
     pub async fn up(&self) -> Result<LocalState, LocalEnvError> {
         if let Some(state) = self.running()? {
@@ -627,6 +668,7 @@ impl LocalEnv {
                 .unwrap_or_default(),
             media: Vec::new(),
             front: None,
+            console: None,
             faults: None,
         };
         az.detach();
@@ -645,7 +687,10 @@ impl LocalEnv {
         }
         state.front = Some(self.spawn_front(&state).await?);
         self.save_state(&state)?;
+        // The console reads the accounts file: written before it starts.
         self.write_accounts(&state)?;
+        state.console = Some(self.spawn_console(&state).await?);
+        self.save_state(&state)?;
         Ok(state)
     }
 
@@ -693,14 +738,25 @@ impl LocalEnv {
             state.front = Some(self.spawn_front(&state).await?);
             self.save_state(&state)?;
         }
+        if !state
+            .console
+            .as_ref()
+            .is_some_and(|c| alive_and_listening(c.process, c.port))
+        {
+            tracing::warn!("the console was not running: starting it again");
+            self.write_accounts(&state)?;
+            state.console = Some(self.spawn_console(&state).await?);
+            self.save_state(&state)?;
+        }
         Ok(Some(state))
     }
 
     /// Every process of a state, the ones in front first.
     fn processes(state: &LocalState) -> Vec<Owned> {
         state
-            .front
+            .console
             .iter()
+            .chain(state.front.iter())
             .chain(state.media.iter())
             .map(|p| p.process)
             .chain(state.faults.as_ref().map(|f| f.process))

@@ -170,9 +170,75 @@ fn marker(asset: &Asset) -> String {
 
 /// Names, sizes and MD5s of a container's blobs, sorted: two equal listings hold the same
 /// bytes.
-fn fingerprint(mut blobs: Vec<BlobInfo>) -> Vec<(String, u64, Option<[u8; 16]>)> {
-    blobs.sort_by(|a, b| a.name.cmp(&b.name));
-    blobs.into_iter().map(|b| (b.name, b.size, b.md5)).collect()
+fn fingerprint(blobs: &[BlobInfo]) -> Vec<(&str, u64, Option<[u8; 16]>)> {
+    let mut out: Vec<_> = blobs
+        .iter()
+        .map(|b| (b.name.as_str(), b.size, b.md5))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Where one of A's streamed assets stands in B, found by looking (not by a sync's memory).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Surveyed {
+    pub asset_id: String,
+    pub name: String,
+    pub locator_id: String,
+    pub state: State,
+    pub replica_id: Option<String>,
+    /// Why it could not be compared.
+    pub error: Option<String>,
+}
+
+/// Compares every asset of A that has an origin locator with B's asset behind a locator of
+/// the same Id: `only_in_a` (no such locator in B), `identical` or `differs` (blob listings,
+/// names, sizes and MD5s, compared). The lists are the caller's (it has them already).
+pub async fn survey(
+    a: &crate::storage::Storage,
+    b: &crate::storage::Storage,
+    a_assets: &[Asset],
+    a_locators: &[crate::ams::model::Locator],
+    b_locators: &[crate::ams::model::Locator],
+) -> Vec<Surveyed> {
+    let mut out = Vec::new();
+    for asset in a_assets {
+        let Some(l) = a_locators
+            .iter()
+            .find(|l| l.asset_id == asset.id && l.kind == LocatorType::OnDemandOrigin)
+        else {
+            continue;
+        };
+        let replica = b_locators
+            .iter()
+            .find(|r| r.id.eq_ignore_ascii_case(&l.id))
+            .map(|r| r.asset_id.clone());
+        let (state, error) = match &replica {
+            None => (State::OnlyInA, None),
+            Some(r) => {
+                let (ca, cb) = (
+                    crate::ams::model::asset_container(&asset.id),
+                    crate::ams::model::asset_container(r),
+                );
+                match tokio::try_join!(a.blobs(&ca), b.blobs(&cb)) {
+                    Ok((la, lb)) if fingerprint(&la) == fingerprint(&lb) => {
+                        (State::Identical, None)
+                    }
+                    Ok(_) => (State::Differs, None),
+                    Err(e) => (State::Differs, Some(e.to_string())),
+                }
+            }
+        };
+        out.push(Surveyed {
+            asset_id: asset.id.clone(),
+            name: asset.name.clone().unwrap_or_else(|| asset.id.clone()),
+            locator_id: l.id.clone(),
+            state,
+            replica_id: replica,
+            error,
+        });
+    }
+    out
 }
 
 /// Keeps B in step with A (see the module docs).
@@ -357,7 +423,7 @@ impl Syncer {
         let ca = crate::ams::model::asset_container(&entry.asset_id);
         let cb = crate::ams::model::asset_container(replica);
         let (la, lb) = tokio::try_join!(a.storage.blobs(&ca), b.storage.blobs(&cb))?;
-        Ok(fingerprint(la) == fingerprint(lb))
+        Ok(fingerprint(&la) == fingerprint(&lb))
     }
 
     /// Assets the sync knew that A no longer has.

@@ -19,6 +19,10 @@ pub struct Origin {
     oks: AtomicU32,
     /// Milliseconds since `Origins::epoch` until which the origin is ejected.
     ejected_until: AtomicU64,
+    /// Responses it served (successes relayed to clients).
+    served: AtomicU64,
+    /// Why it last went out of rotation (a failed request, or its probes).
+    why: std::sync::Mutex<String>,
 }
 
 /// The origins in priority order.
@@ -28,6 +32,8 @@ pub struct Origins {
     epoch: Instant,
     /// The origin that served last (for logging switches).
     serving: AtomicUsize,
+    /// Times traffic moved from one origin to another.
+    switches: AtomicU64,
 }
 
 impl Origins {
@@ -42,11 +48,14 @@ impl Origins {
                     fails: AtomicU32::new(0),
                     oks: AtomicU32::new(0),
                     ejected_until: AtomicU64::new(0),
+                    served: AtomicU64::new(0),
+                    why: std::sync::Mutex::new(String::new()),
                 })
                 .collect(),
             config: config.clone(),
             epoch: Instant::now(),
             serving: AtomicUsize::new(0),
+            switches: AtomicU64::new(0),
         }
     }
 
@@ -92,6 +101,7 @@ impl Origins {
             let n = o.fails.fetch_add(1, Ordering::Relaxed) + 1;
             if n >= self.config.fall && o.healthy.swap(false, Ordering::Relaxed) {
                 tracing::warn!(origin = %o.url, "origin is down");
+                self.note(i, format!("{n} health probes failed in a row"));
             }
         }
     }
@@ -103,11 +113,18 @@ impl Origins {
         if before <= self.now_ms() {
             tracing::warn!(origin = %self.list[i].url, %why, cool_down_ms = self.config.eject_for.as_millis() as u64, "origin ejected");
         }
+        self.note(i, format!("ejected: {why}"));
+    }
+
+    fn note(&self, i: usize, why: String) {
+        *self.list[i].why.lock().unwrap_or_else(|e| e.into_inner()) = why;
     }
 
     pub fn served_by(&self, i: usize) {
+        self.list[i].served.fetch_add(1, Ordering::Relaxed);
         let before = self.serving.swap(i, Ordering::Relaxed);
         if before != i {
+            self.switches.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(from = %self.list[before].url, to = %self.list[i].url, "traffic moved");
         }
     }
@@ -126,10 +143,16 @@ impl Origins {
                     "available": self.available(i),
                     "serving": i == serving,
                     "failed_probes": o.fails.load(Ordering::Relaxed),
+                    "served": o.served.load(Ordering::Relaxed),
+                    // Why it last went out of rotation (kept after it came back, for the record).
+                    "why": o.why.lock().unwrap_or_else(|e| e.into_inner()).clone(),
                 })
             })
             .collect();
-        serde_json::json!({ "origins": origins })
+        serde_json::json!({
+            "origins": origins,
+            "switches": self.switches.load(Ordering::Relaxed),
+        })
     }
 }
 

@@ -525,3 +525,68 @@ fn players_in_chromium_keep_playing_through_a_datacenter_stopped_or_hung() {
         );
     }
 }
+
+/// The console in Chromium, as an operator uses it after `scripts/failover.rhai`: the page
+/// loads without errors, lists both datacenters' assets, replicates an asset of A only from
+/// its Replicate button until the row says "identical", plays through the front door, and
+/// stopping dc-a from the page keeps the video playing (no stall longer than one segment) while
+/// the health panel shows the switch. With AMSPLAY_SCREENSHOT set, the page is saved there
+/// (`make screenshot` regenerates the README's picture this way).
+#[test]
+fn the_console_lists_replicates_plays_and_drills_in_chromium() {
+    let env = LocalUp::start();
+    let console = env.status()["console"]
+        .as_str()
+        .expect("local up starts the console")
+        .to_string();
+    published(&env, "console", 10);
+    let mezz = std::fs::read(env.dir.path().join("console.mp4")).unwrap();
+    let streamed = format!("Encoded_{}", crate::harness::md5_hex(&mezz));
+    crate::sync::publish_in_a(&env, "aonly");
+    let names = env
+        .amsplay()
+        .script(
+            env.dir.path(),
+            "names.rhai",
+            r#"for x in account("dc-b").assets() { print(`B ${x.name}`); }"#,
+        )
+        .output()
+        .success()
+        .stdout();
+    let in_b: Vec<&str> = names.lines().filter_map(|l| l.strip_prefix("B ")).collect();
+    assert!(!in_b.is_empty(), "{names}");
+    let spec = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        spec.path(),
+        serde_json::json!({
+            "url": format!("{console}/"),
+            "in_a": [streamed, "Encoded_aonly"],
+            "in_b": in_b,
+            "replicate": "Encoded_aonly",
+            "play": streamed,
+            "screenshot": std::env::var("AMSPLAY_SCREENSHOT").ok(),
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("node")
+        .arg(repo.join("tests/browser/console.mjs"))
+        .arg(spec.path())
+        .current_dir(repo)
+        .output()
+        .expect("node must be installed (make setup)");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(r["error"].is_null() && r["ok"] == true, "{r:#}");
+    assert_eq!(r["consoleErrors"], serde_json::json!([]), "{r:#}");
+    assert_eq!(r["failed"], serde_json::json!([]), "{r:#}");
+    for s in r["stalls"].as_array().unwrap() {
+        assert!(s.as_f64().unwrap() < 2000.0, "a stall of {s} ms: {r:#}");
+    }
+    assert!(r["byDc"]["dc-b"].as_u64().unwrap_or(0) >= 1, "{r:#}");
+    assert!(
+        r["after"].as_f64().unwrap() > r["before"].as_f64().unwrap() + 2.5,
+        "{r:#}"
+    );
+}

@@ -13,7 +13,7 @@ use crate::origin::get;
 /// Publishes a clip in A only (upload, encode, origin locator); returns the path of its HLS
 /// master playlist, `/{locator}/{name}.ism/manifest(format=m3u8-aapl)`. Through the local
 /// environment's accounts file, so that B is not brought back (as the embedded default does).
-fn publish_in_a(env: &LocalUp, name: &str) -> String {
+pub(crate) fn publish_in_a(env: &LocalUp, name: &str) -> String {
     let mezz = sample(env.dir.path(), &format!("{name}.mp4"), 320, 180, 3);
     let out = env
         .amsplay()
