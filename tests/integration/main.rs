@@ -3,6 +3,7 @@
 
 mod browsers;
 mod cli;
+mod console;
 mod copy;
 mod emulator;
 mod encoding;

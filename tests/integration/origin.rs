@@ -87,7 +87,9 @@ pub(crate) fn send(method: &str, url: &str, extra: &str) -> (u16, String, Vec<u8
     use std::io::{Read, Write};
     let u = url::Url::parse(url).unwrap();
     let mut s = std::net::TcpStream::connect((u.host_str().unwrap(), u.port().unwrap())).unwrap();
-    let path = &url[url.find(u.path()).unwrap()..];
+    // The raw path and query as given (after the authority), unnormalized.
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let path = url[after..].find('/').map_or("/", |j| &url[after + j..]);
     // One write: a server may answer (and close) as soon as it has read the request line.
     let request = format!(
         "{method} {path} HTTP/1.0\r\nHost: {}\r\n{extra}\r\n",
