@@ -459,6 +459,14 @@ fn players_in_chromium_play_every_format_from_both_datacenters_and_the_front_doo
             case.name
         );
     }
+    // Preflights and aborted HEADs are harmless on our side: the front door never took an
+    // origin out of rotation.
+    let front = env.status()["front_door"].as_str().unwrap().to_string();
+    let (_, _, status) = send("GET", &format!("{front}/status"), "");
+    let status: serde_json::Value = serde_json::from_slice(&status).unwrap();
+    for o in status["origins"].as_array().unwrap() {
+        assert!(o["available"] == true && o["why"] == "", "{status}");
+    }
 }
 
 /// Through the front door, each player keeps playing (no `waiting` while playing, no failed
