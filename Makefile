@@ -54,6 +54,7 @@ bench: setup
 	bench/encode
 	bench/origin
 	bench/origin_memory
+	bench/sync
 
 clean-local:
 	-./target/debug/amsplay local down 2>/dev/null

@@ -2,16 +2,19 @@
 //! B in step with A, pass after pass.
 //!
 //! A pass:
-//! 1. lists A's locators and assets (two calls): the assets to keep in B are those with an
-//!    OnDemandOrigin locator and a primary `.ism` (the files of an asset are read once, when
-//!    it is first seen or when it changed);
+//! 1. asks A for its OnDemandOrigin locators (`$filter=Type eq 2`) and the assets modified since
+//!    the last pass began (`$filter=LastModified gt datetime'…'`, the cheap change marker): two
+//!    calls, whatever the size of the account. The assets to keep in B are those with an origin
+//!    locator and a primary `.ism`; an asset is read (with its files) only when first seen;
 //! 2. an asset new to the sync, or not yet identical in B, is replicated with
 //!    [`crate::replicate::replicate`] (same locator Id; copies only blobs B lacks or holds
 //!    differently, by MD5): `copying`, then `identical` only once every step succeeded;
 //! 3. an identical asset whose `LastModified` in A changed, or whose last check is older than
 //!    `verify_every`, is verified: A's and B's blob listings compared (names, sizes, MD5s), a
 //!    difference is `differs` and is replicated again;
-//! 4. an asset gone from A is `deleted_in_a` (its replica in B deleted only with `delete`).
+//! 4. an asset whose origin locator is gone is looked up: gone from A, it is `deleted_in_a`
+//!    (its replica in B deleted only with `delete`); still there, unpublished, it is no longer
+//!    followed.
 //!
 //! Either datacenter down: the pass records why (`a_error`, or the asset's `error`) and the
 //! next pass tries again; nothing half-done is ever `identical`. The state is kept in memory
@@ -111,6 +114,9 @@ pub struct AssetSync {
 pub struct SyncState {
     pub passes: u64,
     pub last_pass: Option<String>,
+    /// When the last pass that listed A began: the next asks for changes since then.
+    #[serde(default)]
+    pub listed_since: Option<String>,
     /// Why A could not be listed in the last pass (nothing changed then).
     pub a_error: Option<String>,
     pub assets: BTreeMap<String, AssetSync>,
@@ -273,14 +279,21 @@ impl Syncer {
     pub async fn pass(&mut self, a: &Side<'_>, b: &Side<'_>) -> Pass {
         let mut pass = Pass::default();
         self.state.passes += 1;
+        let began = OffsetDateTime::now_utc();
         self.state.last_pass = Some(now());
         match self.listing(a).await {
-            Ok((streamed, assets)) => {
+            Ok((streamed, changed)) => {
                 self.state.a_error = None;
-                for (asset, locator_id) in streamed {
-                    self.one(a, b, &asset, &locator_id, &mut pass).await;
+                // Changes are asked from a little before this pass began: clocks round to
+                // the second, and a change during the pass is seen again, harmlessly.
+                self.state.listed_since = (began - time::Duration::seconds(2))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok();
+                for (id, locator_id) in &streamed {
+                    self.one(a, b, id, locator_id, changed.get(id), &mut pass)
+                        .await;
                 }
-                self.gone(b, &assets, &mut pass).await;
+                self.gone(a, b, &streamed, &mut pass).await;
             }
             Err(e) => {
                 let e = format!("dc-a cannot be listed: {e}");
@@ -293,61 +306,88 @@ impl Syncer {
         pass
     }
 
-    /// A's assets with an origin locator (and that locator's Id), oldest first, and the Ids of
-    /// all of A's assets.
-    async fn listing(&self, a: &Side<'_>) -> Result<(Vec<(Asset, String)>, Vec<String>), AmsError> {
-        let locators = a.media.locators().await?;
-        let assets = a.media.assets().await?;
-        let mut streamed: Vec<(Asset, String)> = assets
-            .iter()
-            .filter_map(|x| {
-                let l = locators
-                    .iter()
-                    .filter(|l| l.asset_id == x.id && l.kind == LocatorType::OnDemandOrigin)
-                    .min_by_key(|l| l.start_time)?;
-                Some((x.clone(), l.id.clone()))
-            })
-            .collect();
-        streamed.sort_by_key(|(x, _)| x.created);
-        Ok((streamed, assets.into_iter().map(|x| x.id).collect()))
+    /// A's streamed assets (asset Id → its oldest origin locator's Id, in publishing order)
+    /// and the assets modified since the last listing (all of them the first time).
+    #[allow(clippy::type_complexity)]
+    async fn listing(
+        &self,
+        a: &Side<'_>,
+    ) -> Result<(Vec<(String, String)>, BTreeMap<String, Asset>), AmsError> {
+        let since = self.state.listed_since.as_deref().and_then(|t| {
+            OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        });
+        let changed = async {
+            match since {
+                Some(t) => a.media.assets_modified_since(t).await,
+                None => a.media.assets().await,
+            }
+        };
+        let (mut locators, changed) = tokio::try_join!(a.media.origin_locators(), changed)?;
+        locators.sort_by_key(|l| l.start_time);
+        let mut streamed: Vec<(String, String)> = Vec::new();
+        for l in locators {
+            if l.kind == LocatorType::OnDemandOrigin
+                && !streamed.iter().any(|(id, _)| *id == l.asset_id)
+            {
+                streamed.push((l.asset_id, l.id));
+            }
+        }
+        Ok((
+            streamed,
+            changed.into_iter().map(|x| (x.id.clone(), x)).collect(),
+        ))
     }
 
     async fn one(
         &mut self,
         a: &Side<'_>,
         b: &Side<'_>,
-        asset: &Asset,
+        id: &str,
         locator_id: &str,
+        changed: Option<&Asset>,
         pass: &mut Pass,
     ) {
-        let mark = marker(asset);
-        let name = asset.name.clone().unwrap_or_else(|| asset.id.clone());
-        if self.state.ignored.get(&asset.id) == Some(&mark) {
+        let known = self.state.assets.get(id).cloned();
+        let ignored = self.state.ignored.get(id).cloned();
+        if known.is_none() && ignored.is_some() && changed.is_none() {
             return;
         }
-        let known = self.state.assets.get(&asset.id).cloned();
+        let mark = match (changed, &known) {
+            (Some(x), _) => marker(x),
+            (None, Some(k)) => k.marker.clone(),
+            (None, None) => String::new(),
+        };
         if known.is_none() {
-            // First seen: is it streamable (a primary .ism)?
-            match a.media.files(&asset.id).await {
-                Ok(files) => {
-                    let streamable = files
-                        .iter()
-                        .any(|f| f.is_primary && f.name.to_ascii_lowercase().ends_with(".ism"));
-                    if !streamable {
-                        self.state.ignored.insert(asset.id.clone(), mark);
-                        return;
-                    }
-                    self.state.ignored.remove(&asset.id);
-                }
+            // First seen (or changed since it was found unstreamable): is it streamable?
+            let asset = match changed {
+                Some(x) => Ok(x.clone()),
+                None => a.media.asset(id).await,
+            };
+            let files = match asset {
+                Ok(x) => a.media.files(id).await.map(|f| (x, f)),
+                Err(e) => Err(e),
+            };
+            let (asset, files) = match files {
+                Ok(v) => v,
                 Err(e) => {
-                    pass.errors.push(format!("{name}: {e}"));
+                    pass.errors.push(format!("{id}: {e}"));
                     return;
                 }
+            };
+            let mark = marker(&asset);
+            let streamable = files
+                .iter()
+                .any(|f| f.is_primary && f.name.to_ascii_lowercase().ends_with(".ism"));
+            if !streamable {
+                self.state.ignored.insert(id.to_string(), mark);
+                return;
             }
+            self.state.ignored.remove(id);
+            let name = asset.name.clone().unwrap_or_else(|| asset.id.clone());
             self.state.assets.insert(
-                asset.id.clone(),
+                id.to_string(),
                 AssetSync {
-                    asset_id: asset.id.clone(),
+                    asset_id: id.to_string(),
                     name: name.clone(),
                     locator_id: locator_id.to_string(),
                     state: State::OnlyInA,
@@ -356,12 +396,18 @@ impl Syncer {
                     replica_id: None,
                     copied: 0,
                     error: None,
-                    marker: mark.clone(),
+                    marker: mark,
                 },
             );
-            pass.changes.push((name.clone(), None, State::OnlyInA));
+            pass.changes.push((name, None, State::OnlyInA));
         }
-        let entry = self.state.assets[&asset.id].clone();
+        let entry = self.state.assets[id].clone();
+        let name = entry.name.clone();
+        let mark = if mark.is_empty() {
+            entry.marker.clone()
+        } else {
+            mark
+        };
         let due = entry.marker != mark || age(&entry.verified) >= self.options.verify_every;
         if entry.state == State::Identical && entry.error.is_none() && !due {
             return;
@@ -370,28 +416,28 @@ impl Syncer {
             // Verify: the two listings, compared.
             match self.same_blobs(a, b, &entry).await {
                 Ok(true) => {
-                    let e = self.state.assets.get_mut(&asset.id).expect("known");
+                    let e = self.state.assets.get_mut(id).expect("known");
                     e.verified = Some(now());
                     e.marker = mark;
                     e.error = None;
                     pass.verified += 1;
                     return;
                 }
-                Ok(false) => self.set(pass, &asset.id, State::Differs),
+                Ok(false) => self.set(pass, id, State::Differs),
                 Err(e) => {
                     let msg = format!("{name}: cannot verify: {e}");
                     pass.errors.push(msg.clone());
-                    self.state.assets.get_mut(&asset.id).expect("known").error = Some(msg);
+                    self.state.assets.get_mut(id).expect("known").error = Some(msg);
                     return;
                 }
             }
         }
-        if self.state.assets[&asset.id].state != State::Differs {
-            self.set(pass, &asset.id, State::Copying);
+        if self.state.assets[id].state != State::Differs {
+            self.set(pass, id, State::Copying);
         }
         let copy = CopyOptions::default();
-        let result = replicate(a, b, &asset.id, Some(locator_id.to_string()), &copy).await;
-        let e = self.state.assets.get_mut(&asset.id).expect("known");
+        let result = replicate(a, b, id, Some(locator_id.to_string()), &copy).await;
+        let e = self.state.assets.get_mut(id).expect("known");
         match result {
             Ok(r) => {
                 e.replica_id = Some(r.target.id.clone());
@@ -400,7 +446,7 @@ impl Syncer {
                 e.marker = mark;
                 e.error = None;
                 pass.copied += r.copy.copied;
-                self.set(pass, &asset.id, State::Identical);
+                self.set(pass, id, State::Identical);
             }
             Err(err) => {
                 let msg = format!("{name}: {err}");
@@ -426,18 +472,42 @@ impl Syncer {
         Ok(fingerprint(&la) == fingerprint(&lb))
     }
 
-    /// Assets the sync knew that A no longer has.
-    async fn gone(&mut self, b: &Side<'_>, in_a: &[String], pass: &mut Pass) {
+    /// Assets the sync followed whose origin locator is gone: deleted in A, or unpublished.
+    async fn gone(
+        &mut self,
+        a: &Side<'_>,
+        b: &Side<'_>,
+        streamed: &[(String, String)],
+        pass: &mut Pass,
+    ) {
         let gone: Vec<String> = self
             .state
             .assets
             .values()
-            .filter(|x| !in_a.contains(&x.asset_id))
+            .filter(|x| !streamed.iter().any(|(id, _)| *id == x.asset_id))
             .filter(|x| x.state != State::Deleted)
             .filter(|x| x.state != State::DeletedInA || self.options.delete)
             .map(|x| x.asset_id.clone())
             .collect();
         for id in gone {
+            if self.state.assets[&id].state != State::DeletedInA {
+                match a.media.asset(&id).await {
+                    Err(AmsError::NotFound { .. }) => {}
+                    Ok(x) => {
+                        // Unpublished, not deleted: no longer followed (published again, it
+                        // is verified again and nothing is copied twice).
+                        let name = self.state.assets[&id].name.clone();
+                        tracing::info!(asset = %name, "its origin locator is gone; no longer followed");
+                        self.state.assets.remove(&id);
+                        self.state.ignored.insert(id, marker(&x));
+                        continue;
+                    }
+                    Err(e) => {
+                        pass.errors.push(format!("{id}: {e}"));
+                        continue;
+                    }
+                }
+            }
             if !self.options.delete {
                 self.set(pass, &id, State::DeletedInA);
                 continue;

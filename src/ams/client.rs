@@ -364,6 +364,28 @@ impl MediaClient {
         self.get_list("Locators").await
     }
 
+    /// The OnDemandOrigin locators only (`$filter=Type eq 2`).
+    pub async fn origin_locators(&self) -> Result<Vec<Locator>, AmsError> {
+        self.get_list("Locators?$filter=Type%20eq%202").await
+    }
+
+    /// Assets modified after `since` (`$filter=LastModified gt datetime'…'`, to the second).
+    pub async fn assets_modified_since(
+        &self,
+        since: time::OffsetDateTime,
+    ) -> Result<Vec<Asset>, AmsError> {
+        let format =
+            time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+        let at = since
+            .to_offset(time::UtcOffset::UTC)
+            .format(&format)
+            .map_err(|e| AmsError::Protocol(e.to_string()))?;
+        self.get_list(&format!(
+            "Assets?$filter=LastModified%20gt%20datetime'{at}'"
+        ))
+        .await
+    }
+
     pub async fn asset_locators(&self, asset_id: &str) -> Result<Vec<Locator>, AmsError> {
         self.get_list(&format!("{}/Locators", key_path("Assets", asset_id)))
             .await

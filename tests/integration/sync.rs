@@ -83,7 +83,8 @@ fn state_of(state: &serde_json::Value, name: &str) -> String {
 
 /// Assets published in A while a sync runs appear in B and stream from B; B's storage down,
 /// then B's emulator killed, each during the sync, leave the new asset retried (never
-/// "identical" half-done) and, restored, everything ends identical; a rerun copies nothing.
+/// "identical" half-done) and, restored, everything ends identical; an asset deleted in A is
+/// reported and its replica kept; a rerun copies nothing.
 #[test]
 fn a_running_sync_keeps_b_in_step_through_b_failing() {
     let env = LocalUp::start();
@@ -182,7 +183,47 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
     ));
     assert_eq!(status, 200);
 
-    // 4. A rerun on a synced pair changes nothing and says so.
+    // 4. Deleted in A: reported, B's replica kept (no --delete).
+    let names = |dc: &str| {
+        env.amsplay()
+            .accounts(&env.dir.path().join("local/amsplay.toml"))
+            .script(
+                env.dir.path(),
+                "names.rhai",
+                &format!(r#"for x in account("{dc}").assets() {{ print(`N ${{x.name}}`); }}"#),
+            )
+            .output()
+            .success()
+            .stdout()
+    };
+    let in_b = names("dc-b").lines().count();
+    env.amsplay()
+        .accounts(&env.dir.path().join("local/amsplay.toml"))
+        .script(
+            env.dir.path(),
+            "delete.rhai",
+            r#"let a = account("dc-a"); a.assets().filter(|x| x.name == "Encoded_first")[0].delete();"#,
+        )
+        .output()
+        .success();
+    let out = env
+        .amsplay()
+        .args([
+            "sync".as_ref(),
+            "--once".as_ref(),
+            "--state".as_ref(),
+            state_file.as_os_str(),
+        ])
+        .output()
+        .success()
+        .stdout();
+    assert!(
+        out.contains("Encoded_first: identical -> deleted_in_a"),
+        "{out}"
+    );
+    assert_eq!(names("dc-b").lines().count(), in_b, "B's replica was kept");
+
+    // 5. A rerun on a synced pair changes nothing and says so.
     let out = env
         .amsplay()
         .args([
@@ -195,5 +236,8 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
         .success()
         .stdout();
     assert!(!out.contains("->") && !out.contains("retrying"), "{out}");
-    assert!(out.contains("3 identical"), "{out}");
+    assert!(
+        out.contains("2 identical") && out.contains("1 deleted in A"),
+        "{out}"
+    );
 }
