@@ -117,7 +117,8 @@ pub enum Command {
         /// The datacenter kept in step.
         #[arg(long, default_value = "dc-b")]
         to: String,
-        /// Seconds between passes.
+        /// Seconds between passes (at most 1 while a job runs in A, 0.1 for 15 s after one
+        /// ended: its output is about to be published).
         #[arg(long, default_value_t = 5.0)]
         interval: f64,
         /// Seconds after which an identical asset is verified again.

@@ -497,6 +497,11 @@ impl MediaClient {
         self.get_list("Jobs").await
     }
 
+    /// Jobs not yet ended: Queued, Scheduled or Processing (`$filter=State lt 3`).
+    pub async fn active_jobs(&self) -> Result<Vec<Job>, AmsError> {
+        self.get_list("Jobs?$filter=State%20lt%203").await
+    }
+
     pub async fn job_tasks(&self, id: &str) -> Result<Vec<Task>, AmsError> {
         self.get_list(&format!("{}/Tasks", key_path("Jobs", id)))
             .await

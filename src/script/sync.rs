@@ -40,7 +40,6 @@ pub fn run(
             storage: &b.storage,
         },
     );
-    let interval = options.interval;
     let mut syncer = Syncer::new(options);
     let mut n = 0u64;
     loop {
@@ -65,8 +64,9 @@ pub fn run(
         if done {
             return Ok(syncer.state);
         }
-        a.bridge
-            .wait(async { tokio::time::sleep(interval).await })?;
+        // Quicker for a while after a job in A ended (see Syncer::next_wait).
+        let wait = syncer.next_wait();
+        a.bridge.wait(async { tokio::time::sleep(wait).await })?;
     }
 }
 
