@@ -8,10 +8,13 @@
 //!
 //! - `presentation.rs`: an `.ism` and the indexes of its MP4s (`index.rs`, read with two or
 //!   three ranged reads each, all files at once), cached;
-//! - a fragment is one ranged read of the bytes its samples span, repackaged as `moof`+`mdat`
-//!   (`fmp4.rs`, `smooth.rs`), kept in a size-bounded cache (`cache.rs`); serving fragment n
-//!   reads the next ones ahead in the background, so a standby that just took over warms up
-//!   at the speed players ask;
+//! - a fragment asked for the first time is read with the ones after it in one ranged read
+//!   (up to 8 MiB: storage answers a few large reads far faster than many small ones),
+//!   repackaged as `moof`+`mdat` (`fmp4.rs`, `smooth.rs`); the same bytes also give the
+//!   fragments of the file's other track (an MP4 interleaves audio with video); all are kept
+//!   in a size-bounded cache (`cache.rs`) under an XXH3 ETag; serving fragment n reads up to
+//!   24 MiB further ahead in the background, so a standby that just took over warms up at the
+//!   speed players ask;
 //! - `locators.rs`: which locators may serve, looked up in the emulator's database at most
 //!   every 500 ms per locator;
 //! - `warm.rs`: a client's side, asking an origin for every manifest of a presentation so
@@ -56,8 +59,8 @@ pub use presentation::{Presentation, Rendition};
 pub struct OriginConfig {
     /// Longest wait for one storage read (retries included); past it the request is a 503.
     pub storage_timeout: Duration,
-    /// Fragments of a rendition read ahead of the one asked for (in one ranged read of at
-    /// most `READ_AHEAD_BYTES`).
+    /// Fragments of a rendition read ahead of the one asked for (at most
+    /// `READ_AHEAD_WINDOW` bytes of them, in ranged reads of at most `READ_AHEAD_BYTES`).
     pub read_ahead: usize,
     /// Bytes of packaged fragments kept in memory (presentation indexes: a quarter of it).
     pub cache_bytes: usize,
@@ -67,7 +70,7 @@ impl Default for OriginConfig {
     fn default() -> Self {
         Self {
             storage_timeout: Duration::from_secs(3),
-            read_ahead: 6,
+            read_ahead: 32,
             cache_bytes: cache::FRAGMENT_CACHE_BYTES,
         }
     }
@@ -80,6 +83,10 @@ const READ_AHEAD_CONCURRENCY: usize = 4;
 /// ones (Azurite: 8 MiB ranges several times the rate of 512 KiB ones), and this bounds what
 /// read-ahead holds at once (`READ_AHEAD_CONCURRENCY` times this).
 const READ_AHEAD_BYTES: u64 = 8 << 20;
+
+/// Bytes of a rendition read ahead of the fragment asked for: a cold origin reads what
+/// players will ask next in a few large reads (about half a minute of a 1080p rung).
+const READ_AHEAD_WINDOW: u64 = 24 << 20;
 
 /// A presentation being indexed: every request for it awaits the same indexing (and its
 /// failure: with storage hung, a crowd of requests answers 503 together within the deadline).
@@ -232,28 +239,67 @@ impl Origin {
     }
 
     /// A fragment from the cache, or packaged (once, however many ask at the same time);
-    /// counted as a hit or a miss when a client `asked` for it.
-    async fn fragment(self: &Arc<Self>, f: &Fragment, asked: bool) -> Result<Body, OriginError> {
+    /// counted as a hit or a miss when a client `asked` for it. A miss reads the fragments
+    /// after it in the same ranged read, up to `READ_AHEAD_BYTES` (one large read instead of
+    /// one per fragment: storage answers those far faster). Returns at once: the answer is
+    /// the future's.
+    fn fragment(
+        self: &Arc<Self>,
+        f: &Fragment,
+        asked: bool,
+    ) -> futures::future::Either<futures::future::Ready<Result<Body, OriginError>>, Pending> {
+        use futures::future::{ready, Either};
         let key = f.key();
         let cached = self.cache.fragment(&key);
         if asked {
             self.cache.count(cached.is_some());
         }
         if let Some(b) = cached {
-            return Ok(b);
+            return Either::Left(ready(Ok(b)));
         }
-        let pending = {
-            let mut inflight = lock(&self.inflight);
-            match inflight.get(&key) {
-                Some(p) => p.clone(),
-                None => {
-                    let (k, p) = self.pending_run(vec![f.clone()], None).remove(0);
-                    inflight.insert(k, p.clone());
-                    p
-                }
+        let mut inflight = lock(&self.inflight);
+        if let Some(p) = inflight.get(&key) {
+            return Either::Right(p.clone());
+        }
+        let mut run = self.run_from(f, &inflight);
+        if run.is_empty() {
+            run.push(f.clone());
+        }
+        let mut pending = self.pending_run(run, None);
+        let first = pending[0].1.clone();
+        for (k, p) in pending.drain(..) {
+            inflight.insert(k, p);
+        }
+        Either::Right(first)
+    }
+
+    /// The fragments of `f`'s rendition from `f` on that are neither cached nor in flight, in
+    /// order up to the first that is: as many as one ranged read of at most `READ_AHEAD_BYTES`
+    /// holds, and at most `read_ahead` + 1 (just `f` with read-ahead off).
+    fn run_from(&self, f: &Fragment, inflight: &HashMap<String, Pending>) -> Vec<Fragment> {
+        let r = f.rendition();
+        let track = r.track();
+        let limit = self.config.read_ahead + 1;
+        let mut run = Vec::new();
+        let mut span: Option<std::ops::Range<u64>> = None;
+        for seq in f.seq..(f.seq + limit).min(r.fragments.len()) {
+            let next = Fragment { seq, ..f.clone() };
+            let key = next.key();
+            if self.cache.has_fragment(&key) || inflight.contains_key(&key) {
+                break;
             }
-        };
-        pending.await
+            let s = fmp4::span(track, r.fragments[seq].clone());
+            let joined = match &span {
+                None => s,
+                Some(u) => u.start.min(s.start)..u.end.max(s.end),
+            };
+            if !run.is_empty() && joined.end - joined.start > READ_AHEAD_BYTES {
+                break;
+            }
+            span = Some(joined);
+            run.push(next);
+        }
+        run
     }
 
     /// Packages `run` (fragments of one rendition, in order) with one ranged read, in a task
@@ -304,7 +350,10 @@ impl Origin {
             .collect()
     }
 
-    /// `run`'s fragments from one ranged read of the bytes they span.
+    /// `run`'s fragments from one ranged read of the bytes they span, and, from the same
+    /// bytes, the fragments of the file's other track that lie wholly inside them, cached
+    /// (an MP4 interleaves its audio with its video: the audio of a span of video costs no
+    /// read of its own, where reading it alone would read the video around it).
     async fn package_run(&self, run: &[Fragment]) -> Result<Vec<Body>, OriginError> {
         let Some(first) = run.first() else {
             return Ok(Vec::new());
@@ -316,12 +365,30 @@ impl Origin {
             .map(|f| fmp4::span(track, r.fragments[f.seq].clone()))
             .collect();
         let start = spans.iter().map(|s| s.start).min().unwrap_or(0);
-        let end = spans.iter().map(|s| s.end).max().unwrap_or(0);
+        let mut end = spans.iter().map(|s| s.end).max().unwrap_or(0);
+        // The other track's fragments that begin in these bytes end a little after them:
+        // read to their end, so that they come with this read.
+        let p = &first.p;
+        let others = || {
+            p.video
+                .iter()
+                .chain(p.audio.iter())
+                .filter(|o| o.blob == r.blob && !std::ptr::eq(*o, r))
+        };
+        for other in others() {
+            for frag in &other.fragments {
+                let s = fmp4::span(other.track(), frag.clone());
+                if s.start >= start && s.start < end && s.end > end {
+                    end = s.end;
+                }
+            }
+        }
         let what = if run.len() == 1 {
             "read a fragment"
         } else {
-            "read fragments ahead"
+            "read fragments"
         };
+        let began = std::time::Instant::now();
         let data = self
             .within(
                 what,
@@ -329,58 +396,97 @@ impl Origin {
                     .get_range(&first.p.container, &r.blob, start..end),
             )
             .await?;
-        run.iter()
-            .map(|f| {
-                let frag = r.fragments[f.seq].clone();
-                let seq = f.seq as u32 + 1;
-                let packaged = if f.smooth {
-                    smooth::fragment(track, frag, seq, &data, start)
-                } else {
-                    fmp4::media_segment(track, frag, seq, &data, start)
+        tracing::debug!(blob = %r.blob, fragments = run.len(), bytes = end - start, ms = began.elapsed().as_secs_f64() * 1e3, "{what}");
+        let package = |r: &Rendition, f: &Fragment| {
+            let frag = r.fragments[f.seq].clone();
+            let seq = f.seq as u32 + 1;
+            let packaged = if f.smooth {
+                smooth::fragment(r.track(), frag, seq, &data, start)
+            } else {
+                fmp4::media_segment(r.track(), frag, seq, &data, start)
+            };
+            packaged.map(Body::new).map_err(OriginError::Unpackageable)
+        };
+        let bodies = run
+            .iter()
+            .map(|f| package(r, f))
+            .collect::<Result<Vec<_>, _>>()?;
+        for other in others() {
+            for (seq, frag) in other.fragments.iter().enumerate() {
+                let s = fmp4::span(other.track(), frag.clone());
+                if s.start < start || s.end > end {
+                    continue;
+                }
+                let f = Fragment {
+                    p: p.clone(),
+                    kind: other.kind(),
+                    bitrate: other.bitrate,
+                    smooth: first.smooth,
+                    seq,
                 };
-                packaged.map(Body::new).map_err(OriginError::Unpackageable)
-            })
-            .collect()
+                let key = f.key();
+                if !self.cache.has_fragment(&key) {
+                    if let Ok(body) = package(other, &f) {
+                        self.cache.put_fragment(key, body);
+                    }
+                }
+            }
+        }
+        tracing::debug!(blob = %r.blob, ms = began.elapsed().as_secs_f64() * 1e3, "packaged");
+        Ok(bodies)
     }
 
-    /// Reads the fragments after `f` into the cache in the background: the first run of
-    /// them neither cached nor in flight, up to `read_ahead` fragments and `READ_AHEAD_BYTES`,
-    /// in one ranged read (skipped when the origin is busy reading ahead elsewhere).
+    /// Reads the fragments after `f` into the cache in the background: those neither cached
+    /// nor in flight, up to `read_ahead` fragments and `READ_AHEAD_WINDOW` bytes ahead, in runs
+    /// of at most `READ_AHEAD_BYTES` read with one ranged read each (fewer, larger reads: storage
+    /// answers those far faster), while read-ahead permits last.
     fn read_ahead(self: &Arc<Self>, f: &Fragment) {
         let r = f.rendition();
         let track = r.track();
         let window = f.seq + 1..(f.seq + 1 + self.config.read_ahead).min(r.fragments.len());
         let mut inflight = lock(&self.inflight);
+        let mut runs: Vec<Vec<Fragment>> = Vec::new();
         let mut run = Vec::new();
         let mut span: Option<std::ops::Range<u64>> = None;
+        let mut ahead = 0u64;
         for seq in window {
             let next = Fragment { seq, ..f.clone() };
             let key = next.key();
             if self.cache.has_fragment(&key) || inflight.contains_key(&key) {
-                if run.is_empty() {
-                    continue;
+                // A gap: what is before it is one run, what is after it another.
+                if !run.is_empty() {
+                    runs.push(std::mem::take(&mut run));
+                    span = None;
                 }
-                break;
+                continue;
             }
             let s = fmp4::span(track, r.fragments[seq].clone());
+            ahead += s.end - s.start;
+            if ahead > READ_AHEAD_WINDOW && !(runs.is_empty() && run.is_empty()) {
+                break;
+            }
             let joined = match &span {
-                None => s,
+                None => s.clone(),
                 Some(u) => u.start.min(s.start)..u.end.max(s.end),
             };
             if !run.is_empty() && joined.end - joined.start > READ_AHEAD_BYTES {
-                break;
+                runs.push(std::mem::take(&mut run));
+                span = Some(s);
+            } else {
+                span = Some(joined);
             }
-            span = Some(joined);
             run.push(next);
         }
-        if run.is_empty() {
-            return;
+        if !run.is_empty() {
+            runs.push(run);
         }
-        let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
-            return;
-        };
-        for (k, p) in self.pending_run(run, Some(permit)) {
-            inflight.insert(k, p);
+        for run in runs {
+            let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
+                return;
+            };
+            for (k, p) in self.pending_run(run, Some(permit)) {
+                inflight.insert(k, p);
+            }
         }
     }
 }
@@ -584,9 +690,10 @@ async fn serve(
         seq,
         p: p.clone(),
     };
-    // Ahead first, so the next requests find their fragments on the way.
+    // The fragment (with those after it in the same read), then read-ahead beyond them.
+    let body = origin.fragment(&fragment, true);
     origin.read_ahead(&fragment);
-    let body = origin.fragment(&fragment, true).await?;
+    let body = body.await?;
     Ok(reply(mime, 86400, body, range))
 }
 
