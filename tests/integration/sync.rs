@@ -83,8 +83,9 @@ fn state_of(state: &serde_json::Value, name: &str) -> String {
 
 /// Assets published in A while a sync runs appear in B and stream from B; B's storage down,
 /// then B's emulator killed, each during the sync, leave the new asset retried (never
-/// "identical" half-done) and, restored, everything ends identical; an asset deleted in A is
-/// reported and its replica kept; a rerun copies nothing.
+/// "identical" half-done) and, restored, everything ends identical; a damaged replica is found
+/// by verification and mended; an asset deleted in A is reported and its replica kept; a rerun
+/// copies nothing.
 #[test]
 fn a_running_sync_keeps_b_in_step_through_b_failing() {
     let env = LocalUp::start();
@@ -183,7 +184,50 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
     ));
     assert_eq!(status, 200);
 
-    // 4. Deleted in A: reported, B's replica kept (no --delete).
+    // 4. B's copy damaged (its manifest overwritten): a verifying pass finds it differs and
+    //    copies it again; B streams again.
+    let replica = asset(&s, "third").unwrap()["replica_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let container = format!("asset-{}", replica.rsplit(':').next().unwrap());
+    let junk = env.dir.path().join("junk.ism");
+    std::fs::write(&junk, "not a manifest").unwrap();
+    env.amsplay()
+        .accounts(&env.dir.path().join("local/amsplay.toml"))
+        .script(
+            env.dir.path(),
+            "damage.rhai",
+            r#"account("dc-b").storage.upload(ARGS[0], ARGS[1], "third.ism");"#,
+        )
+        .args([container.as_str(), junk.to_str().unwrap()])
+        .output()
+        .success();
+    let out = env
+        .amsplay()
+        .args([
+            "sync".as_ref(),
+            "--once".as_ref(),
+            "--verify-every".as_ref(),
+            "0".as_ref(),
+            "--state".as_ref(),
+            state_file.as_os_str(),
+        ])
+        .output()
+        .success()
+        .stdout();
+    assert!(
+        out.contains("Encoded_third: identical -> differs")
+            && out.contains("Encoded_third: differs -> identical"),
+        "{out}"
+    );
+    assert!(!out.contains("Encoded_first: identical ->"), "{out}");
+    let (status, _) = get(&format!(
+        "{origin_b}/{guid}/third.ism/manifest(format=m3u8-aapl)"
+    ));
+    assert_eq!(status, 200);
+
+    // 5. Deleted in A: reported, B's replica kept (no --delete).
     let names = |dc: &str| {
         env.amsplay()
             .accounts(&env.dir.path().join("local/amsplay.toml"))
@@ -223,7 +267,7 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
     );
     assert_eq!(names("dc-b").lines().count(), in_b, "B's replica was kept");
 
-    // 5. A rerun on a synced pair changes nothing and says so.
+    // 6. A rerun on a synced pair changes nothing and says so.
     let out = env
         .amsplay()
         .args([
