@@ -12,21 +12,13 @@
 // keeps playing and the health panel shows the switch; Heal.
 
 import fs from 'node:fs';
-import puppeteer from 'puppeteer-core';
+import { launch } from './chromium.mjs';
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const out = { steps: [], consoleErrors: [], failed: [] };
 const step = (s) => out.steps.push(s);
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-  ],
-});
+const browser = await launch();
 const page = await browser.newPage();
 await page.setViewport({ width: 1280, height: 1000 });
 page.on('console', (m) => { if (m.type() === 'error') out.consoleErrors.push(m.text()); });

@@ -17,7 +17,7 @@ import http from 'node:http';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import puppeteer from 'puppeteer-core';
+import { launch } from './chromium.mjs';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
@@ -42,15 +42,7 @@ const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIte
 const next_line = async () => (await lines.next()).value;
 const say = (v) => process.stdout.write(JSON.stringify(v) + '\n');
 
-const browser = await puppeteer.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  args: [
-    '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required', '--mute-audio',
-  ],
-});
+const browser = await launch();
 
 async function run(c) {
   const page = await browser.newPage();

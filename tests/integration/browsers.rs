@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::harness::{FrontDoor, LocalUp};
 use crate::origin::send;
-use crate::outages::streamed;
+use crate::outages::{published, streamed};
 
 /// The base URLs a browser plays from: origin A, origin B, the local front door.
 fn sources(env: &LocalUp) -> Vec<String> {
@@ -297,32 +297,6 @@ fn smooth_first_presented(root: &str, get: impl Fn(&str) -> Vec<u8>) -> (f64, f6
         out.push(first.max(0) as f64 / 1e7);
     }
     (out[0], out[1])
-}
-
-/// Publishes a `seconds`-long clip with the walkthrough; returns its presentation's path,
-/// `/{locator}/{name}.ism`, the same on both origins and through the front door.
-fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
-    let mezz = crate::encoding::sample(env.dir.path(), &format!("{name}.mp4"), 320, 180, seconds);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = env
-        .amsplay()
-        .args([
-            "run".as_ref(),
-            repo.join("scripts/failover.rhai").as_os_str(),
-            mezz.as_os_str(),
-        ])
-        .output()
-        .success()
-        .stdout();
-    let url = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Original Locator Path: "))
-        .expect("the walkthrough prints the locator path")
-        .trim();
-    let path = &url[url.find("//").unwrap() + 2..];
-    path[path.find('/').unwrap()..]
-        .trim_end_matches("/manifest")
-        .to_string()
 }
 
 /// One player on one stream, as `tests/browser/play.mjs` runs it.

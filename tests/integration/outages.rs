@@ -18,10 +18,10 @@ fn number(out: &str, prefix: &str) -> f64 {
         .unwrap_or_else(|| panic!("no '{prefix}' in the drill's report:\n{out}"))
 }
 
-/// Replicates a short clip with the walkthrough; returns its HLS master playlist's path
-/// (the same on both origins and through any edge).
-pub(crate) fn streamed(env: &LocalUp) -> String {
-    let mezz = sample(env.dir.path(), "drill.mp4", 320, 180, 4);
+/// Publishes a `seconds`-long clip in both datacenters with the walkthrough; returns its
+/// presentation's path, `/{locator}/{name}.ism`, the same on both origins and through any edge.
+pub(crate) fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
+    let mezz = sample(env.dir.path(), &format!("{name}.mp4"), 320, 180, seconds);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = env
         .amsplay()
@@ -39,7 +39,14 @@ pub(crate) fn streamed(env: &LocalUp) -> String {
         .expect("the walkthrough prints the locator path")
         .trim();
     let path = &url[url.find("//").unwrap() + 2..];
-    format!("{}(format=m3u8-aapl)", &path[path.find('/').unwrap()..])
+    path[path.find('/').unwrap()..]
+        .trim_end_matches("/manifest")
+        .to_string()
+}
+
+/// A short clip published with the walkthrough; its HLS master playlist's path.
+pub(crate) fn streamed(env: &LocalUp) -> String {
+    format!("{}/manifest(format=m3u8-aapl)", published(env, "drill", 4))
 }
 
 fn drill(env: &LocalUp, mode: &str, seconds: &str, edge: Option<&str>) -> crate::harness::Run {

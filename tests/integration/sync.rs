@@ -95,6 +95,16 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
         .unwrap()
         .to_string();
     let state_file = env.dir.path().join("sync.json");
+    // One pass of a sync of its own over the same state, and what it printed.
+    let sync_once = |extra: &[&str]| {
+        env.amsplay()
+            .args(["sync", "--once", "--state"])
+            .args([state_file.as_os_str()])
+            .args(extra)
+            .output()
+            .success()
+            .stdout()
+    };
     let mut sync = std::process::Command::new(env!("CARGO_BIN_EXE_amsplay"))
         .args(["sync", "--interval", "0.3", "--state"])
         .arg(&state_file)
@@ -203,19 +213,7 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
         .args([container.as_str(), junk.to_str().unwrap()])
         .output()
         .success();
-    let out = env
-        .amsplay()
-        .args([
-            "sync".as_ref(),
-            "--once".as_ref(),
-            "--verify-every".as_ref(),
-            "0".as_ref(),
-            "--state".as_ref(),
-            state_file.as_os_str(),
-        ])
-        .output()
-        .success()
-        .stdout();
+    let out = sync_once(&["--verify-every", "0"]);
     assert!(
         out.contains("Encoded_third: identical -> differs")
             && out.contains("Encoded_third: differs -> identical"),
@@ -250,17 +248,7 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
         )
         .output()
         .success();
-    let out = env
-        .amsplay()
-        .args([
-            "sync".as_ref(),
-            "--once".as_ref(),
-            "--state".as_ref(),
-            state_file.as_os_str(),
-        ])
-        .output()
-        .success()
-        .stdout();
+    let out = sync_once(&[]);
     assert!(
         out.contains("Encoded_first: identical -> deleted_in_a"),
         "{out}"
@@ -268,17 +256,7 @@ fn a_running_sync_keeps_b_in_step_through_b_failing() {
     assert_eq!(names("dc-b").lines().count(), in_b, "B's replica was kept");
 
     // 6. A rerun on a synced pair changes nothing and says so.
-    let out = env
-        .amsplay()
-        .args([
-            "sync".as_ref(),
-            "--once".as_ref(),
-            "--state".as_ref(),
-            state_file.as_os_str(),
-        ])
-        .output()
-        .success()
-        .stdout();
+    let out = sync_once(&[]);
     assert!(!out.contains("->") && !out.contains("retrying"), "{out}");
     assert!(
         out.contains("2 identical") && out.contains("1 deleted in A"),
