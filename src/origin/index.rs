@@ -46,8 +46,8 @@ pub struct Mp4Index {
 }
 
 /// Bytes read from the start of an MP4 in the first request: enough for the `moov` of a
-/// faststart file of a few minutes.
-const HEAD_BYTES: u64 = 512 << 10;
+/// faststart file of about three minutes (a longer one takes a second read of its `moov`).
+const HEAD_BYTES: u64 = 128 << 10;
 
 /// The largest `moov` read (a faststart index of many hours is a few megabytes).
 const MAX_MOOV: u64 = 64 << 20;

@@ -201,3 +201,99 @@ fn smooth_hls_and_dash_decode_in_real_clients_from_both_datacenters_with_identic
         assert!(s == 400 || s == 404, "{bad}: {s}");
     }
 }
+
+/// An MP4 whose `moov` lies past the head the origin reads first (a file not made with
+/// `+faststart`, or a long one): the origin finds its boxes with small reads and reads the
+/// `moov` in a second ranged read, and serves it like any other.
+#[test]
+fn an_mp4_with_its_moov_past_the_first_read_is_served() {
+    let env = LocalUp::start();
+    let dir = env.dir.path();
+    // Moov at the end, after about 400 KB of media.
+    let mp4 = dir.join("late_1.mp4");
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+        ])
+        .arg("testsrc2=size=320x180:rate=30:duration=6")
+        .args(["-f", "lavfi", "-i", "sine=sample_rate=48000:duration=6"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+        ])
+        .args([
+            "-sc_threshold",
+            "0",
+            "-b:v",
+            "500k",
+            "-c:a",
+            "aac",
+            "-shortest",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&mp4).unwrap();
+    let moov = bytes.windows(4).position(|w| w == b"moov").unwrap();
+    assert!(
+        moov > 200 << 10,
+        "the moov is at {moov}, inside the first read"
+    );
+    std::fs::write(
+        dir.join("late.ism"),
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<smil xmlns=\"http://www.w3.org/2001/SMIL20/Language\"><body><switch>\n<video src=\"late_1.mp4\" systemBitrate=\"500000\"><param name=\"trackID\" value=\"1\" valuetype=\"data\" /></video>\n<audio src=\"late_1.mp4\" systemBitrate=\"128000\"><param name=\"trackID\" value=\"2\" valuetype=\"data\" /></audio>\n</switch></body></smil>\n",
+    )
+    .unwrap();
+    let out = env
+        .amsplay()
+        .script(
+            dir,
+            "late.rhai",
+            r#"
+let a = account("dc-a");
+let x = a.create_asset("late");
+a.storage.upload(x.container, ARGS[0], "late.ism");
+a.storage.upload(x.container, ARGS[1], "late_1.mp4");
+a.create_file_infos(x);
+a.set_primary(x);
+let l = a.origin_locator(x, 1);
+print(`URL ${l.url(x.primary_file)}`);
+"#,
+        )
+        .args([
+            dir.join("late.ism").to_str().unwrap(),
+            mp4.to_str().unwrap(),
+        ])
+        .output()
+        .success()
+        .stdout();
+    let url = out
+        .lines()
+        .find_map(|l| l.strip_prefix("URL "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let hls = format!("{url}(format=m3u8-aapl)");
+    let (ok, err) = decode(&hls, "0:v:0");
+    assert!(ok && err.trim().is_empty(), "{hls}: {err}");
+    let d = duration(&hls);
+    assert!((d - 6.0).abs() < 0.2, "{hls}: duration {d}");
+}
