@@ -5,9 +5,10 @@
 //! - The page (`page/`: HTML, CSS and plain JavaScript, no build step) and hls.js (`vendor/`,
 //!   the npm package's file, checked identical by a test) are compiled into the binary: it
 //!   works offline, nothing comes from a CDN.
-//! - `overview.rs` gathers what the page shows; a background loop gathers it every second
-//!   (or at once after an action) and `GET /api/events` pushes each change as a server-sent
-//!   event, so the page updates without reloading. `GET /api/overview` is the same, once.
+//! - `overview.rs` gathers what the page shows; while a page watches, a background loop
+//!   gathers it every second (or at once after an action) and `GET /api/events` pushes each
+//!   change as a server-sent event, so the page updates without reloading. `GET /api/overview`
+//!   is the same, once. Nobody watching, the console asks the datacenters nothing.
 //! - Actions: `POST /api/replicate {"asset_id"}` replicates an asset of A to B (the
 //!   walkthrough's seven steps), `POST /api/fault {"datacenter", "action"}` breaks or heals a
 //!   datacenter through the local environment's fault points (`stop`: its origin refuses
@@ -54,8 +55,10 @@ struct Console {
     http: reqwest::Client,
     /// The latest overview, as JSON.
     latest: watch::Sender<Option<Arc<str>>>,
-    /// Gather again now (after an action).
+    /// Gather again now (after an action, or a page arriving while idle).
     wake: Notify,
+    /// When a page last asked for the overview without a live stream.
+    polled: Mutex<Option<std::time::Instant>>,
     replicating: Mutex<BTreeSet<String>>,
 }
 
@@ -86,6 +89,7 @@ pub async fn serve(
         config,
         latest: watch::channel(None).0,
         wake: Notify::new(),
+        polled: Mutex::new(None),
         replicating: Mutex::new(BTreeSet::new()),
     });
     let gatherer = tokio::spawn(gather_loop(console.clone()));
@@ -196,9 +200,30 @@ async fn guard(
         .into_response()
 }
 
-/// Gathers the overview every `refresh` (or when woken), publishing it when it changed.
+/// How long a page that asked for the overview once keeps the gathering going.
+const WATCHED_FOR: Duration = Duration::from_secs(30);
+
+impl Console {
+    /// Whether anyone is looking: a live stream open, or a recent `GET /api/overview`.
+    fn watched(&self) -> bool {
+        self.latest.receiver_count() > 0
+            || lock(&self.polled).is_some_and(|t| t.elapsed() < WATCHED_FOR)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Gathers the overview every `refresh` (or when woken) while someone is looking, publishing
+/// it when it changed; unwatched (the local environment starts a console nobody may open),
+/// it asks the datacenters nothing until a page comes.
 async fn gather_loop(console: Arc<Console>) {
     loop {
+        if !console.watched() {
+            console.wake.notified().await;
+            continue;
+        }
         let json = gather(&console).await;
         console.latest.send_if_modified(|v| {
             if v.as_deref() == Some(&*json) {
@@ -263,10 +288,16 @@ fn json(body: Arc<str>) -> Response {
 }
 
 async fn overview(State(console): State<Arc<Console>>) -> Response {
+    let idle = !console.watched();
+    *lock(&console.polled) = Some(std::time::Instant::now());
     let latest = console.latest.borrow().clone();
     match latest {
-        Some(j) => json(j),
-        None => json(gather(&console).await),
+        // While idle the last overview may be old: a fresh one, and the loop woken.
+        Some(j) if !idle => json(j),
+        _ => {
+            console.wake.notify_one();
+            json(gather(&console).await)
+        }
     }
 }
 
@@ -275,6 +306,8 @@ async fn events(
     State(console): State<Arc<Console>>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, std::convert::Infallible>>> {
     let rx = console.latest.subscribe();
+    // A page arriving while idle: gather now (its first event is the fresh overview).
+    console.wake.notify_one();
     let stream = futures::stream::unfold((rx, true), |(mut rx, first)| async move {
         if !first && rx.changed().await.is_err() {
             return None;
