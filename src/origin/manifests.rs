@@ -33,8 +33,9 @@ pub fn hls_master(p: &Presentation) -> String {
             None => track.codec(),
         };
         // As RFC 8216 defines them: the peak and the average segment bit rate, audio included.
-        let audio = p.audio.as_ref().map(|a| a.rates).unwrap_or_default();
-        let (peak, average) = (v.rates.peak + audio.peak, v.rates.average + audio.average);
+        let audio = p.audio.as_ref().map(|a| a.rates()).unwrap_or_default();
+        let rates = v.rates();
+        let (peak, average) = (rates.peak + audio.peak, rates.average + audio.average);
         s.push_str(&format!(
             "#EXT-X-STREAM-INF:BANDWIDTH={peak},AVERAGE-BANDWIDTH={average},RESOLUTION={w}x{h},FRAME-RATE={:.3},CODECS=\"{codecs}\"",
             track.frame_rate()

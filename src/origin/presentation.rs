@@ -16,8 +16,9 @@ pub struct Rendition {
     pub index: Arc<Mp4Index>,
     pub(super) video: bool,
     pub fragments: Vec<Range<usize>>,
-    /// Bits a second of its fMP4 segments: the peak of any one segment and the average.
-    pub rates: Rates,
+    /// Bits a second of its fMP4 segments, measured when a master playlist first needs them
+    /// (not while a cold origin indexes for its first fragment requests).
+    rates: std::sync::OnceLock<Rates>,
 }
 
 /// A rendition's bit rates as players measure them: segment bytes over segment seconds.
@@ -29,12 +30,11 @@ pub struct Rates {
 
 impl Rates {
     /// Every segment's exact size (moof and mdat) over its duration.
-    fn of(track: &Track, fragments: &[Range<usize>]) -> Result<Self, OriginError> {
+    fn of(track: &Track, fragments: &[Range<usize>]) -> Result<Self, String> {
         let mut rates = Self::default();
         let (mut bytes, mut ticks) = (0u64, 0u64);
         for f in fragments {
-            let size = super::fmp4::segment_size(track, f.clone())
-                .map_err(OriginError::Unpackageable)? as u64;
+            let size = super::fmp4::segment_size(track, f.clone())? as u64;
             let d = track.duration(f).max(1);
             let bps = (size * 8 * track.timescale as u64).div_ceil(d);
             rates.peak = rates.peak.max(bps);
@@ -54,6 +54,20 @@ impl Rendition {
             self.index.audio()
         };
         t.expect("checked when the presentation was loaded")
+    }
+
+    /// Its peak and average segment bit rates (the declared bit rate for both should a
+    /// segment's size be unknowable).
+    pub fn rates(&self) -> Rates {
+        *self.rates.get_or_init(|| {
+            Rates::of(self.track(), &self.fragments).unwrap_or_else(|e| {
+                tracing::warn!(blob = %self.blob, error = %e, "segment sizes unknown; using the declared bit rate");
+                Rates {
+                    peak: self.bitrate as u64,
+                    average: self.bitrate as u64,
+                }
+            })
+        })
     }
 
     pub fn kind(&self) -> &'static str {
@@ -140,7 +154,7 @@ impl Presentation {
                     index,
                     video: true,
                     fragments,
-                    rates: Rates::default(),
+                    rates: Default::default(),
                 });
             } else if audio.is_none() && index.audio().is_some() {
                 audio = Some(Rendition {
@@ -149,7 +163,7 @@ impl Presentation {
                     index,
                     video: false,
                     fragments: Vec::new(),
-                    rates: Rates::default(),
+                    rates: Default::default(),
                 });
             }
         }
@@ -164,9 +178,6 @@ impl Presentation {
             .collect();
         if let Some(a) = &mut audio {
             a.fragments = a.track().fragments_at(&cuts);
-        }
-        for r in video.iter_mut().chain(audio.iter_mut()) {
-            r.rates = Rates::of(r.track(), &r.fragments)?;
         }
         Ok(Self {
             container: container.to_string(),
