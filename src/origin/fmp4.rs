@@ -129,6 +129,19 @@ pub fn media_segment(
         &mut out,
         &moof(track, samples, sequence, (moof_size + 8) as i32),
     )?;
+    push_mdat(&mut out, samples, data, data_start)?;
+    Ok(out)
+}
+
+/// Appends the `mdat` of `samples`, their bytes taken from `data` (the file's bytes from
+/// `data_start` on).
+pub(super) fn push_mdat(
+    out: &mut Vec<u8>,
+    samples: &[Sample],
+    data: &[u8],
+    data_start: u64,
+) -> Result<(), String> {
+    let payload: usize = samples.iter().map(|s| s.size as usize).sum();
     out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
     out.extend_from_slice(b"mdat");
     for s in samples {
@@ -138,7 +151,7 @@ pub fn media_segment(
             .ok_or("sample bytes outside the range read")?;
         out.extend_from_slice(bytes);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The byte span of the file covering `range`'s samples.

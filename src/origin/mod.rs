@@ -438,49 +438,25 @@ impl Origin {
 
     /// Reads the fragments after `f` into the cache in the background: those neither cached
     /// nor in flight, up to `read_ahead` fragments and `READ_AHEAD_WINDOW` bytes ahead, in runs
-    /// of at most `READ_AHEAD_BYTES` read with one ranged read each (fewer, larger reads: storage
-    /// answers those far faster), while read-ahead permits last.
+    /// (`run_from`) read with one ranged read each, while read-ahead permits last.
     fn read_ahead(self: &Arc<Self>, f: &Fragment) {
         let r = f.rendition();
         let track = r.track();
-        let window = f.seq + 1..(f.seq + 1 + self.config.read_ahead).min(r.fragments.len());
+        let end = (f.seq + 1 + self.config.read_ahead).min(r.fragments.len());
         let mut inflight = lock(&self.inflight);
-        let mut runs: Vec<Vec<Fragment>> = Vec::new();
-        let mut run = Vec::new();
-        let mut span: Option<std::ops::Range<u64>> = None;
-        let mut ahead = 0u64;
-        for seq in window {
-            let next = Fragment { seq, ..f.clone() };
-            let key = next.key();
-            if self.cache.has_fragment(&key) || inflight.contains_key(&key) {
-                // A gap: what is before it is one run, what is after it another.
-                if !run.is_empty() {
-                    runs.push(std::mem::take(&mut run));
-                    span = None;
-                }
+        let (mut seq, mut ahead) = (f.seq + 1, 0u64);
+        while seq < end && ahead <= READ_AHEAD_WINDOW {
+            let mut run = self.run_from(&Fragment { seq, ..f.clone() }, &inflight);
+            if run.is_empty() {
+                // Cached or in flight already: a gap; what is after it is another run.
+                seq += 1;
                 continue;
             }
-            let s = fmp4::span(track, r.fragments[seq].clone());
-            ahead += s.end - s.start;
-            if ahead > READ_AHEAD_WINDOW && !(runs.is_empty() && run.is_empty()) {
-                break;
-            }
-            let joined = match &span {
-                None => s.clone(),
-                Some(u) => u.start.min(s.start)..u.end.max(s.end),
-            };
-            if !run.is_empty() && joined.end - joined.start > READ_AHEAD_BYTES {
-                runs.push(std::mem::take(&mut run));
-                span = Some(s);
-            } else {
-                span = Some(joined);
-            }
-            run.push(next);
-        }
-        if !run.is_empty() {
-            runs.push(run);
-        }
-        for run in runs {
+            run.truncate(end - seq);
+            seq += run.len();
+            let first = run[0].seq;
+            let span = fmp4::span(track, r.fragments[first].start..r.fragments[seq - 1].end);
+            ahead += span.end - span.start;
             let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
                 return;
             };

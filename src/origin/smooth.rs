@@ -201,14 +201,6 @@ pub fn fragment(
             u32::from_be_bytes(out[at..at + 4].try_into().expect("4 bytes")) + tfxd.len() as u32;
         out[at..at + 4].copy_from_slice(&size.to_be_bytes());
     }
-    out.extend_from_slice(&((payload + 8) as u32).to_be_bytes());
-    out.extend_from_slice(b"mdat");
-    for s in samples {
-        let at = (s.offset - data_start) as usize;
-        out.extend_from_slice(
-            data.get(at..at + s.size as usize)
-                .ok_or("sample bytes outside the range read")?,
-        );
-    }
+    super::fmp4::push_mdat(&mut out, samples, data, data_start)?;
     Ok(out)
 }
