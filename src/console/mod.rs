@@ -257,13 +257,7 @@ async fn gather(console: &Console) -> Arc<str> {
             .and_then(|f| serde_json::to_value(f).ok()),
         None => None,
     };
-    let replicating = console
-        .replicating
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .cloned()
-        .collect();
+    let replicating = lock(&console.replicating).iter().cloned().collect();
     let o = overview::gather(
         &c.a,
         &c.b,
@@ -332,12 +326,7 @@ async fn replicate(
     State(console): State<Arc<Console>>,
     Json(r): Json<ReplicateRequest>,
 ) -> Response {
-    if !console
-        .replicating
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(r.asset_id.clone())
-    {
+    if !lock(&console.replicating).insert(r.asset_id.clone()) {
         return (StatusCode::ACCEPTED, "already replicating\n").into_response();
     }
     console.wake.notify_one();
@@ -361,10 +350,7 @@ async fn replicate(
         if let Err(e) = result {
             tracing::warn!(asset = %r.asset_id, error = %e, "replication from the console failed");
         }
-        c.replicating
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&r.asset_id);
+        lock(&c.replicating).remove(&r.asset_id);
         c.wake.notify_one();
     });
     (StatusCode::ACCEPTED, "replicating\n").into_response()

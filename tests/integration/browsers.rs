@@ -6,7 +6,7 @@ use std::process::Command;
 
 use crate::harness::{FrontDoor, LocalUp};
 use crate::origin::send;
-use crate::outages::{published, streamed};
+use crate::outages::{first_segment, published, streamed};
 
 /// The base URLs a browser plays from: origin A, origin B, the local front door.
 fn sources(env: &LocalUp) -> Vec<String> {
@@ -35,18 +35,7 @@ fn preflights_are_answered_and_head_matches_get_on_origins_and_front_doors() {
     let mut bases = sources(&env);
     let caching = FrontDoor::start(&[&bases[0], &bases[1]], &["--cache-mb", "16"]);
     bases.push(caching.url.clone());
-    let (_, _, text) = send("GET", &format!("{}{master}", bases[0]), "");
-    let text = String::from_utf8(text).unwrap();
-    let variant = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
-    let dir = &master[..master.rfind('/').unwrap() + 1];
-    let (_, _, media) = send("GET", &format!("{}{dir}{variant}", bases[0]), "");
-    let media = String::from_utf8(media).unwrap();
-    let segment = media
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.is_empty())
-        .unwrap();
-    let sub = &variant[..variant.rfind('/').map_or(0, |i| i + 1)];
-    let paths = [master.clone(), format!("{dir}{sub}{segment}")];
+    let paths = [master.clone(), first_segment(&bases[0], &master)];
     for base in &bases {
         for path in &paths {
             let url = format!("{base}{path}");

@@ -44,6 +44,22 @@ pub(crate) fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
         .to_string()
 }
 
+/// The path of the first segment of the master playlist's last variant, read from `base`.
+pub(crate) fn first_segment(base: &str, master: &str) -> String {
+    let (_, _, text) = send("GET", &format!("{base}{master}"), "");
+    let text = String::from_utf8(text).unwrap();
+    let variant = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
+    let dir = &master[..master.rfind('/').unwrap() + 1];
+    let (_, _, media) = send("GET", &format!("{base}{dir}{variant}"), "");
+    let media = String::from_utf8(media).unwrap();
+    let segment = media
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap();
+    let sub = &variant[..variant.rfind('/').map_or(0, |i| i + 1)];
+    format!("{dir}{sub}{segment}")
+}
+
 /// A short clip published with the walkthrough; its HLS master playlist's path.
 pub(crate) fn streamed(env: &LocalUp) -> String {
     format!("{}/manifest(format=m3u8-aapl)", published(env, "drill", 4))
@@ -236,17 +252,7 @@ fn the_front_doors_cache_answers_for_the_origins() {
     assert_eq!(again, body);
 
     // A fragment asked with a Range first: passed through, not kept.
-    let text = String::from_utf8(body).unwrap();
-    let variant = text.lines().rfind(|l| !l.starts_with('#')).unwrap();
-    let dir = &master[..master.rfind('/').unwrap() + 1];
-    let (_, _, media) = send("GET", &format!("{}{dir}{variant}", front.url), "");
-    let media = String::from_utf8(media).unwrap();
-    let segment = media
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.is_empty())
-        .unwrap();
-    let sub = &variant[..variant.rfind('/').map_or(0, |i| i + 1)];
-    let frag = format!("{}{dir}{sub}{segment}", front.url);
+    let frag = format!("{}{}", front.url, first_segment(&front.url, &master));
     let (status, head, part) = send("GET", &frag, "Range: bytes=0-99\r\n");
     assert_eq!((status, part.len()), (206, 100), "{head}");
     let (status, head, whole) = send("GET", &frag, "");
