@@ -60,15 +60,15 @@ fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
 }
 
 impl Mp4Index {
-    /// Reads the `moov` of `blob` and indexes its tracks: its size, then one ranged read of
-    /// its head (where the encoder's `+faststart` puts the `moov`), and a second read only
+    /// Reads the `moov` of `blob`, `size` bytes long, and indexes its tracks: one ranged read
+    /// of its head (where the encoder's `+faststart` puts the `moov`), and a second read only
     /// when the `moov` reaches past that head.
-    pub async fn load(storage: &Storage, container: &str, blob: &str) -> Result<Self, IndexError> {
-        let size = storage
-            .blob(container, blob)
-            .await?
-            .ok_or_else(|| format_err(blob, "no such blob"))?
-            .size;
+    pub async fn load(
+        storage: &Storage,
+        container: &str,
+        blob: &str,
+        size: u64,
+    ) -> Result<Self, IndexError> {
         let head = storage
             .get_range(container, blob, 0..size.min(HEAD_BYTES))
             .await?;

@@ -13,9 +13,13 @@ use crate::storage::Storage;
 pub struct Rendition {
     pub bitrate: u32,
     pub blob: String,
+    /// Bytes of that file.
+    pub size: u64,
     pub index: Arc<Mp4Index>,
     pub(super) video: bool,
     pub fragments: Vec<Range<usize>>,
+    /// Its fragments cut into runs, each read with one ranged read (`plan_runs`).
+    runs: Vec<Range<usize>>,
     /// Bits a second of its fMP4 segments, measured when a master playlist first needs them
     /// (not while a cold origin indexes for its first fragment requests).
     rates: std::sync::OnceLock<Rates>,
@@ -70,6 +74,22 @@ impl Rendition {
         })
     }
 
+    /// The run holding fragment `seq` (fragment indexes).
+    pub fn run_of(&self, seq: usize) -> Range<usize> {
+        let i = self.runs.partition_point(|r| r.end <= seq);
+        self.runs.get(i).cloned().unwrap_or(seq..seq + 1)
+    }
+
+    /// The bytes of the file that fragments `seqs` span.
+    pub fn span(&self, seqs: Range<usize>) -> Range<u64> {
+        let f = &self.fragments;
+        let (first, last) = (seqs.start, seqs.end.max(seqs.start + 1) - 1);
+        match (f.get(first), f.get(last)) {
+            (Some(a), Some(b)) => super::fmp4::span(self.track(), a.start..b.end),
+            _ => 0..0,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         if self.video {
             "video"
@@ -78,6 +98,9 @@ impl Rendition {
         }
     }
 }
+
+/// The largest `.ism` read (one names a few files in a few hundred bytes each).
+const MAX_ISM: u64 = 1 << 20;
 
 /// What an `.ism` describes, indexed.
 pub struct Presentation {
@@ -118,22 +141,38 @@ impl Presentation {
             .fold(0.0, f64::max)
     }
 
-    /// Reads the `.ism` and indexes every file it names (all at once).
+    /// Reads the `.ism` and indexes every file it names (all at once), in two rounds of
+    /// storage requests: the container's listing (every file's size) beside the `.ism`, then
+    /// the head of each MP4 (`Mp4Index::load`).
     pub async fn load(storage: &Storage, container: &str, ism: &str) -> Result<Self, OriginError> {
-        let info = storage
-            .blob(container, ism)
-            .await?
-            .ok_or_else(|| OriginError::not_found(format!("{ism} not found")))?;
-        let text = storage.get_range(container, ism, 0..info.size).await?;
-        let entries = smil_entries(&String::from_utf8_lossy(&text));
+        let (listing, text) = futures::join!(
+            storage.blobs(container),
+            storage.get_prefix(container, ism, MAX_ISM + 1)
+        );
+        let sizes: HashMap<String, u64> = listing?.into_iter().map(|b| (b.name, b.size)).collect();
+        match sizes.get(ism) {
+            None => return Err(OriginError::not_found(format!("{ism} not found"))),
+            Some(&n) if n == 0 || n > MAX_ISM => {
+                return Err(OriginError::Unpackageable(format!(
+                    "{ism} is {n} bytes; a server manifest has 1 to {MAX_ISM}"
+                )))
+            }
+            Some(_) => {}
+        }
+        let entries = smil_entries(&String::from_utf8_lossy(&text?));
         let mut names: Vec<&String> = entries.iter().map(|(_, src, _)| src).collect();
         names.sort();
         names.dedup();
-        let loaded = futures::future::try_join_all(
-            names
-                .iter()
-                .map(|src| Mp4Index::load(storage, container, src)),
-        )
+        let sizes = &sizes;
+        let loaded = futures::future::try_join_all(names.iter().map(|src| async move {
+            match sizes.get(src.as_str()) {
+                Some(&size) => Mp4Index::load(storage, container, src, size).await,
+                None => Err(super::index::IndexError::Format {
+                    blob: src.to_string(),
+                    message: "no such blob".into(),
+                }),
+            }
+        }))
         .await?;
         let indexes: HashMap<&String, Arc<Mp4Index>> = names
             .into_iter()
@@ -151,18 +190,22 @@ impl Presentation {
                 video.push(Rendition {
                     bitrate: *bitrate,
                     blob: src.clone(),
+                    size: sizes[src.as_str()],
                     index,
                     video: true,
                     fragments,
+                    runs: Vec::new(),
                     rates: Default::default(),
                 });
             } else if audio.is_none() && index.audio().is_some() {
                 audio = Some(Rendition {
                     bitrate: *bitrate,
                     blob: src.clone(),
+                    size: sizes[src.as_str()],
                     index,
                     video: false,
                     fragments: Vec::new(),
+                    runs: Vec::new(),
                     rates: Default::default(),
                 });
             }
@@ -179,6 +222,15 @@ impl Presentation {
         if let Some(a) = &mut audio {
             a.fragments = a.track().fragments_at(&cuts);
         }
+        for r in video.iter_mut().chain(audio.iter_mut()) {
+            let sizes: Vec<u64> = (0..r.fragments.len())
+                .map(|i| {
+                    let s = r.span(i..i + 1);
+                    s.end - s.start
+                })
+                .collect();
+            r.runs = plan_runs(&sizes);
+        }
         Ok(Self {
             container: container.to_string(),
             video,
@@ -193,6 +245,43 @@ impl Presentation {
             _ => None,
         }
     }
+}
+
+/// Bytes one ranged read of a rendition spans at most.
+pub const RUN_BYTES: u64 = 8 << 20;
+
+/// Cuts a rendition's fragments into runs of consecutive fragments, each read with one ranged
+/// read whoever asks for one of them first: as few runs as keep each within `RUN_BYTES` (a
+/// fragment larger than that is a run of its own), cut at the fragment boundaries nearest to
+/// equal shares of the bytes.
+///
+/// Runs are fixed when the presentation is indexed, so a crowd of players arriving in any
+/// order reads each run once, and every read is as large as it can be: storage answers a few
+/// large reads far faster than many small ones. Equal shares of more than `RUN_BYTES` are
+/// each over half of it, and so over 4 MiB: Azurite reads a range of up to 4 MiB twice (to
+/// give it an MD5), so there one read just over that costs a third of two just under it.
+fn plan_runs(sizes: &[u64]) -> Vec<Range<usize>> {
+    let total: u64 = sizes.iter().sum();
+    let share = total.div_ceil(total.div_ceil(RUN_BYTES).max(1)).max(1);
+    let mut runs = Vec::new();
+    let (mut first, mut bytes, mut done) = (0, 0u64, 0u64);
+    for (i, &size) in sizes.iter().enumerate() {
+        // Close the run before this fragment when it would go past RUN_BYTES, or when the
+        // boundary before it is nearer the next share's end than the one after it.
+        let goal = (runs.len() as u64 + 1) * share;
+        let before = goal.abs_diff(done);
+        let after = goal.abs_diff(done + size);
+        if i > first && (bytes + size > RUN_BYTES || before < after) {
+            runs.push(first..i);
+            (first, bytes) = (i, 0);
+        }
+        bytes += size;
+        done += size;
+    }
+    if first < sizes.len() {
+        runs.push(first..sizes.len());
+    }
+    runs
 }
 
 /// `(kind, src, systemBitrate)` of each `<video>` / `<audio>` of a SMIL server manifest.
@@ -214,4 +303,56 @@ fn smil_entries(text: &str) -> Vec<(String, String, u32)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn bytes(sizes: &[u64], runs: &[Range<usize>]) -> Vec<u64> {
+        runs.iter().map(|r| sizes[r.clone()].iter().sum()).collect()
+    }
+
+    #[test]
+    fn runs_are_few_even_and_within_the_read_size() {
+        // A 1080p rung: ten fragments of 1.7 MB: three runs of 5 to 7 MB, none under 4 MiB.
+        let rung = [1_740_000u64; 10];
+        let runs = plan_runs(&rung);
+        assert_eq!(runs, vec![0..3, 3..7, 7..10]);
+        assert!(bytes(&rung, &runs)
+            .iter()
+            .all(|&b| b > 4 * MIB && b <= RUN_BYTES));
+        // Just over one read: two halves, each over 4 MiB.
+        let over = [910_000u64; 10];
+        let halves = bytes(&over, &plan_runs(&over));
+        assert_eq!(halves.len(), 2);
+        assert!(halves.iter().all(|&b| b > 4 * MIB), "{halves:?}");
+        // What fits in one read is one run; nothing is no run.
+        assert_eq!(plan_runs(&[120_000; 10]), vec![0..10]);
+        assert_eq!(plan_runs(&[]), Vec::<Range<usize>>::new());
+    }
+
+    #[test]
+    fn a_fragment_larger_than_a_read_is_a_run_of_its_own() {
+        let sizes = [MIB, 20 * MIB, MIB, MIB];
+        let runs = plan_runs(&sizes);
+        assert!(runs.contains(&(1..2)), "{runs:?}");
+        let covered: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+        assert_eq!(covered, vec![0, 1, 2, 3], "every fragment once, in order");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(crate::testing::budget())]
+        #[test]
+        fn runs_cover_every_fragment_once_within_the_read_size(sizes in proptest::collection::vec(1u64..12 << 20, 0..60)) {
+            let runs = plan_runs(&sizes);
+            let covered: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
+            proptest::prop_assert_eq!(covered, (0..sizes.len()).collect::<Vec<_>>());
+            for (r, b) in runs.iter().zip(bytes(&sizes, &runs)) {
+                proptest::prop_assert!(r.len() == 1 || b <= RUN_BYTES, "{:?}: {}", r, b);
+            }
+        }
+    }
 }

@@ -101,6 +101,7 @@ impl Storage {
                     // Read into a buffer of the known size: growing one by doubling would
                     // hold up to twice the block in memory.
                     let mut buf = bytes::BytesMut::with_capacity(len as usize);
+                    crate::memory::prefer_huge_pages(buf.spare_capacity_mut());
                     while let Some(chunk) = body.next().await {
                         buf.extend_from_slice(&chunk.map_err(|e| classify("read blob", t, e))?);
                     }
@@ -113,6 +114,33 @@ impl Storage {
                     }
                     Ok(data)
                 }
+            })
+            .await
+    }
+
+    /// The first `max` bytes of a blob, or all of it when it is shorter (one ranged read: the
+    /// service answers a range reaching past the end with the bytes there are).
+    pub(crate) async fn get_prefix(
+        &self,
+        container: &str,
+        blob: &str,
+        max: u64,
+    ) -> Result<Bytes, StorageError> {
+        self.retry()
+            .run("read blob", || async move {
+                let t = self.target(container, Some(blob));
+                let mut body = self.open_range(container, blob, 0..max).await?;
+                let mut buf = bytes::BytesMut::new();
+                while let Some(chunk) = body.next().await {
+                    buf.extend_from_slice(&chunk.map_err(|e| classify("read blob", t, e))?);
+                    if buf.len() as u64 > max {
+                        return Err(StorageError::Integrity {
+                            blob: blob.to_string(),
+                            message: format!("asked for at most {max} bytes, got more"),
+                        });
+                    }
+                }
+                Ok(buf.freeze())
             })
             .await
     }
