@@ -51,6 +51,32 @@ pub fn return_large_blocks() {
     }
 }
 
+/// Asks the kernel to back the 2 MiB-aligned part of a large buffer about to be filled with
+/// huge pages (where transparent huge pages are on `madvise`, as Debian ships them): filling
+/// it then takes a page fault per 2 MiB instead of one per 4 KiB, which was about half of a
+/// cold origin's CPU (reads of several megabytes into fresh buffers). Only advice: nothing
+/// changes where the kernel cannot or will not.
+pub fn prefer_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let start = buf.as_mut_ptr() as usize;
+        let (from, to) = (
+            start.next_multiple_of(HUGE),
+            (start + buf.len()) / HUGE * HUGE,
+        );
+        if to > from {
+            // SAFETY: the range lies inside `buf`, which this process owns; MADV_HUGEPAGE only
+            // changes how the kernel backs those pages, never their contents.
+            unsafe {
+                libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE);
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = buf;
+}
+
 /// Gives a child process the data limit amsplay started with.
 pub fn unlimit_child(cmd: &mut std::process::Command) {
     if LIMIT.load(Ordering::Relaxed) == 0 {

@@ -57,6 +57,8 @@ pub struct Cache {
     hits: AtomicU64,
     misses: AtomicU64,
     indexings: AtomicU64,
+    reads: AtomicU64,
+    read_bytes: AtomicU64,
 }
 
 /// What the fragment cache holds and how it has done, as `/health` reports it.
@@ -78,6 +80,10 @@ pub struct CacheStats {
     pub presentation_bytes: usize,
     /// Times a presentation was indexed (read from storage) since the start.
     pub indexings: u64,
+    /// Ranged reads of media from storage since the start (one a run of fragments, for a
+    /// client or read-ahead), and their bytes.
+    pub reads: u64,
+    pub read_bytes: u64,
 }
 
 impl Default for Cache {
@@ -97,6 +103,8 @@ impl Cache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             indexings: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            read_bytes: AtomicU64::new(0),
         }
     }
 
@@ -119,6 +127,8 @@ impl Cache {
             presentations,
             presentation_bytes,
             indexings: self.indexings.load(Ordering::Relaxed),
+            reads: self.reads.load(Ordering::Relaxed),
+            read_bytes: self.read_bytes.load(Ordering::Relaxed),
         }
     }
 
@@ -140,6 +150,12 @@ impl Cache {
     /// Counts one indexing of a presentation.
     pub fn count_indexing(&self) {
         self.indexings.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one ranged read of media of `bytes`.
+    pub fn count_read(&self, bytes: u64) {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.read_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
     /// Counts a client's request for a fragment (read-ahead is not counted).

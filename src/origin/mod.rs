@@ -6,15 +6,17 @@
 //! (DASH, SegmentTimeline), fragments at `QualityLevels(bitrate)/Fragments(video=t[,format=…])`;
 //! `/health` is the deep health check edges probe (`health.rs`).
 //!
-//! - `presentation.rs`: an `.ism` and the indexes of its MP4s (`index.rs`, read with two or
-//!   three ranged reads each, all files at once), cached;
-//! - a fragment asked for the first time is read with the ones after it in one ranged read
-//!   (up to 8 MiB: storage answers a few large reads far faster than many small ones),
-//!   repackaged as `moof`+`mdat` (`fmp4.rs`, `smooth.rs`); the same bytes also give the
-//!   fragments of the file's other track (an MP4 interleaves audio with video); all are kept
-//!   in a size-bounded cache (`cache.rs`) under an XXH3 ETag; serving fragment n reads up to
-//!   24 MiB further ahead in the background, so a standby that just took over warms up at the
-//!   speed players ask;
+//! - `presentation.rs`: an `.ism` and the indexes of its MP4s (`index.rs`), read in two rounds
+//!   of storage requests (the container's listing beside the `.ism`, then every MP4's head at
+//!   once), cached; each rendition's fragments cut into fixed runs of up to 8 MiB;
+//! - a fragment asked for the first time is read with the rest of its run in one ranged read
+//!   (storage answers a few large reads far faster than many small ones, and fixed runs make
+//!   a crowd arriving in any order read each once), repackaged as `moof`+`mdat` (`fmp4.rs`,
+//!   `smooth.rs`); the same bytes also give the fragments of the file's other track (an MP4
+//!   interleaves audio with video); all are kept in a size-bounded cache (`cache.rs`) under an
+//!   XXH3 ETag; serving fragment n reads up to 24 MiB further ahead in the background, and the
+//!   run at the same time of every other rendition (players switch rungs), so a standby that
+//!   just took over warms up at the speed players ask;
 //! - `locators.rs`: which locators may serve, looked up in the emulator's database at most
 //!   every 500 ms per locator;
 //! - `warm.rs`: a client's side, asking an origin for every manifest of a presentation so
@@ -25,6 +27,7 @@
 //! What is served depends only on the blobs, so two datacenters holding the same blobs answer
 //! byte for byte alike (same ETags too).
 
+mod backlog;
 mod cache;
 pub mod error;
 pub mod fmp4;
@@ -60,7 +63,8 @@ pub struct OriginConfig {
     /// Longest wait for one storage read (retries included); past it the request is a 503.
     pub storage_timeout: Duration,
     /// Fragments of a rendition read ahead of the one asked for (at most
-    /// `READ_AHEAD_WINDOW` bytes of them, in ranged reads of at most `READ_AHEAD_BYTES`).
+    /// `READ_AHEAD_WINDOW` bytes of them, a run of at most `presentation::RUN_BYTES` a read);
+    /// 0 reads only what is asked, a fragment at a time.
     pub read_ahead: usize,
     /// Bytes of packaged fragments kept in memory (presentation indexes: a quarter of it).
     pub cache_bytes: usize,
@@ -76,17 +80,22 @@ impl Default for OriginConfig {
     }
 }
 
-/// Background reads at once, across all renditions.
-const READ_AHEAD_CONCURRENCY: usize = 4;
+/// Reads under way at once, clients' included, past which read-ahead waits (`backlog.rs`;
+/// a client's read always starts). Each is a run of at most `presentation::RUN_BYTES`: this
+/// bounds what read-ahead holds at once. Storage serves a few reads at once a little faster
+/// than one at a time (Azurite: three at once about 1.4 times one).
+const READS_AT_ONCE: usize = 3;
 
-/// Longest read ahead: storage answers one large ranged read far faster than many small
-/// ones (Azurite: 8 MiB ranges several times the rate of 512 KiB ones), and this bounds what
-/// read-ahead holds at once (`READ_AHEAD_CONCURRENCY` times this).
-const READ_AHEAD_BYTES: u64 = 8 << 20;
+/// Runs waiting to be read ahead at most.
+const MOST_WAITING: usize = 64;
 
 /// Bytes of a rendition read ahead of the fragment asked for: a cold origin reads what
 /// players will ask next in a few large reads (about half a minute of a 1080p rung).
 const READ_AHEAD_WINDOW: u64 = 24 << 20;
+
+/// The smallest fragment cache that reads ahead across the ladder too: what that reads (a run
+/// of every other rendition) must not evict what players are being served.
+const LADDER_MIN_CACHE: usize = 64 << 20;
 
 /// A presentation being indexed: every request for it awaits the same indexing (and its
 /// failure: with storage hung, a crowd of requests answers 503 together within the deadline).
@@ -105,7 +114,7 @@ pub struct Origin {
     locators: Locators,
     cache: Cache,
     health: HealthCache,
-    read_ahead: Arc<tokio::sync::Semaphore>,
+    backlog: backlog::Backlog,
     /// Fragments being packaged, so concurrent requests (and read-ahead) share one read.
     inflight: Mutex<HashMap<String, Pending>>,
     /// Presentations being indexed, so the first requests after a start (a crowd of players
@@ -129,7 +138,7 @@ impl Origin {
             locators: Locators::new(locators),
             cache: Cache::new(config.cache_bytes),
             health: HealthCache::default(),
-            read_ahead: Arc::new(tokio::sync::Semaphore::new(READ_AHEAD_CONCURRENCY)),
+            backlog: backlog::Backlog::new(READS_AT_ONCE, MOST_WAITING),
             inflight: Mutex::default(),
             indexing: Mutex::default(),
             serving: std::sync::atomic::AtomicBool::new(true),
@@ -195,12 +204,14 @@ impl Origin {
         let me = self.clone();
         tokio::spawn(async move {
             me.cache.count_indexing();
+            let began = std::time::Instant::now();
             let loaded = me
                 .within(
                     "index the presentation",
                     Presentation::load(&me.storage, &container, &ism),
                 )
                 .await;
+            tracing::debug!(presentation = %key, ms = began.elapsed().as_secs_f64() * 1e3, ok = loaded.is_ok(), "indexed");
             let r = match loaded {
                 Ok(p) => {
                     let p = Arc::new(p);
@@ -239,10 +250,10 @@ impl Origin {
     }
 
     /// A fragment from the cache, or packaged (once, however many ask at the same time);
-    /// counted as a hit or a miss when a client `asked` for it. A miss reads the fragments
-    /// after it in the same ranged read, up to `READ_AHEAD_BYTES` (one large read instead of
-    /// one per fragment: storage answers those far faster). Returns at once: the answer is
-    /// the future's.
+    /// counted as a hit or a miss when a client `asked` for it. A miss reads the whole run
+    /// holding it (`Rendition::run_of`: its neighbours, up to `presentation::RUN_BYTES`) in one
+    /// ranged read, one large read instead of one per fragment. Returns at once: the answer
+    /// is the future's.
     fn fragment(
         self: &Arc<Self>,
         f: &Fragment,
@@ -259,13 +270,16 @@ impl Origin {
         }
         let mut inflight = lock(&self.inflight);
         if let Some(p) = inflight.get(&key) {
+            // Read-ahead may hold it, waiting: a client wants it now.
+            self.backlog.hurry(&key);
             return Either::Right(p.clone());
         }
-        let mut run = self.run_from(f, &inflight);
-        if run.is_empty() {
-            run.push(f.clone());
-        }
-        let mut pending = self.pending_run(run, None);
+        let run = if self.config.read_ahead == 0 {
+            vec![f.clone()]
+        } else {
+            self.uncached(f.rendition().run_of(f.seq), f, &inflight)
+        };
+        let mut pending = self.pending_run(run, Ahead::No);
         let first = pending[0].1.clone();
         for (k, p) in pending.drain(..) {
             inflight.insert(k, p);
@@ -273,50 +287,65 @@ impl Origin {
         Either::Right(first)
     }
 
-    /// The fragments of `f`'s rendition from `f` on that are neither cached nor in flight, in
-    /// order up to the first that is: as many as one ranged read of at most `READ_AHEAD_BYTES`
-    /// holds, and at most `read_ahead` + 1 (just `f` with read-ahead off).
-    fn run_from(&self, f: &Fragment, inflight: &HashMap<String, Pending>) -> Vec<Fragment> {
-        let r = f.rendition();
-        let track = r.track();
-        let limit = self.config.read_ahead + 1;
-        let mut run = Vec::new();
-        let mut span: Option<std::ops::Range<u64>> = None;
-        for seq in f.seq..(f.seq + limit).min(r.fragments.len()) {
-            let next = Fragment { seq, ..f.clone() };
-            let key = next.key();
-            if self.cache.has_fragment(&key) || inflight.contains_key(&key) {
-                break;
-            }
-            let s = fmp4::span(track, r.fragments[seq].clone());
-            let joined = match &span {
-                None => s,
-                Some(u) => u.start.min(s.start)..u.end.max(s.end),
-            };
-            if !run.is_empty() && joined.end - joined.start > READ_AHEAD_BYTES {
-                break;
-            }
-            span = Some(joined);
-            run.push(next);
-        }
-        run
+    /// The fragments `seqs` of `like`'s rendition (in its format) that are neither cached nor
+    /// in flight.
+    fn uncached(
+        &self,
+        seqs: std::ops::Range<usize>,
+        like: &Fragment,
+        inflight: &HashMap<String, Pending>,
+    ) -> Vec<Fragment> {
+        seqs.map(|seq| Fragment {
+            seq,
+            ..like.clone()
+        })
+        .filter(|f| {
+            let key = f.key();
+            !self.cache.has_fragment(&key) && !inflight.contains_key(&key)
+        })
+        .collect()
     }
 
     /// Packages `run` (fragments of one rendition, in order) with one ranged read, in a task
-    /// of its own (finished even if every client asking gives up, holding `permit` till
-    /// then); one pending answer per fragment. When done, the bodies are cached and no longer
+    /// of its own (finished even if every client asking gives up); one pending answer per
+    /// fragment. A client's read starts at once; read `ahead`, it waits its turn in the
+    /// backlog (none when the backlog is full). When done, the bodies are cached and no longer
     /// in flight. Call with `inflight` locked, and put the answers there before unlocking.
-    fn pending_run(
-        self: &Arc<Self>,
-        run: Vec<Fragment>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    ) -> Vec<(String, Pending)> {
+    fn pending_run(self: &Arc<Self>, run: Vec<Fragment>, ahead: Ahead) -> Vec<(String, Pending)> {
         use futures::FutureExt;
         let me = self.clone();
         let keys: Vec<String> = run.iter().map(Fragment::key).collect();
+        let turn = match ahead {
+            Ahead::No => {
+                self.backlog.start();
+                None
+            }
+            Ahead::Next | Ahead::Later => {
+                match self.backlog.wait(keys.clone(), ahead == Ahead::Next) {
+                    Some(turn) => Some(turn),
+                    None => return Vec::new(),
+                }
+            }
+        };
         let task_keys = keys.clone();
         let task = tokio::spawn(async move {
-            let r = me.package_run(&run).await;
+            let started = match turn {
+                Some(turn) => {
+                    // The other requests woken with this one (a crowd after one indexing)
+                    // take their readers first.
+                    tokio::task::yield_now().await;
+                    me.backlog.dispatch();
+                    turn.await.is_ok()
+                }
+                None => true,
+            };
+            let r = if started {
+                let r = me.package_run(&run).await;
+                me.backlog.done();
+                r
+            } else {
+                Err(OriginError::storage("read-ahead stopped".to_string()))
+            };
             if let Ok(bodies) = &r {
                 for (k, b) in task_keys.iter().zip(bodies) {
                     me.cache.put_fragment(k.clone(), b.clone());
@@ -326,7 +355,6 @@ impl Origin {
             for k in &task_keys {
                 inflight.remove(k);
             }
-            drop(permit);
             r
         });
         let all = task
@@ -354,7 +382,7 @@ impl Origin {
     /// bytes, the fragments of the file's other track that lie wholly inside them, cached
     /// (an MP4 interleaves its audio with its video: the audio of a span of video costs no
     /// read of its own, where reading it alone would read the video around it).
-    async fn package_run(&self, run: &[Fragment]) -> Result<Vec<Body>, OriginError> {
+    async fn package_run(self: &Arc<Self>, run: &[Fragment]) -> Result<Vec<Body>, OriginError> {
         let Some(first) = run.first() else {
             return Ok(Vec::new());
         };
@@ -364,8 +392,14 @@ impl Origin {
             .iter()
             .map(|f| fmp4::span(track, r.fragments[f.seq].clone()))
             .collect();
-        let start = spans.iter().map(|s| s.start).min().unwrap_or(0);
+        let mut start = spans.iter().map(|s| s.start).min().unwrap_or(0);
         let mut end = spans.iter().map(|s| s.end).max().unwrap_or(0);
+        // A read leaving little of the file unread (its index, a last fragment) reads it all:
+        // a whole blob is answered with the MD5 stored for it, where Azurite computes one for
+        // a range of up to 4 MiB, reading it twice (about twice the cost).
+        if start + r.size.saturating_sub(end) <= (end - start) / 8 {
+            (start, end) = (0, r.size.max(end));
+        }
         // The other track's fragments that begin in these bytes end a little after them:
         // read to their end, so that they come with this read.
         let p = &first.p;
@@ -396,14 +430,44 @@ impl Origin {
                     .get_range(&first.p.container, &r.blob, start..end),
             )
             .await?;
+        self.cache.count_read(end - start);
         tracing::debug!(blob = %r.blob, fragments = run.len(), bytes = end - start, ms = began.elapsed().as_secs_f64() * 1e3, "{what}");
+        // Packaging copies megabytes: on the blocking pool, so that it never holds up a
+        // worker that other reads' answers (and clients) wait on.
+        let (me, run) = (self.clone(), run.to_vec());
+        let bodies = tokio::task::spawn_blocking(move || me.package_read(&run, &data, start))
+            .await
+            .map_err(|e| OriginError::storage(format!("packaging stopped: {e}")))??;
+        tracing::debug!(blob = %r.blob, ms = began.elapsed().as_secs_f64() * 1e3, "packaged");
+        Ok(bodies)
+    }
+
+    /// `run`'s fragments from `data`, the file's bytes from `start` on, and the other track's
+    /// fragments that lie wholly inside them (cached).
+    fn package_read(
+        &self,
+        run: &[Fragment],
+        data: &[u8],
+        start: u64,
+    ) -> Result<Vec<Body>, OriginError> {
+        let Some(first) = run.first() else {
+            return Ok(Vec::new());
+        };
+        let (r, p) = (first.rendition(), &first.p);
+        let end = start + data.len() as u64;
+        let others = || {
+            p.video
+                .iter()
+                .chain(p.audio.iter())
+                .filter(|o| o.blob == r.blob && !std::ptr::eq(*o, r))
+        };
         let package = |r: &Rendition, f: &Fragment| {
             let frag = r.fragments[f.seq].clone();
             let seq = f.seq as u32 + 1;
             let packaged = if f.smooth {
-                smooth::fragment(r.track(), frag, seq, &data, start)
+                smooth::fragment(r.track(), frag, seq, data, start)
             } else {
-                fmp4::media_segment(r.track(), frag, seq, &data, start)
+                fmp4::media_segment(r.track(), frag, seq, data, start)
             };
             packaged.map(Body::new).map_err(OriginError::Unpackageable)
         };
@@ -432,39 +496,106 @@ impl Origin {
                 }
             }
         }
-        tracing::debug!(blob = %r.blob, ms = began.elapsed().as_secs_f64() * 1e3, "packaged");
         Ok(bodies)
     }
 
-    /// Reads the fragments after `f` into the cache in the background: those neither cached
-    /// nor in flight, up to `read_ahead` fragments and `READ_AHEAD_WINDOW` bytes ahead, in runs
-    /// (`run_from`) read with one ranged read each, while read-ahead permits last.
+    /// Reads into the cache in the background what players will ask for next, in this order
+    /// (`backlog.rs`: behind what clients ask for now): first the runs after `f`'s in its own rendition, up to
+    /// `read_ahead` fragments and `READ_AHEAD_WINDOW` bytes ahead, then the run at the same
+    /// time in each other rendition (`ladder`), nearest in the ladder first. Only fragments
+    /// neither cached nor in flight are read; each run with one ranged read.
     fn read_ahead(self: &Arc<Self>, f: &Fragment) {
+        if self.config.read_ahead == 0 {
+            return;
+        }
         let r = f.rendition();
-        let track = r.track();
         let end = (f.seq + 1 + self.config.read_ahead).min(r.fragments.len());
         let mut inflight = lock(&self.inflight);
-        let (mut seq, mut ahead) = (f.seq + 1, 0u64);
+        let mut wanted = Vec::new();
+        let (mut seq, mut ahead) = (r.run_of(f.seq).end, 0u64);
+        let next = seq;
         while seq < end && ahead <= READ_AHEAD_WINDOW {
-            let mut run = self.run_from(&Fragment { seq, ..f.clone() }, &inflight);
-            if run.is_empty() {
-                // Cached or in flight already: a gap; what is after it is another run.
-                seq += 1;
-                continue;
-            }
-            run.truncate(end - seq);
-            seq += run.len();
-            let first = run[0].seq;
-            let span = fmp4::span(track, r.fragments[first].start..r.fragments[seq - 1].end);
+            let run = r.run_of(seq);
+            let span = r.span(run.clone());
             ahead += span.end - span.start;
-            let Ok(permit) = self.read_ahead.clone().try_acquire_owned() else {
-                return;
+            seq = run.end;
+            let first = if run.start == next {
+                Ahead::Next
+            } else {
+                Ahead::Later
             };
-            for (k, p) in self.pending_run(run, Some(permit)) {
-                inflight.insert(k, p);
+            wanted.push((self.uncached(run, f, &inflight), first));
+        }
+        // The run after this one is what this client asks for next: if it waits, sooner.
+        if next < r.fragments.len() {
+            self.backlog.sooner(
+                &Fragment {
+                    seq: next,
+                    ..f.clone()
+                }
+                .key(),
+            );
+        }
+        if self.config.cache_bytes >= LADDER_MIN_CACHE {
+            for other in ladder(f) {
+                let run = other.rendition().run_of(other.seq);
+                wanted.push((self.uncached(run, &other, &inflight), Ahead::Later));
             }
         }
+        for (run, ahead) in wanted.into_iter().filter(|(r, _)| !r.is_empty()) {
+            let pending = self.pending_run(run, ahead);
+            if pending.is_empty() {
+                return;
+            }
+            inflight.extend(pending);
+        }
     }
+}
+
+/// The fragment of every other rendition of `f`'s presentation that holds `f`'s start time
+/// (in the same format), the nearest in bit rate first, lower before higher: where an
+/// adaptive player goes when it switches (and after a failover its measured bandwidth drops,
+/// so it goes down first). The audio comes first when it has a file of its own (every player
+/// asks for it); audio in a video file comes with that file's reads.
+fn ladder(f: &Fragment) -> Vec<Fragment> {
+    let r = f.rendition();
+    let track = r.track();
+    let t = track.start(&r.fragments[f.seq]);
+    let at = |o: &Rendition| -> Option<Fragment> {
+        let ot = o.track();
+        // The last fragment starting at or before t (times compared across timescales).
+        let seq = o.fragments.iter().rposition(|x| {
+            ot.start(x) as u128 * track.timescale as u128 <= t as u128 * ot.timescale as u128
+        })?;
+        Some(Fragment {
+            p: f.p.clone(),
+            kind: o.kind(),
+            bitrate: o.bitrate,
+            smooth: f.smooth,
+            seq,
+        })
+    };
+    let p = &f.p;
+    let mut out = Vec::new();
+    if let Some(a) = p.audio.as_ref() {
+        let own_file = p.video.iter().all(|v| v.blob != a.blob);
+        if !std::ptr::eq(a, r) && own_file {
+            out.extend(at(a));
+        }
+    }
+    let mut videos: Vec<&Rendition> = p.video.iter().filter(|v| !std::ptr::eq(*v, r)).collect();
+    videos.sort_by_key(|v| (v.bitrate.abs_diff(r.bitrate), v.bitrate > r.bitrate));
+    out.extend(videos.into_iter().filter_map(at));
+    out
+}
+
+/// Whether a run is read for a client now, or ahead: the run after the one a client is
+/// reading (`Next`, before what else waits), or any other (`Later`, in turn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ahead {
+    No,
+    Next,
+    Later,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

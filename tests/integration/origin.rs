@@ -257,3 +257,128 @@ print(`URL ${l.url(x.primary_file)}`);
     let d = duration(&hls);
     assert!((d - 6.0).abs() < 0.2, "{hls}: duration {d}");
 }
+
+/// A cold origin reads a rendition's fragments in fixed runs, each once whoever asks first and
+/// in whatever order, and reads ahead the same time of every other rendition (players switch
+/// rungs): after a crowd asks for the top rung in reverse order, the first fragment of every
+/// other rendition is already cached, and every fragment of every rendition has taken one
+/// ranged read a file (each of this clip's files fits in one run).
+#[test]
+fn a_cold_origin_reads_each_run_once_and_reads_ahead_across_the_ladder() {
+    let env = LocalUp::start();
+    let dir = env.dir.path();
+    let mezz = sample(dir, "ladder.mp4", 640, 360, 6);
+    let failover = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/failover.rhai");
+    let out = env
+        .amsplay()
+        .args(["run".as_ref(), failover.as_os_str(), mezz.as_os_str()])
+        .output()
+        .success()
+        .stdout();
+    let base = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Original Locator Path: "))
+        .unwrap()
+        .trim()
+        .trim_end_matches("/manifest")
+        .to_string();
+    let host = &base[..base[7..].find('/').unwrap() + 7];
+    // A cold origin: dc-a restarted, its caches empty.
+    env.amsplay()
+        .script(
+            dir,
+            "cold.rhai",
+            r#"let e = local_env(); e.stop("dc-a"); e.start("dc-a");"#,
+        )
+        .output()
+        .success();
+    let stats = || {
+        let (status, body) = get(&format!("{host}/health"));
+        assert_eq!(status, 200);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let n = |k: &str| v["cache"][k].as_u64().unwrap();
+        (n("reads"), n("hits"), n("misses"))
+    };
+    let (s, mpd) = get(&format!("{base}/manifest(format=mpd-time-csf)"));
+    assert_eq!(s, 200);
+    let mpd = String::from_utf8(mpd).unwrap();
+    // Every rendition's fragment URLs, the top video rung first.
+    let mut renditions: Vec<(bool, u64, Vec<String>)> = mpd
+        .split("<Representation ")
+        .skip(1)
+        .map(|rep| {
+            let bw: u64 = rep
+                .split("bandwidth=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            let video = rep.split('>').next().unwrap().contains(" width=\"");
+            let kind = if video { "video" } else { "audio" };
+            let urls = rep
+                .split("<S t=\"")
+                .skip(1)
+                .map(|t| t.split('"').next().unwrap())
+                .map(|t| {
+                    format!("{base}/QualityLevels({bw})/Fragments({kind}={t},format=mpd-time-csf)")
+                })
+                .collect();
+            (video, bw, urls)
+        })
+        .collect();
+    renditions.sort_by_key(|(video, bw, _)| (!video, std::cmp::Reverse(*bw)));
+    let videos = renditions.iter().filter(|r| r.0).count() as u64;
+    assert!(
+        videos >= 3 && renditions.len() as u64 == videos + 1,
+        "{mpd}"
+    );
+    let (reads0, _, _) = stats();
+
+    // A crowd on the top rung, in reverse order.
+    let crowd: Vec<_> = renditions[0]
+        .2
+        .iter()
+        .rev()
+        .cloned()
+        .map(|url| std::thread::spawn(move || get(&url).0))
+        .collect();
+    for c in crowd {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    // Read-ahead is done when the reads stop.
+    let mut last = stats();
+    let mut still = 0;
+    for _ in 0..100 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let now = stats();
+        still = if now.0 == last.0 { still + 1 } else { 0 };
+        last = now;
+        if still == 3 {
+            break;
+        }
+    }
+    let (_, hits1, misses1) = last;
+    for (_, bw, urls) in &renditions[1..] {
+        assert_eq!(get(&urls[0]).0, 200, "{bw}");
+    }
+    let (_, hits2, misses2) = stats();
+    assert_eq!(
+        (misses2, hits2),
+        (misses1, hits1 + renditions.len() as u64 - 1),
+        "every other rendition's first fragment was read ahead"
+    );
+    for (_, bw, urls) in &renditions {
+        for url in urls {
+            assert_eq!(get(url).0, 200, "{bw}: {url}");
+        }
+    }
+    let (reads, _, _) = stats();
+    assert!(
+        reads > reads0 && reads - reads0 <= videos,
+        "{} ranged reads for {videos} files",
+        reads - reads0
+    );
+}
