@@ -274,17 +274,29 @@ impl Origin {
             self.backlog.hurry(&key);
             return Either::Right(p.clone());
         }
+        // A run may have cached it since (a run caches before it leaves `inflight`), and so
+        // may the packaging of another track's read, at any time.
+        if let Some(b) = self.cache.fragment(&key) {
+            return Either::Left(ready(Ok(b)));
+        }
         let run = if self.config.read_ahead == 0 {
             vec![f.clone()]
         } else {
-            self.uncached(f.rendition().run_of(f.seq), f, &inflight)
+            let mut run = self.uncached(f.rendition().run_of(f.seq), f, &inflight);
+            if !run.iter().any(|x| x.seq == f.seq) {
+                let at = run.partition_point(|x| x.seq < f.seq);
+                run.insert(at, f.clone());
+            }
+            run
         };
-        let mut pending = self.pending_run(run, Ahead::No);
-        let first = pending[0].1.clone();
-        for (k, p) in pending.drain(..) {
-            inflight.insert(k, p);
-        }
-        Either::Right(first)
+        let pending = self.pending_run(run, Ahead::No);
+        let mine = pending
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, p)| p.clone())
+            .expect("the run holds the fragment asked for");
+        inflight.extend(pending);
+        Either::Right(mine)
     }
 
     /// The fragments `seqs` of `like`'s rendition (in its format) that are neither cached nor
