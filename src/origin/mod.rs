@@ -63,7 +63,7 @@ pub struct OriginConfig {
     /// Longest wait for one storage read (retries included); past it the request is a 503.
     pub storage_timeout: Duration,
     /// Fragments of a rendition read ahead of the one asked for (at most
-    /// `READ_AHEAD_WINDOW` bytes of them, a run of at most `presentation::RUN_BYTES` a read);
+    /// `READ_AHEAD_WINDOW` bytes of them, a run of at most `presentation::run_bytes` a read);
     /// 0 reads only what is asked, a fragment at a time.
     pub read_ahead: usize,
     /// Bytes of packaged fragments kept in memory (presentation indexes: a quarter of it).
@@ -208,7 +208,12 @@ impl Origin {
             let loaded = me
                 .within(
                     "index the presentation",
-                    Presentation::load(&me.storage, &container, &ism),
+                    Presentation::load(
+                        &me.storage,
+                        &container,
+                        &ism,
+                        presentation::run_bytes(me.config.cache_bytes),
+                    ),
                 )
                 .await;
             tracing::debug!(presentation = %key, ms = began.elapsed().as_secs_f64() * 1e3, ok = loaded.is_ok(), "indexed");

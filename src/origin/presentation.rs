@@ -144,7 +144,13 @@ impl Presentation {
     /// Reads the `.ism` and indexes every file it names (all at once), in two rounds of
     /// storage requests: the container's listing (every file's size) beside the `.ism`, then
     /// the head of each MP4 (`Mp4Index::load`).
-    pub async fn load(storage: &Storage, container: &str, ism: &str) -> Result<Self, OriginError> {
+    /// Runs span at most `run_bytes` (`plan_runs`).
+    pub async fn load(
+        storage: &Storage,
+        container: &str,
+        ism: &str,
+        run_bytes: u64,
+    ) -> Result<Self, OriginError> {
         let (listing, text) = futures::join!(
             storage.blobs(container),
             storage.get_prefix(container, ism, MAX_ISM + 1)
@@ -229,7 +235,7 @@ impl Presentation {
                     s.end - s.start
                 })
                 .collect();
-            r.runs = plan_runs(&sizes);
+            r.runs = plan_runs(&sizes, run_bytes);
         }
         Ok(Self {
             container: container.to_string(),
@@ -247,22 +253,30 @@ impl Presentation {
     }
 }
 
-/// Bytes one ranged read of a rendition spans at most.
+/// Bytes one ranged read of a rendition spans at most (less with a small fragment cache, so
+/// that one read never fills it: `run_bytes`).
 pub const RUN_BYTES: u64 = 8 << 20;
 
+/// The most a run spans for a fragment cache of `cache_bytes`: `RUN_BYTES`, or an eighth of a
+/// smaller cache (at least 256 KiB).
+pub fn run_bytes(cache_bytes: usize) -> u64 {
+    RUN_BYTES.min(cache_bytes as u64 / 8).max(256 << 10)
+}
+
 /// Cuts a rendition's fragments into runs of consecutive fragments, each read with one ranged
-/// read whoever asks for one of them first: as few runs as keep each within `RUN_BYTES` (a
+/// read whoever asks for one of them first: as few runs as keep each within `most` bytes (a
 /// fragment larger than that is a run of its own), cut at the fragment boundaries nearest to
 /// equal shares of the bytes.
 ///
 /// Runs are fixed when the presentation is indexed, so a crowd of players arriving in any
 /// order reads each run once, and every read is as large as it can be: storage answers a few
-/// large reads far faster than many small ones. Equal shares of more than `RUN_BYTES` are
-/// each over half of it, and so over 4 MiB: Azurite reads a range of up to 4 MiB twice (to
+/// large reads far faster than many small ones. Equal shares of more than `most` are each over
+/// half of it, and so over 4 MiB with the default `RUN_BYTES`: Azurite reads a range of up to 4 MiB twice (to
 /// give it an MD5), so there one read just over that costs a third of two just under it.
-fn plan_runs(sizes: &[u64]) -> Vec<Range<usize>> {
+fn plan_runs(sizes: &[u64], most: u64) -> Vec<Range<usize>> {
     let total: u64 = sizes.iter().sum();
-    let share = total.div_ceil(total.div_ceil(RUN_BYTES).max(1)).max(1);
+    let most = most.max(1);
+    let share = total.div_ceil(total.div_ceil(most).max(1)).max(1);
     let mut runs = Vec::new();
     let (mut first, mut bytes, mut done) = (0, 0u64, 0u64);
     for (i, &size) in sizes.iter().enumerate() {
@@ -271,7 +285,7 @@ fn plan_runs(sizes: &[u64]) -> Vec<Range<usize>> {
         let goal = (runs.len() as u64 + 1) * share;
         let before = goal.abs_diff(done);
         let after = goal.abs_diff(done + size);
-        if i > first && (bytes + size > RUN_BYTES || before < after) {
+        if i > first && (bytes + size > most || before < after) {
             runs.push(first..i);
             (first, bytes) = (i, 0);
         }
@@ -319,39 +333,48 @@ mod tests {
     fn runs_are_few_even_and_within_the_read_size() {
         // A 1080p rung: ten fragments of 1.7 MB: three runs of 5 to 7 MB, none under 4 MiB.
         let rung = [1_740_000u64; 10];
-        let runs = plan_runs(&rung);
+        let runs = plan_runs(&rung, RUN_BYTES);
         assert_eq!(runs, vec![0..3, 3..7, 7..10]);
         assert!(bytes(&rung, &runs)
             .iter()
             .all(|&b| b > 4 * MIB && b <= RUN_BYTES));
         // Just over one read: two halves, each over 4 MiB.
         let over = [910_000u64; 10];
-        let halves = bytes(&over, &plan_runs(&over));
+        let halves = bytes(&over, &plan_runs(&over, RUN_BYTES));
         assert_eq!(halves.len(), 2);
         assert!(halves.iter().all(|&b| b > 4 * MIB), "{halves:?}");
         // What fits in one read is one run; nothing is no run.
-        assert_eq!(plan_runs(&[120_000; 10]), vec![0..10]);
-        assert_eq!(plan_runs(&[]), Vec::<Range<usize>>::new());
+        assert_eq!(plan_runs(&[120_000; 10], RUN_BYTES), vec![0..10]);
+        assert_eq!(plan_runs(&[], RUN_BYTES), Vec::<Range<usize>>::new());
     }
 
     #[test]
     fn a_fragment_larger_than_a_read_is_a_run_of_its_own() {
         let sizes = [MIB, 20 * MIB, MIB, MIB];
-        let runs = plan_runs(&sizes);
+        let runs = plan_runs(&sizes, RUN_BYTES);
         assert!(runs.contains(&(1..2)), "{runs:?}");
         let covered: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
         assert_eq!(covered, vec![0, 1, 2, 3], "every fragment once, in order");
     }
 
+    #[test]
+    fn a_small_cache_reads_smaller_runs() {
+        assert_eq!(run_bytes(256 << 20), RUN_BYTES);
+        assert_eq!(run_bytes(16 << 20), 2 << 20);
+        assert_eq!(run_bytes(1 << 20), 256 << 10, "never under 256 KiB");
+        let runs = plan_runs(&[100_000; 30], run_bytes(1 << 20));
+        assert!(runs.len() >= 12, "{runs:?}");
+    }
+
     proptest::proptest! {
         #![proptest_config(crate::testing::budget())]
         #[test]
-        fn runs_cover_every_fragment_once_within_the_read_size(sizes in proptest::collection::vec(1u64..12 << 20, 0..60)) {
-            let runs = plan_runs(&sizes);
+        fn runs_cover_every_fragment_once_within_the_read_size(sizes in proptest::collection::vec(1u64..12 << 20, 0..60), most in 1u64..16 << 20) {
+            let runs = plan_runs(&sizes, most);
             let covered: Vec<usize> = runs.iter().flat_map(|r| r.clone()).collect();
             proptest::prop_assert_eq!(covered, (0..sizes.len()).collect::<Vec<_>>());
             for (r, b) in runs.iter().zip(bytes(&sizes, &runs)) {
-                proptest::prop_assert!(r.len() == 1 || b <= RUN_BYTES, "{:?}: {}", r, b);
+                proptest::prop_assert!(r.len() == 1 || b <= most, "{:?}: {}", r, b);
             }
         }
     }

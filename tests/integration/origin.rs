@@ -267,21 +267,7 @@ print(`URL ${l.url(x.primary_file)}`);
 fn a_cold_origin_reads_each_run_once_and_reads_ahead_across_the_ladder() {
     let env = LocalUp::start();
     let dir = env.dir.path();
-    let mezz = sample(dir, "ladder.mp4", 640, 360, 6);
-    let failover = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/failover.rhai");
-    let out = env
-        .amsplay()
-        .args(["run".as_ref(), failover.as_os_str(), mezz.as_os_str()])
-        .output()
-        .success()
-        .stdout();
-    let base = out
-        .lines()
-        .find_map(|l| l.strip_prefix("Original Locator Path: "))
-        .unwrap()
-        .trim()
-        .trim_end_matches("/manifest")
-        .to_string();
+    let base = crate::outages::published_at(&env, "ladder", (640, 360), 6);
     let host = &base[..base[7..].find('/').unwrap() + 7];
     // A cold origin: dc-a restarted, its caches empty.
     env.amsplay()

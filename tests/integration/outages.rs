@@ -21,7 +21,21 @@ fn number(out: &str, prefix: &str) -> f64 {
 /// Publishes a `seconds`-long clip in both datacenters with the walkthrough; returns its
 /// presentation's path, `/{locator}/{name}.ism`, the same on both origins and through any edge.
 pub(crate) fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
-    let mezz = sample(env.dir.path(), &format!("{name}.mp4"), 320, 180, seconds);
+    let url = published_at(env, name, (320, 180), seconds);
+    let path = &url[url.find("//").unwrap() + 2..];
+    path[path.find('/').unwrap()..].to_string()
+}
+
+/// Publishes a `seconds`-long clip of `size` in both datacenters with the walkthrough; returns
+/// its presentation's URL on datacenter A's origin, `http://…/{locator}/{name}.ism`.
+pub(crate) fn published_at(env: &LocalUp, name: &str, size: (u32, u32), seconds: u32) -> String {
+    let mezz = sample(
+        env.dir.path(),
+        &format!("{name}.mp4"),
+        size.0,
+        size.1,
+        seconds,
+    );
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = env
         .amsplay()
@@ -33,13 +47,10 @@ pub(crate) fn published(env: &LocalUp, name: &str, seconds: u32) -> String {
         .output()
         .success()
         .stdout();
-    let url = out
-        .lines()
+    out.lines()
         .find_map(|l| l.strip_prefix("Original Locator Path: "))
         .expect("the walkthrough prints the locator path")
-        .trim();
-    let path = &url[url.find("//").unwrap() + 2..];
-    path[path.find('/').unwrap()..]
+        .trim()
         .trim_end_matches("/manifest")
         .to_string()
 }
