@@ -47,18 +47,30 @@ pub fn return_large_blocks() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets an allocator parameter.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 << 10);
+        if libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) == 1 {
+            LARGE_BLOCKS_MAPPED.store(true, Ordering::Relaxed);
+        }
     }
 }
+
+/// The mmap threshold `return_large_blocks` fixes.
+const MMAP_THRESHOLD: usize = 128 << 10;
+
+/// Whether every block of `MMAP_THRESHOLD` or more is a mapping of its own (so advice given
+/// for one never reaches the heap the small allocations share).
+static LARGE_BLOCKS_MAPPED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 /// Asks the kernel to back the 2 MiB-aligned part of a large buffer about to be filled with
 /// huge pages (where transparent huge pages are on `madvise`, as Debian ships them): filling
 /// it then takes a page fault per 2 MiB instead of one per 4 KiB, which was about half of a
 /// cold origin's CPU (reads of several megabytes into fresh buffers). Only advice: nothing
-/// changes where the kernel cannot or will not.
+/// changes where the kernel cannot or will not. Given only in a process whose large blocks
+/// are mappings of their own (`return_large_blocks`, as `serve` sets): elsewhere the buffer
+/// may lie in the shared heap, whose small allocations the advice would reach too.
 pub fn prefer_huge_pages(buf: &mut [std::mem::MaybeUninit<u8>]) {
     #[cfg(target_os = "linux")]
-    {
+    if LARGE_BLOCKS_MAPPED.load(Ordering::Relaxed) && buf.len() >= MMAP_THRESHOLD {
         const HUGE: usize = 2 << 20;
         let start = buf.as_mut_ptr() as usize;
         let (from, to) = (

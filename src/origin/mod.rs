@@ -346,32 +346,32 @@ impl Origin {
         };
         let task_keys = keys.clone();
         let task = tokio::spawn(async move {
-            let started = match turn {
-                Some(turn) => {
-                    // The other requests woken with this one (a crowd after one indexing)
-                    // take their readers first.
-                    tokio::task::yield_now().await;
-                    me.backlog.dispatch();
-                    turn.await.is_ok()
+            // Whatever happens to this task (a panic included), its keys leave `inflight` and
+            // a read it started is counted as ended.
+            let mut guard = RunGuard {
+                origin: me.clone(),
+                keys: task_keys,
+                reading: turn.is_none(),
+            };
+            if let Some(turn) = turn {
+                // The other requests woken with this one (a crowd after one indexing) take
+                // their readers first.
+                tokio::task::yield_now().await;
+                me.backlog.dispatch();
+                if turn.await.is_err() {
+                    return Err(OriginError::storage("read-ahead stopped".to_string()));
                 }
-                None => true,
-            };
-            let r = if started {
-                let r = me.package_run(&run).await;
-                me.backlog.done();
-                r
-            } else {
-                Err(OriginError::storage("read-ahead stopped".to_string()))
-            };
+                guard.reading = true;
+            }
+            let r = me.package_run(&run).await;
             if let Ok(bodies) = &r {
-                for (k, b) in task_keys.iter().zip(bodies) {
-                    me.cache.put_fragment(k.clone(), b.clone());
+                for (k, b) in guard.keys.iter().zip(bodies) {
+                    if let Ok(b) = b {
+                        me.cache.put_fragment(k.clone(), b.clone());
+                    }
                 }
             }
-            let mut inflight = lock(&me.inflight);
-            for k in &task_keys {
-                inflight.remove(k);
-            }
+            drop(guard);
             r
         });
         let all = task
@@ -387,7 +387,7 @@ impl Origin {
             .map(|(i, k)| {
                 let one = all
                     .clone()
-                    .map(move |r| r.map(|bodies| bodies[i].clone()))
+                    .map(move |r| r.and_then(|bodies| bodies[i].clone()))
                     .boxed()
                     .shared();
                 (k, one)
@@ -399,7 +399,10 @@ impl Origin {
     /// bytes, the fragments of the file's other track that lie wholly inside them, cached
     /// (an MP4 interleaves its audio with its video: the audio of a span of video costs no
     /// read of its own, where reading it alone would read the video around it).
-    async fn package_run(self: &Arc<Self>, run: &[Fragment]) -> Result<Vec<Body>, OriginError> {
+    async fn package_run(
+        &self,
+        run: &[Fragment],
+    ) -> Result<Vec<Result<Body, OriginError>>, OriginError> {
         let Some(first) = run.first() else {
             return Ok(Vec::new());
         };
@@ -449,26 +452,22 @@ impl Origin {
             .await?;
         self.cache.count_read(end - start);
         tracing::debug!(blob = %r.blob, fragments = run.len(), bytes = end - start, ms = began.elapsed().as_secs_f64() * 1e3, "{what}");
-        // Packaging copies megabytes: on the blocking pool, so that it never holds up a
-        // worker that other reads' answers (and clients) wait on.
-        let (me, run) = (self.clone(), run.to_vec());
-        let bodies = tokio::task::spawn_blocking(move || me.package_read(&run, &data, start))
-            .await
-            .map_err(|e| OriginError::storage(format!("packaging stopped: {e}")))??;
+        let bodies = self.package_read(run, &data, start);
         tracing::debug!(blob = %r.blob, ms = began.elapsed().as_secs_f64() * 1e3, "packaged");
         Ok(bodies)
     }
 
-    /// `run`'s fragments from `data`, the file's bytes from `start` on, and the other track's
-    /// fragments that lie wholly inside them (cached).
+    /// `run`'s fragments from `data`, the file's bytes from `start` on, each packaged or not on
+    /// its own (a damaged one fails alone), and the other track's fragments that lie wholly
+    /// inside them (cached).
     fn package_read(
         &self,
         run: &[Fragment],
         data: &[u8],
         start: u64,
-    ) -> Result<Vec<Body>, OriginError> {
+    ) -> Vec<Result<Body, OriginError>> {
         let Some(first) = run.first() else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
         let (r, p) = (first.rendition(), &first.p);
         let end = start + data.len() as u64;
@@ -488,10 +487,7 @@ impl Origin {
             };
             packaged.map(Body::new).map_err(OriginError::Unpackageable)
         };
-        let bodies = run
-            .iter()
-            .map(|f| package(r, f))
-            .collect::<Result<Vec<_>, _>>()?;
+        let bodies = run.iter().map(|f| package(r, f)).collect();
         for other in others() {
             for (seq, frag) in other.fragments.iter().enumerate() {
                 let s = fmp4::span(other.track(), frag.clone());
@@ -513,7 +509,7 @@ impl Origin {
                 }
             }
         }
-        Ok(bodies)
+        bodies
     }
 
     /// Reads into the cache in the background what players will ask for next, in this order
@@ -600,10 +596,40 @@ fn ladder(f: &Fragment) -> Vec<Fragment> {
             out.extend(at(a));
         }
     }
-    let mut videos: Vec<&Rendition> = p.video.iter().filter(|v| !std::ptr::eq(*v, r)).collect();
+    // Only renditions their kind and bit rate name alone (how a fragment finds its rendition).
+    let named = |o: &Rendition| {
+        p.rendition(o.kind(), o.bitrate)
+            .is_some_and(|x| std::ptr::eq(x, o))
+    };
+    let mut videos: Vec<&Rendition> = p
+        .video
+        .iter()
+        .filter(|v| !std::ptr::eq(*v, r) && named(v))
+        .collect();
     videos.sort_by_key(|v| (v.bitrate.abs_diff(r.bitrate), v.bitrate > r.bitrate));
     out.extend(videos.into_iter().filter_map(at));
     out
+}
+
+/// A run's task's hold on the origin: when dropped, the run's fragments are no longer in
+/// flight and, if it was reading, the backlog counts one read fewer.
+struct RunGuard {
+    origin: Arc<Origin>,
+    keys: Vec<String>,
+    reading: bool,
+}
+
+impl Drop for RunGuard {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.origin.inflight);
+        for k in &self.keys {
+            inflight.remove(k);
+        }
+        drop(inflight);
+        if self.reading {
+            self.origin.backlog.done();
+        }
+    }
 }
 
 /// Whether a run is read for a client now, or ahead: the run after the one a client is
