@@ -52,7 +52,7 @@ const HEAD_BYTES: u64 = 128 << 10;
 /// The largest `moov` read (a faststart index of many hours is a few megabytes).
 const MAX_MOOV: u64 = 64 << 20;
 
-fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
+pub(super) fn format_err(blob: &str, message: impl Into<String>) -> IndexError {
     IndexError::Format {
         blob: blob.to_string(),
         message: message.into(),

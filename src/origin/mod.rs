@@ -422,14 +422,7 @@ impl Origin {
         }
         // The other track's fragments that begin in these bytes end a little after them:
         // read to their end, so that they come with this read.
-        let p = &first.p;
-        let others = || {
-            p.video
-                .iter()
-                .chain(p.audio.iter())
-                .filter(|o| o.blob == r.blob && !std::ptr::eq(*o, r))
-        };
-        for other in others() {
+        for other in first.p.in_file_of(r) {
             for frag in &other.fragments {
                 let s = fmp4::span(other.track(), frag.clone());
                 if s.start >= start && s.start < end && s.end > end {
@@ -471,12 +464,6 @@ impl Origin {
         };
         let (r, p) = (first.rendition(), &first.p);
         let end = start + data.len() as u64;
-        let others = || {
-            p.video
-                .iter()
-                .chain(p.audio.iter())
-                .filter(|o| o.blob == r.blob && !std::ptr::eq(*o, r))
-        };
         let package = |r: &Rendition, f: &Fragment| {
             let frag = r.fragments[f.seq].clone();
             let seq = f.seq as u32 + 1;
@@ -488,7 +475,7 @@ impl Origin {
             packaged.map(Body::new).map_err(OriginError::Unpackageable)
         };
         let bodies = run.iter().map(|f| package(r, f)).collect();
-        for other in others() {
+        for other in p.in_file_of(r) {
             for (seq, frag) in other.fragments.iter().enumerate() {
                 let s = fmp4::span(other.track(), frag.clone());
                 if s.start < start || s.end > end {

@@ -143,8 +143,8 @@ impl Presentation {
 
     /// Reads the `.ism` and indexes every file it names (all at once), in two rounds of
     /// storage requests: the container's listing (every file's size) beside the `.ism`, then
-    /// the head of each MP4 (`Mp4Index::load`).
-    /// Runs span at most `run_bytes` (`plan_runs`).
+    /// the head of each MP4 (`Mp4Index::load`). Each rendition's runs span at most
+    /// `run_bytes` (`plan_runs`).
     pub async fn load(
         storage: &Storage,
         container: &str,
@@ -173,10 +173,7 @@ impl Presentation {
         let loaded = futures::future::try_join_all(names.iter().map(|src| async move {
             match sizes.get(src.as_str()) {
                 Some(&size) => Mp4Index::load(storage, container, src, size).await,
-                None => Err(super::index::IndexError::Format {
-                    blob: src.to_string(),
-                    message: "no such blob".into(),
-                }),
+                None => Err(super::index::format_err(src, "no such blob")),
             }
         }))
         .await?;
@@ -244,6 +241,15 @@ impl Presentation {
         })
     }
 
+    /// The other renditions whose track is in `r`'s file (an MP4 holds its audio beside a
+    /// video track).
+    pub fn in_file_of<'a>(&'a self, r: &'a Rendition) -> impl Iterator<Item = &'a Rendition> {
+        self.video
+            .iter()
+            .chain(self.audio.iter())
+            .filter(move |o| o.blob == r.blob && !std::ptr::eq(*o, r))
+    }
+
     pub fn rendition(&self, kind: &str, bitrate: u32) -> Option<&Rendition> {
         match kind {
             "video" => self.video.iter().find(|v| v.bitrate == bitrate),
@@ -271,8 +277,9 @@ pub fn run_bytes(cache_bytes: usize) -> u64 {
 /// Runs are fixed when the presentation is indexed, so a crowd of players arriving in any
 /// order reads each run once, and every read is as large as it can be: storage answers a few
 /// large reads far faster than many small ones. Equal shares of more than `most` are each over
-/// half of it, and so over 4 MiB with the default `RUN_BYTES`: Azurite reads a range of up to 4 MiB twice (to
-/// give it an MD5), so there one read just over that costs a third of two just under it.
+/// half of it, and so over 4 MiB with the default `RUN_BYTES`: Azurite reads a range of up to
+/// 4 MiB twice (to give it an MD5), so there one read just over that costs a third of two
+/// just under it.
 fn plan_runs(sizes: &[u64], most: u64) -> Vec<Range<usize>> {
     let total: u64 = sizes.iter().sum();
     let most = most.max(1);
@@ -280,7 +287,7 @@ fn plan_runs(sizes: &[u64], most: u64) -> Vec<Range<usize>> {
     let mut runs = Vec::new();
     let (mut first, mut bytes, mut done) = (0, 0u64, 0u64);
     for (i, &size) in sizes.iter().enumerate() {
-        // Close the run before this fragment when it would go past RUN_BYTES, or when the
+        // Close the run before this fragment when it would go past `most`, or when the
         // boundary before it is nearer the next share's end than the one after it.
         let goal = (runs.len() as u64 + 1) * share;
         let before = goal.abs_diff(done);
