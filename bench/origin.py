@@ -1,8 +1,11 @@
 """Origin, front door and edge benchmark (see bench/origin). Side by side in one run: this
 checkout against the baseline revision (before the origin became its own component and the
-front door streamed), on the same 20 s 1080p encode. Both environments are up at once for the
-cold rate, their runs interleaved, so the shared machine's slow and fast minutes fall on both. Writes the "Streaming origin" section of
-docs/bench.md.
+front door streamed), on the same 20 s 1080p encode. The environments are up at once for the
+cold rate, their runs interleaved, so the shared machine's slow and fast minutes fall on all
+alike; every Azurite runs with this checkout's heap setting (the baseline's through a `node`
+shim), and a third environment of this checkout runs Azurite as the baseline started it, so
+that the setting's share of the cold rate shows apart from the origin's. Writes the "Streaming
+origin" section of docs/bench.md.
 
 Measured for both binaries: warm requests/s of one fragment from the origin and through the
 front door (wrk); peak RSS of a front door with 50 slow readers of the largest fragment; the
@@ -134,14 +137,39 @@ def start_front(binary, origins, extra=()):
     return p, url
 
 
-class Local:
-    """A local environment of one binary in its own folder."""
+# How this checkout starts Azurite's node (src/azurite.rs: its first old-generation collection
+# at 128 MiB, so that an Azurite that idled does not mark its whole heap every few MB of a burst).
+AZURITE_HEAP = "--initial-old-space-size=128"
 
-    def __init__(self, binary, work):
+
+def node_shim(work, heap):
+    """A folder holding a `node` that runs the real one with Azurite's heap setting `heap`:
+    "add" gives it (the baseline's Azurite then runs as this checkout's does, so that cold rates
+    compare origins, not storage settings), "strip" removes it (this checkout's Azurite as the
+    baseline ran it)."""
+    real = shutil.which("node")
+    shim = work / "node-shim"
+    shim.mkdir()
+    body = {"add": f'exec {real} {AZURITE_HEAP} "$@"\n',
+            "strip": 'first=1\nfor a in "$@"; do\n  [ $first = 1 ] && { set --; first=0; }\n'
+                     '  case "$a" in --initial-old-space-size=*) ;; *) set -- "$@" "$a" ;; esac\n'
+                     f'done\nexec {real} "$@"\n'}[heap]
+    (shim / "node").write_text("#!/bin/sh\n" + body)
+    (shim / "node").chmod(0o755)
+    return shim
+
+
+class Local:
+    """A local environment of one binary in its own folder; `heap` ("add" or "strip") puts a
+    `node_shim` first on its PATH."""
+
+    def __init__(self, binary, work, heap=None):
         self.binary, self.work = str(binary), work
         self.env = dict(os.environ, AMSPLAY_LOCAL_DIR=str(work / "local"), AMSPLAY_NO_PROGRESS="1",
                         RUST_LOG="warn")
         self.env.pop("AMSPLAY_ACCOUNTS", None)
+        if heap:
+            self.env["PATH"] = f"{node_shim(work, heap)}:{self.env['PATH']}"
 
     def run(self, *args):
         return sh(self.binary, *args, env=self.env, cwd=self.work)
@@ -163,11 +191,12 @@ def fragments(origin, mpd):
 
 
 class Subject:
-    """One binary's local environment, published with `rev`'s own walkthrough playbook."""
+    """One binary's local environment, published with `rev`'s own walkthrough playbook; `heap`
+    as for `Local`."""
 
-    def __init__(self, binary, label, rev, src, work):
+    def __init__(self, binary, label, rev, src, work, heap=None):
         work.mkdir()
-        self.local = local = Local(binary, work)
+        self.local = local = Local(binary, work, heap)
         self.binary, self.work = binary, work
         playbook = work / "failover.rhai"
         playbook.write_text(sh("git", "-C", str(ROOT), "show", f"{rev}:scripts/failover.rhai") if rev else
@@ -409,18 +438,24 @@ def main():
        "testsrc2=size=1920x1080:rate=30:duration=20", "-f", "lavfi", "-i",
        "sine=frequency=1000:sample_rate=48000:duration=20", "-c:v", "libx264", "-preset", "fast",
        "-crf", "18", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(src))
-    first = Subject(baseline, f"baseline {BASELINE}", BASELINE, src, work / "before")
+    this = ROOT / "target/release/amsplay"
+    subjects = []
     try:
-        second = Subject(ROOT / "target/release/amsplay", "this checkout", None, src, work / "after")
+        # Every Azurite with this checkout's heap setting; a third environment of this checkout
+        # runs Azurite without it, as the baseline's local environment did.
+        first = Subject(baseline, f"baseline {BASELINE}", BASELINE, src, work / "before", heap="add")
+        subjects.append(first)
+        second = Subject(this, "this checkout", None, src, work / "after")
+        subjects.append(second)
+        third = Subject(this, "this checkout, Azurite's default heap", None, src, work / "plain", heap="strip")
+        subjects.append(third)
+        cold_side_by_side(subjects)
     except BaseException:
-        first.local.run("local", "down")
+        for subject in subjects:
+            subject.local.run("local", "down")
         raise
-    try:
-        cold_side_by_side([first, second])
-    except BaseException:
-        first.local.run("local", "down")
-        second.local.run("local", "down")
-        raise
+    third.local.run("local", "down")
+    second.r["cold_plain_heap"], second.r["cold_plain_heap_range"] = third.r["cold"], third.r["cold_range"]
     try:
         before = measure(first, edges=False)
     except BaseException:
@@ -465,6 +500,10 @@ def write(before, after):
     row("origin, cold, MB/s (median of 9 restarts, interleaved with the baseline's)", before["cold"][1], after["cold"][1])
     lines.append(f"| origin, cold, MB/s, slowest and fastest of the 9 | {before['cold_range'][0]:,.1f}–"
                  f"{before['cold_range'][1]:,.1f} | {after['cold_range'][0]:,.1f}–{after['cold_range'][1]:,.1f} | |")
+    if "cold_plain_heap" in after:
+        plain, (lo, hi) = after["cold_plain_heap"][1], after["cold_plain_heap_range"]
+        lines.append(f"| this checkout with Azurite's node at its default heap (as the baseline started it), cold, "
+                     f"MB/s (slowest–fastest) | | {plain:,.1f} ({lo:,.1f}–{hi:,.1f}) | {plain / before['cold'][1]:.2f}× |")
     row("Azurite alone, ranged reads of 512 KiB, 8 at a time, MB/s", before["azurite"][1], after["azurite"][1])
     row("Azurite alone, ranged reads of 8 MiB, 8 at a time, MB/s", before["azurite_large"][1], after["azurite_large"][1])
     if "cold_direct" in after:
@@ -493,6 +532,13 @@ def write(before, after):
                   "whole file where a run leaves little of it, reads ahead its own rendition and the same time of "
                   "every other one, behind the clients' reads, packages the file's other track from the same "
                   "bytes, and tags bodies with XXH3 rather than MD5."]
+        if "cold_plain_heap" in after:
+            lines.append(f"- Every Azurite in these cold runs started node with `{AZURITE_HEAP}`, as this checkout's "
+                         "local environment does (src/azurite.rs; the baseline's through a `node` shim), so the "
+                         "ratio compares origins on the same storage. Without it, an Azurite that idled a few "
+                         "seconds has its heap shrunk to about its live size, and a burst of reads then costs "
+                         "it a full mark-compact every few MB: this checkout's origin on such an Azurite reached "
+                         f"{after['cold_plain_heap'][1]:,.1f} MB/s in the same rounds.")
         if "cold_direct" in after:
             cost = 1 - after['cold'][1] / after['cold_direct'][1]
             lines.append(f"- The local environment puts a fault point (a TCP proxy for outage drills) between each "

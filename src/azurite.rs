@@ -159,6 +159,16 @@ impl Drop for Azurite {
     }
 }
 
+/// Node's first old-generation collection waits until the heap reaches 128 MiB. Without it,
+/// once Azurite has idled a few seconds V8's memory reducer shrinks its heap to about its live
+/// size (47 MB), and under load every few MB promoted from the young generation (the objects
+/// of requests in flight) then costs a full mark-compact of that heap: a cold origin's burst
+/// of reads cost Azurite 2.5–3× the CPU (over half of it marking), on the same two cores as
+/// everything else. With it the burst costs what it does on a fresh Azurite (its RSS stayed
+/// near 160 MB). `bench/origin` runs the baseline's Azurite with it too, and this checkout's
+/// once without it (docs/bench.md).
+const NODE_HEAP: &str = "--initial-old-space-size=128";
+
 /// Spawns the process and waits until it listens; returns it and its port.
 async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
     let main = locate()?;
@@ -173,7 +183,8 @@ async fn launch(spec: &AzuriteSpec) -> Result<(Child, u16), AzuriteError> {
         .collect::<Vec<_>>()
         .join(";");
     let mut cmd = Command::new("node");
-    cmd.arg(&main)
+    cmd.arg(NODE_HEAP)
+        .arg(&main)
         .args(["--blobHost", "127.0.0.1", "--blobPort"])
         .arg(spec.port.to_string())
         .args([
