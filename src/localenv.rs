@@ -856,8 +856,11 @@ impl LocalEnv {
         self.fail(name, DatacenterFaults::default()).await
     }
 
-    /// Takes a whole datacenter down, as an outage would: its storage path and its origin
-    /// refuse connections, and its emulator (API and origin) stops.
+    /// Takes a whole datacenter down: its emulator (API and origin) stops, then its storage
+    /// path and its origin refuse connections. The emulator stops gracefully while its paths
+    /// are still open: it takes no new connection and finishes the answers under way, so an
+    /// edge that cannot resume a body part-sent (nginx) never passes a broken one on; cutting
+    /// the paths first cut those answers in the middle (a player's failed request).
     pub async fn stop_datacenter(&self, name: &str) -> Result<(), LocalEnvError> {
         let state = self.running_state()?;
         let m = state
@@ -865,14 +868,13 @@ impl LocalEnv {
             .iter()
             .find(|m| m.datacenter == name)
             .ok_or_else(|| unknown_datacenter(name))?;
+        m.process.stop().await;
         let down = DatacenterFaults {
             storage: Mode::Down,
             origin: Mode::Down,
             ..Default::default()
         };
-        self.fail(name, down).await?;
-        m.process.stop().await;
-        Ok(())
+        self.fail(name, down).await
     }
 
     /// Brings a stopped datacenter back: its emulator on the same port and data, then its

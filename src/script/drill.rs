@@ -222,7 +222,8 @@ mod api {
     }
 
     /// Takes a whole datacenter down, as an outage would: its emulator (API and streaming
-    /// origin) stops, and its paths to storage and to its origin refuse connections.
+    /// origin) stops, finishing the answers under way, then its paths to storage and to its
+    /// origin refuse connections.
     /// Example: local_env().stop("dc-a");
     #[rhai_fn(pure, return_raw)]
     pub fn stop(env: &mut LocalEnv, datacenter: &str) -> RhaiResult<()> {

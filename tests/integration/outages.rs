@@ -402,3 +402,60 @@ fn a_body_cut_in_the_middle_is_finished_by_the_other_datacenter() {
     let log = std::fs::read_to_string(env.dir.path().join("local/front.log")).unwrap();
     assert!(log.contains("body resumed on the next origin"), "{log}");
 }
+
+/// A datacenter stopped while one of its answers is under way finishes that answer before it
+/// goes (its emulator stops gracefully while its paths are still open; only then are they
+/// cut), so that an edge that cannot resume a body, nginx, passes no broken one to a player.
+#[test]
+fn a_datacenter_stopped_mid_answer_finishes_it_first() {
+    let env = LocalUp::start();
+    let url = published_at(&env, "inflight", (320, 180), 2);
+    let v = env.status();
+    let origin = |i: usize| v["datacenters"][i]["origin"].as_str().unwrap().to_string();
+    let path = &url[url[7..].find('/').unwrap() + 7..];
+    let fragment = first_segment(&origin(1), &format!("{path}/manifest(format=m3u8-aapl)"));
+    let (status, _, whole) = send("GET", &format!("{}{fragment}", origin(1)), "");
+    assert_eq!(status, 200);
+    // A's origin cold, behind slow storage: an answer there takes a while.
+    let dir = env.dir.path();
+    let script = |name: &str, text: &str| env.amsplay().script(dir, name, text).output().success();
+    script(
+        "cold.rhai",
+        r#"let e = local_env(); e.stop("dc-a"); e.start("dc-a");"#,
+    );
+    env.amsplay()
+        .args([
+            "local",
+            "fail",
+            "dc-a",
+            "--storage",
+            "slow",
+            "--latency-ms",
+            "700",
+        ])
+        .output()
+        .success();
+    let a = origin(0);
+    let asked = format!("{a}{fragment}");
+    let asking = std::thread::spawn(move || {
+        let began = std::time::Instant::now();
+        (send("GET", &asked, ""), began.elapsed())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    script("stop.rhai", r#"local_env().stop("dc-a");"#);
+    let ((status, head, body), took) = asking
+        .join()
+        .expect("the answer under way arrived (A's paths were cut under it)");
+    assert!(
+        took >= std::time::Duration::from_millis(700),
+        "the answer was under way when the stop began: {took:?}"
+    );
+    assert_eq!(status, 200, "{head}");
+    assert!(body == whole, "the whole answer, A's bytes as B's");
+    // And then the datacenter is down.
+    let addr = a.trim_start_matches("http://").trim_end_matches('/');
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "A's origin still takes connections"
+    );
+}
