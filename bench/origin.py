@@ -152,7 +152,7 @@ def node_shim(work, heap):
     shim.mkdir()
     body = {"add": f'exec {real} {AZURITE_HEAP} "$@"\n',
             "strip": 'first=1\nfor a in "$@"; do\n  [ $first = 1 ] && { set --; first=0; }\n'
-                     '  case "$a" in --initial-old-space-size=*) ;; *) set -- "$@" "$a" ;; esac\n'
+                     f'  case "$a" in {AZURITE_HEAP.split("=")[0]}=*) ;; *) set -- "$@" "$a" ;; esac\n'
                      f'done\nexec {real} "$@"\n'}[heap]
     (shim / "node").write_text("#!/bin/sh\n" + body)
     (shim / "node").chmod(0o755)

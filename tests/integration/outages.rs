@@ -409,10 +409,9 @@ fn a_body_cut_in_the_middle_is_finished_by_the_other_datacenter() {
 #[test]
 fn a_datacenter_stopped_mid_answer_finishes_it_first() {
     let env = LocalUp::start();
-    let url = published_at(&env, "inflight", (320, 180), 2);
+    let path = published(&env, "inflight", 2);
     let v = env.status();
     let origin = |i: usize| v["datacenters"][i]["origin"].as_str().unwrap().to_string();
-    let path = &url[url[7..].find('/').unwrap() + 7..];
     let fragment = first_segment(&origin(1), &format!("{path}/manifest(format=m3u8-aapl)"));
     let (status, _, whole) = send("GET", &format!("{}{fragment}", origin(1)), "");
     assert_eq!(status, 200);
